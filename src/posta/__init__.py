@@ -1,0 +1,1 @@
+"""Posta: the mail module of the CRM."""

@@ -1,0 +1,168 @@
+"""Django settings for Posta, all from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+from posta.core import config
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = config.data_dir()
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+SECRET_KEY = config.secret_key()
+DEBUG = _flag("POSTA_DEBUG")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("POSTA_ALLOWED_HOSTS", "*").split(",")]
+CSRF_TRUSTED_ORIGINS = [
+    o.strip() for o in os.environ.get("POSTA_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_prose_editor",
+    "huey.contrib.djhuey",
+    "posta.core",
+    "posta.users",
+    "posta.accounts",
+    "posta.mail",
+    "posta.sync",
+    "posta.delivery",
+    "posta.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "posta.web.middleware.UserLanguageMiddleware",
+    "posta.web.middleware.SetupMiddleware",
+    "posta.web.middleware.PostaErrorMiddleware",
+]
+
+ROOT_URLCONF = "posta.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+ASGI_APPLICATION = "posta.asgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("POSTA_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'posta.sqlite3'}",
+        conn_max_age=int(os.environ.get("POSTA_DB_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web, worker and sync processes read while one writes; IMMEDIATE
+    # transactions take the write lock up front so two writers queue, not deadlock.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "users.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("it", _("Italiano"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = os.environ.get("POSTA_TIME_ZONE", "Europe/Rome")
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "blobs")},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "SAMEORIGIN"
+
+# Secrets at rest (posta.core.crypto): newest key first.
+POSTA_ENCRYPTION_KEYS = config.encryption_keys()
+# Hosts (names or CIDR ranges) users may connect to although they are private or
+# loopback: on-premise mail servers. Administrators add more in the settings page.
+POSTA_ALLOWED_MAIL_HOSTS = [
+    h.strip() for h in os.environ.get("POSTA_ALLOWED_MAIL_HOSTS", "").split(",") if h.strip()
+]
+# Seconds a connection test or sync connection waits for a server.
+POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
+# A callable that tests an account's servers; the web layer never imports network code.
+POSTA_CONNECTION_PROBE = "posta.sync.probe.probe_account"
+# CA bundle to trust in addition to the system's (tests, on-premise private CAs).
+POSTA_EXTRA_CA_FILE = os.environ.get("POSTA_EXTRA_CA_FILE", "")
+
+REDIS_URL = os.environ.get("POSTA_REDIS_URL", "")
+HUEY: dict[str, Any] = {
+    "name": "posta",
+    "immediate": False,
+    "consumer": {"workers": int(os.environ.get("POSTA_WORKERS", "2")), "worker_type": "thread"},
+}
+if REDIS_URL:
+    HUEY.update({"huey_class": "huey.RedisHuey", "url": REDIS_URL})
+else:
+    HUEY.update(
+        {"huey_class": "huey.SqliteHuey", "filename": str(DATA_DIR / "queue.sqlite3")}
+    )
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("POSTA_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,70 @@
+"""Request plumbing: the user's language, first-run setup, and PostaError rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
+
+from posta.core.errors import PostaError
+
+GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
+class UserLanguageMiddleware:
+    """A user's chosen language wins over the browser's Accept-Language."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user and user.is_authenticated else ""
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        return self.get_response(request)
+
+
+class SetupMiddleware:
+    """Until an administrator exists, every page leads to the setup page."""
+
+    _ready = False
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not SetupMiddleware._ready:
+            from posta.users.models import User
+
+            SetupMiddleware._ready = User.objects.filter(is_superuser=True).exists()
+            setup_url = reverse("setup")
+            if not SetupMiddleware._ready and not (
+                request.path == setup_url or request.path.startswith("/static/")
+            ):
+                return redirect(setup_url)
+        return self.get_response(request)
+
+
+class PostaErrorMiddleware:
+    """Renders a PostaError raised by a view: JSON for the API, a partial for htmx."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if not isinstance(exc, PostaError):
+            return None
+        if request.path.startswith("/api/"):
+            return JsonResponse(
+                {"error": exc.code, "message": str(exc.message)}, status=exc.status
+            )
+        template = "web/error_partial.html" if request.headers.get("HX-Request") else "web/error.html"
+        return render(request, template, {"error": exc}, status=exc.status)
