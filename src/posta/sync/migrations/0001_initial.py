@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0003_user_roles'),
+        ('accounts', '0002_initial'),
     ]
 
     operations = [
