@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.utils.translation import gettext_lazy as _
 
 from posta.core import config
+
+# Lets ModelForm[Account] and friends be written with their type parameters.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = config.data_dir()

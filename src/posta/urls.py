@@ -3,3 +3,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("posta.web.urls")),
 ]
+
+urlpatterns += [path("i18n/", include("django.conf.urls.i18n"))]

@@ -128,6 +128,10 @@ class Account(models.Model):
     smtp_password_secret = models.TextField(blank=True)
     smtp_auth = models.BooleanField(_("requires authentication"), default=True)
 
+    # Roles the user mapped by hand on the Folders tab: {role: raw folder name, or ""
+    # for "no folder"}. Detection never overrides these.
+    user_roles = models.JSONField(default=dict, blank=True)
+
     signature_kind = models.CharField(
         _("signature"), max_length=10, choices=Signature.choices, default=Signature.NONE
     )

@@ -1,8 +1,60 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from posta.web import views
+from posta.web import account_views, admin_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("setup/", views.setup, name="setup"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="web/password.html", success_url="/password/done/"
+        ),
+        name="password_change",
+    ),
+    path(
+        "password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="web/password_done.html"),
+        name="password_change_done",
+    ),
+    path("settings/profile/", views.profile, name="profile"),
+    path("settings/layout/", views.layout, name="layout"),
+    path("settings/accounts/", account_views.account_list, name="accounts"),
+    path("settings/accounts/new/", account_views.account_new, name="account_new"),
+    path("settings/accounts/<int:account_id>/", account_views.account_edit, name="account_edit"),
+    path(
+        "settings/accounts/<int:account_id>/folders/",
+        account_views.account_folders,
+        name="account_folders",
+    ),
+    path(
+        "settings/accounts/<int:account_id>/delete/",
+        account_views.account_delete,
+        name="account_delete",
+    ),
+    path(
+        "settings/accounts/<int:account_id>/main/",
+        account_views.account_make_main,
+        name="account_make_main",
+    ),
+    path("manage/users/", admin_views.user_list, name="admin_users"),
+    path("manage/users/new/", admin_views.user_new, name="admin_user_new"),
+    path("manage/users/<int:user_id>/", admin_views.user_edit, name="admin_user_edit"),
+    path("manage/servers/", admin_views.server_list, name="admin_servers"),
+    path("manage/servers/new/", admin_views.server_edit, name="admin_server_new"),
+    path("manage/servers/<int:server_id>/", admin_views.server_edit, name="admin_server_edit"),
+    path(
+        "manage/servers/<int:server_id>/delete/",
+        admin_views.server_delete,
+        name="admin_server_delete",
+    ),
+    path("manage/company/", admin_views.company, name="admin_company"),
+    path("manage/company/preview/", admin_views.signature_preview, name="admin_signature_preview"),
 ]

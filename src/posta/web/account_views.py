@@ -1,0 +1,174 @@
+"""The mail settings: Account and Folders tabs of each account."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from posta.accounts.models import Account, MailServer
+from posta.accounts.presets import PRESETS
+from posta.accounts.services import (
+    access_account,
+    account_error_message,
+    accounts_of,
+    check_save_account,
+    do_delete_account,
+    do_make_main,
+    do_set_folder_roles,
+    missing_roles,
+)
+from posta.core.crypto import unseal
+from posta.core.errors import PostaError
+from posta.web.forms import AccountForm, FolderRolesForm
+from posta.web.utils import current_user
+
+
+def _presets() -> dict[str, dict[str, object]]:
+    """Servers of every account type, for the form's script to fill in."""
+    data: dict[str, dict[str, object]] = {
+        code: {
+            "imap_host": p.imap_host, "imap_port": p.imap_port, "imap_security": p.imap_security,
+            "smtp_host": p.smtp_host, "smtp_port": p.smtp_port, "smtp_security": p.smtp_security,
+            "smtp_auth": True, "oauth2": p.oauth2, "notices": [str(n) for n in p.notices],
+        }
+        for code, p in PRESETS.items()
+    }
+    for s in MailServer.objects.all():
+        data[f"server:{s.pk}"] = {
+            "imap_host": s.imap_host, "imap_port": s.imap_port, "imap_security": s.imap_security,
+            "smtp_host": s.smtp_host, "smtp_port": s.smtp_port, "smtp_security": s.smtp_security,
+            "smtp_auth": s.smtp_auth, "oauth2": False, "notices": [],
+        }
+    return data
+
+
+FIELD_GROUPS = [
+    ("account", ["account_type", "username", "auth_method", "email", "password",
+                 "description", "is_main", "is_shared_sender"]),
+    ("imap", ["imap_host", "imap_port", "imap_security", "imap_domain"]),
+    ("smtp", ["smtp_custom", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
+              "smtp_password", "smtp_auth"]),
+    ("signature", ["signature_kind", "signature_html"]),
+    ("save_anyway", ["save_anyway"]),
+]
+
+
+@login_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    rows = [
+        {"account": a, "error": account_error_message(a), "missing_roles": missing_roles(a)}
+        for a in accounts_of(user)
+    ]
+    return render(request, "web/accounts.html", {"rows": rows})
+
+
+def _save(request: HttpRequest, form: AccountForm, account: Account | None) -> HttpResponse:
+    user = current_user(request)
+    stored = account or Account()
+    try:
+        outcome = check_save_account(
+            user,
+            form.instance,
+            password=form.cleaned_data["password"] or None,
+            smtp_password=form.cleaned_data["smtp_password"] or None,
+            make_main=form.cleaned_data["is_main"],
+            shared_sender=bool(form.cleaned_data.get("is_shared_sender")),
+            save_anyway=form.cleaned_data["save_anyway"],
+            current_password=unseal(stored.password_secret) if account else "",
+            current_smtp_password=unseal(stored.smtp_password_secret) if account else "",
+        )
+    except PostaError as error:
+        form.add_error(error.field, str(error.message))
+        return _render_form(request, form, account)
+    if not outcome.saved:
+        for text in outcome.errors:
+            form.add_error(None, text)
+        return _render_form(request, form, account, offer_save_anyway=True)
+    if outcome.errors:
+        messages.warning(request, _("Account saved, but it does not work yet."))
+    else:
+        messages.success(request, _("Account saved and connected."))
+    return redirect("account_folders", account_id=outcome.account.pk)
+
+
+def _render_form(
+    request: HttpRequest,
+    form: AccountForm,
+    account: Account | None,
+    *,
+    offer_save_anyway: bool = False,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "account": account,
+        "tab": "account",
+        "presets": _presets(),
+        **{f"{group}_fields": [form[name] for name in names] for group, names in FIELD_GROUPS},
+        "offer_save_anyway": offer_save_anyway,
+        "error": account_error_message(account) if account else "",
+    }
+    return render(request, "web/account_form.html", context)
+
+
+@login_required
+def account_new(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    form = AccountForm(request.POST or None, user=user, instance=Account(user=user))
+    if request.method == "POST" and form.is_valid():
+        return _save(request, form, None)
+    return _render_form(request, form, None)
+
+
+@login_required
+def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
+    user = current_user(request)
+    account = access_account(user, account_id)
+    form = AccountForm(request.POST or None, user=user, instance=account)
+    if request.method == "POST" and form.is_valid():
+        return _save(request, form, account_from_db(account))
+    return _render_form(request, form, account)
+
+
+def account_from_db(account: Account) -> Account:
+    """The stored row, unaffected by the form's changes to the instance."""
+    return Account.objects.get(pk=account.pk)
+
+
+@login_required
+@require_POST
+def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = access_account(current_user(request), account_id)
+    do_delete_account(account)
+    messages.success(request, _("Account deleted."))
+    return redirect("accounts")
+
+
+@login_required
+@require_POST
+def account_make_main(request: HttpRequest, account_id: int) -> HttpResponse:
+    do_make_main(access_account(current_user(request), account_id))
+    return redirect("accounts")
+
+
+@login_required
+def account_folders(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = access_account(current_user(request), account_id)
+    form = FolderRolesForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        do_set_folder_roles(account, form.mapping())
+        messages.success(request, _("Folder roles saved."))
+        return redirect("account_folders", account_id=account.pk)
+    context = {
+        "account": account,
+        "form": form,
+        "tab": "folders",
+        "folders": account.folders.all(),
+        "missing_roles": missing_roles(account),
+        "error": account_error_message(account),
+    }
+    return render(request, "web/account_folders.html", context)

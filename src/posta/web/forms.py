@@ -1,0 +1,228 @@
+"""Forms of the settings pages. Validation of shape only; rules live in services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
+from django_prose_editor.fields import ProseEditorFormField
+
+from posta.accounts.models import Account, CompanySettings, Folder, MailServer
+from posta.accounts.presets import CUSTOM, PRESETS
+from posta.accounts.signatures import unknown_fields
+from posta.users.models import User
+
+RICH_TEXT_EXTENSIONS: dict[str, Any] = {
+    "Bold": True,
+    "Italic": True,
+    "Underline": True,
+    "Strike": True,
+    "Link": {"enableTarget": True},
+    "BulletList": True,
+    "ListItem": True,
+    "OrderedList": True,
+    "HorizontalRule": True,
+    "HardBreak": True,
+    "Heading": {"levels": [2, 3]},
+    "TextAlign": True,
+    "TextStyle": True,
+    "History": True,
+}
+
+
+def rich_text_field(label: str | Any, **kwargs: Any) -> ProseEditorFormField:
+    """A rich-text field whose HTML is sanitized (nh3) to what the editor can make."""
+    return ProseEditorFormField(
+        label=label, required=False, config={"extensions": RICH_TEXT_EXTENSIONS}, sanitize=True,
+        **kwargs,
+    )
+
+
+def account_type_choices() -> list[tuple[str, str]]:
+    choices = [(code, str(p.label)) for code, p in PRESETS.items()]
+    choices += [(f"server:{s.pk}", s.name) for s in MailServer.objects.all()]
+    choices.append((CUSTOM, str(_("Custom"))))
+    return choices
+
+
+class AccountForm(forms.ModelForm[Account]):
+    account_type = forms.ChoiceField(label=_("Account type"))
+    password = forms.CharField(
+        label=_("Password"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    smtp_password = forms.CharField(
+        label=_("SMTP password"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Leave empty to use the IMAP password."),
+    )
+    signature_html = rich_text_field(_("Custom signature"))
+    save_anyway = forms.BooleanField(
+        label=_("Save even though the test failed"), required=False
+    )
+
+    class Meta:
+        model = Account
+        fields = [
+            "username", "auth_method", "email", "description", "is_main", "is_shared_sender",
+            "imap_host", "imap_port", "imap_security", "imap_domain",
+            "smtp_custom", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
+            "smtp_auth", "signature_kind", "signature_html",
+        ]
+        labels = {"smtp_custom": _("Custom SMTP server")}
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["account_type"].choices = account_type_choices()
+        account = self.instance
+        if account.pk:
+            self.fields["account_type"].initial = (
+                f"server:{account.server_id}" if account.preset == "server" else account.preset
+            )
+            self.fields["password"].help_text = _("Leave empty to keep the stored password.")
+        else:
+            self.fields["account_type"].initial = CUSTOM
+        for name in ("email", "description"):
+            self.fields[name].required = False
+            self.fields[name].help_text = _("When left empty, the user name is used.")
+        self.fields["imap_host"].required = False
+        if not user.is_administrator:
+            self.fields["is_shared_sender"].disabled = True
+            self.fields["is_shared_sender"].help_text = _(
+                "Only an administrator can share a sender."
+            )
+
+    def clean_account_type(self) -> str:
+        value: str = self.cleaned_data["account_type"]
+        if value.startswith("server:"):
+            try:
+                server = MailServer.objects.get(pk=int(value.split(":", 1)[1]))
+            except (ValueError, MailServer.DoesNotExist) as exc:
+                raise forms.ValidationError(_("Choose an account type from the list.")) from exc
+            self.instance.server = server
+            self.instance.preset = "server"
+        else:
+            self.instance.preset = value
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("auth_method") == Account.AuthMethod.OAUTH2:
+            self.add_error(
+                "auth_method",
+                _("OAuth2 sign-in is not available yet: choose Password and use an app password."),
+            )
+        if data.get("account_type") == CUSTOM and not data.get("imap_host"):
+            self.add_error("imap_host", _("Enter the IMAP server."))
+        if not self.instance.pk and not data.get("password"):
+            self.add_error("password", _("Enter the password."))
+        return data
+
+
+class FolderRolesForm(forms.Form):
+    def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        folders = list(Folder.objects.filter(account=account, selectable=True))
+        choices = [("", _("(none)"))] + [(str(f.pk), f.display_name) for f in folders]
+        current = {f.role: str(f.pk) for f in folders if f.role}
+        for role, label in Folder.Role.choices:
+            self.fields[role] = forms.ChoiceField(
+                label=label, choices=choices, required=False, initial=current.get(role, "")
+            )
+
+    def mapping(self) -> dict[str, int | None]:
+        return {
+            role: int(value) if value else None for role, value in self.cleaned_data.items()
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        chosen = [v for v in data.values() if v]
+        if len(chosen) != len(set(chosen)):
+            raise forms.ValidationError(_("A folder can have only one role."))
+        return data
+
+
+class LayoutForm(forms.ModelForm[User]):
+    class Meta:
+        model = User
+        fields = ["show_preview", "thread_view", "merge_folders"]
+
+
+class ProfileForm(forms.ModelForm[User]):
+    class Meta:
+        model = User
+        fields = [
+            "first_name", "last_name", "email", "role", "title", "department",
+            "phone_work", "phone_mobile", "language", "time_zone",
+        ]
+
+
+class AdminUserCreateForm(UserCreationForm[User]):
+    class Meta:
+        model = User
+        fields = ("username", "first_name", "last_name", "email", "role", "title", "is_staff")
+        labels = {"is_staff": _("Administrator")}
+
+
+class AdminUserEditForm(forms.ModelForm[User]):
+    class Meta:
+        model = User
+        fields = [
+            "first_name", "last_name", "email", "role", "title", "department",
+            "phone_work", "phone_mobile", "is_staff", "is_active",
+        ]
+        labels = {"is_staff": _("Administrator")}
+
+
+class SetupForm(UserCreationForm[User]):
+    company_name = forms.CharField(label=_("Company name"), required=False, max_length=200)
+
+    class Meta:
+        model = User
+        fields = ("username", "first_name", "last_name", "email")
+
+
+class MailServerForm(forms.ModelForm[MailServer]):
+    class Meta:
+        model = MailServer
+        fields = [
+            "name", "imap_host", "imap_port", "imap_security",
+            "smtp_host", "smtp_port", "smtp_security", "smtp_auth",
+        ]
+
+
+class CompanySettingsForm(forms.ModelForm[CompanySettings]):
+    company_signature = rich_text_field(_("Company signature"))
+
+    class Meta:
+        model = CompanySettings
+        fields = ["company_name", "company_signature", "allowed_mail_hosts", "max_attachment_mb"]
+
+    def clean_company_signature(self) -> str:
+        value: str = self.cleaned_data["company_signature"] or ""
+        unknown = unknown_fields(value)
+        if unknown:
+            raise forms.ValidationError(
+                _("Unknown merge fields: %(fields)s"),
+                params={"fields": ", ".join(f"$Users||{name}$" for name in unknown)},
+            )
+        return value
+
+    def clean_allowed_mail_hosts(self) -> str:
+        import ipaddress
+
+        value: str = self.cleaned_data["allowed_mail_hosts"]
+        for line in value.splitlines():
+            entry = line.strip()
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise forms.ValidationError(
+                        _("%(entry)s is not a valid network."), params={"entry": entry}
+                    ) from exc
+        return value

@@ -1,0 +1,64 @@
+// Account tab: an account type fills its servers and shows them read-only; Custom
+// makes them editable. SMTP fields follow the type unless "Custom SMTP" is ticked.
+(function () {
+  "use strict";
+  const form = document.getElementById("account-form");
+  if (!form) return;
+  const presets = JSON.parse(document.getElementById("presets-data").textContent);
+  const type = form.elements["account_type"];
+  const smtpCustom = form.elements["smtp_custom"];
+  const auth = form.elements["auth_method"];
+  const imapFields = ["imap_host", "imap_port", "imap_security"];
+  const smtpFields = ["smtp_host", "smtp_port", "smtp_security", "smtp_auth"];
+
+  function setLocked(names, locked) {
+    for (const name of names) {
+      const el = form.elements[name];
+      if (!el) continue;
+      // readonly keeps the value posted; selects and checkboxes have no readonly.
+      if (el.tagName === "SELECT" || el.type === "checkbox") {
+        el.classList.toggle("locked", locked);
+        el.setAttribute("aria-readonly", locked ? "true" : "false");
+      } else {
+        el.readOnly = locked;
+      }
+    }
+  }
+
+  function fill(preset, names) {
+    for (const name of names) {
+      const el = form.elements[name];
+      if (!el || !(name in preset)) continue;
+      if (el.type === "checkbox") el.checked = Boolean(preset[name]); else el.value = preset[name];
+    }
+  }
+
+  function update() {
+    const preset = presets[type.value];
+    const custom = !preset;
+    if (preset) fill(preset, imapFields);
+    setLocked(imapFields, !custom);
+    const smtpOwn = custom || (smtpCustom && smtpCustom.checked);
+    if (preset && !smtpOwn) fill(preset, smtpFields);
+    setLocked(smtpFields, !smtpOwn);
+    if (smtpCustom) smtpCustom.closest(".field").hidden = custom;
+    const notices = document.getElementById("preset-notices");
+    notices.replaceChildren(...((preset && preset.notices) || []).map((text) => {
+      const p = document.createElement("p");
+      p.className = "notice";
+      p.textContent = text;
+      return p;
+    }));
+    const oauthOption = auth && auth.querySelector('option[value="oauth2"]');
+    if (oauthOption) oauthOption.disabled = !(preset && preset.oauth2);
+    document.getElementById("oauth-notice").hidden = !(auth && auth.value === "oauth2");
+  }
+
+  // Locked selects and checkboxes ignore changes made by the user.
+  form.addEventListener("mousedown", (e) => { if (e.target.classList && e.target.classList.contains("locked")) e.preventDefault(); });
+  form.addEventListener("keydown", (e) => { if (e.target.classList && e.target.classList.contains("locked") && e.key !== "Tab") e.preventDefault(); });
+  type.addEventListener("change", update);
+  if (smtpCustom) smtpCustom.addEventListener("change", update);
+  if (auth) auth.addEventListener("change", update);
+  update();
+})();
