@@ -44,6 +44,13 @@ class Thread(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_threads"
     )
     subject = models.CharField(max_length=500, blank=True)  # base subject (RFC 5256 §2.1)
+    # The root Message-ID of the conversation (first of References, else
+    # In-Reply-To, else the message's own id): replies that arrive before their
+    # parent (the first sync goes newest first) still meet in one thread.
+    key = models.CharField(max_length=998, blank=True)
+    # sha256 of base subject + participants, for mail without any references
+    # (posta.sync.threads); empty when the thread was started by references.
+    subject_key = models.CharField(max_length=64, blank=True)
     # Gmail's X-GM-THRID, when the server offers it: the provider's own grouping wins.
     gm_thrid = models.BigIntegerField(null=True, blank=True)
     last_date = models.DateTimeField()
@@ -54,6 +61,8 @@ class Thread(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["user", "-last_date"], name="thread_user_last"),
             models.Index(fields=["user", "gm_thrid"], name="thread_user_gmthrid"),
+            models.Index(fields=["user", "key"], name="thread_user_key"),
+            models.Index(fields=["user", "subject_key"], name="thread_user_subject"),
         ]
 
     def __str__(self) -> str:
