@@ -1,9 +1,11 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from posta.web import account_views, admin_views, views
 
 urlpatterns = [
+    path("mail/", include("posta.web.mail_urls")),
+    path("compose/", include("posta.web.compose_urls")),
     path("", views.home, name="home"),
     path("setup/", views.setup, name="setup"),
     path(
