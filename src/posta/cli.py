@@ -1,10 +1,10 @@
 """The `posta` command.
 
-    posta run       web + worker + sync together, on the embedded defaults
-    posta web       the web application (ASGI, uvicorn)
-    posta worker    the job worker (Huey)
-    posta sync      the sync service
-    posta <cmd>     any Django management command (migrate, createsuperuser, ...)
+posta run       web + worker + sync together, on the embedded defaults
+posta web       the web application (ASGI, uvicorn)
+posta worker    the job worker (Huey)
+posta sync      the sync service
+posta <cmd>     any Django management command (migrate, createsuperuser, ...)
 """
 
 from __future__ import annotations

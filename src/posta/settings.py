@@ -159,9 +159,7 @@ HUEY: dict[str, Any] = {
 if REDIS_URL:
     HUEY.update({"huey_class": "huey.RedisHuey", "url": REDIS_URL})
 else:
-    HUEY.update(
-        {"huey_class": "huey.SqliteHuey", "filename": str(DATA_DIR / "queue.sqlite3")}
-    )
+    HUEY.update({"huey_class": "huey.SqliteHuey", "filename": str(DATA_DIR / "queue.sqlite3")})
 
 LOGGING: dict[str, Any] = {
     "version": 1,

@@ -11,8 +11,14 @@ pytestmark = pytest.mark.django_db
 
 def test_merge_fields_render_for_the_user_and_escape_values() -> None:
     user = User.objects.create_user(
-        "mrossi", "mario@example.test", "pw-12345678", first_name="Mario",
-        last_name="Rossi <b>", role="Vendite", phone_work="+39 02 123")
+        "mrossi",
+        "mario@example.test",
+        "pw-12345678",
+        first_name="Mario",
+        last_name="Rossi <b>",
+        role="Vendite",
+        phone_work="+39 02 123",
+    )
     CompanySettings.objects.update_or_create(pk=1, defaults={"company_name": "ACME Srl"})
     template = (
         "<p>$Users||first_name$ $Users||last_name$ · $Users||roleid$</p>"
@@ -20,8 +26,7 @@ def test_merge_fields_render_for_the_user_and_escape_values() -> None:
     )
     html = render_company_signature(template, user)
     assert html == (
-        "<p>Mario Rossi &lt;b&gt; · Vendite</p>"
-        "<p>mario@example.test +39 02 123  ACME Srl</p>"
+        "<p>Mario Rossi &lt;b&gt; · Vendite</p><p>mario@example.test +39 02 123  ACME Srl</p>"
     )
 
 

@@ -40,8 +40,16 @@ PRESETS: dict[str, Preset] = {
     p.code: p
     for p in [
         Preset(
-            "gmail", "Gmail", "imap.gmail.com", 993, SSL, "smtp.gmail.com", 465, SSL,
-            oauth2=True, stores_sent_copy=True,
+            "gmail",
+            "Gmail",
+            "imap.gmail.com",
+            993,
+            SSL,
+            "smtp.gmail.com",
+            465,
+            SSL,
+            oauth2=True,
+            stores_sent_copy=True,
             notices=(
                 _(
                     "Since 30 May 2022 Google accepts only an app password here: turn on "
@@ -51,21 +59,41 @@ PRESETS: dict[str, Preset] = {
             ),
         ),
         Preset(
-            "office365", "Microsoft Office365", "outlook.office365.com", 993, SSL,
-            "smtp.office365.com", 587, STARTTLS, oauth2=True, stores_sent_copy=True,
+            "office365",
+            "Microsoft Office365",
+            "outlook.office365.com",
+            993,
+            SSL,
+            "smtp.office365.com",
+            587,
+            STARTTLS,
+            oauth2=True,
+            stores_sent_copy=True,
             notices=(_("Office365 IMAP listens on port 993, not 443."),),
         ),
-        Preset(
-            "yahoo", "Yahoo!", "imap.mail.yahoo.com", 993, SSL, "smtp.mail.yahoo.com", 465, SSL
-        ),
+        Preset("yahoo", "Yahoo!", "imap.mail.yahoo.com", 993, SSL, "smtp.mail.yahoo.com", 465, SSL),
         Preset("aruba", "Aruba", "imaps.aruba.it", 993, SSL, "smtps.aruba.it", 587, STARTTLS),
         Preset(
-            "pec_aruba", "PEC Aruba", "imaps.pec.aruba.it", 993, SSL,
-            "smtps.pec.aruba.it", 587, STARTTLS, pec=True,
+            "pec_aruba",
+            "PEC Aruba",
+            "imaps.pec.aruba.it",
+            993,
+            SSL,
+            "smtps.pec.aruba.it",
+            587,
+            STARTTLS,
+            pec=True,
         ),
         Preset(
-            "pec_legalmail", "PEC Legalmail", "mbox.cert.legalmail.it", 993, SSL,
-            "sendm.cert.legalmail.it", 465, SSL, pec=True,
+            "pec_legalmail",
+            "PEC Legalmail",
+            "mbox.cert.legalmail.it",
+            993,
+            SSL,
+            "sendm.cert.legalmail.it",
+            465,
+            SSL,
+            pec=True,
         ),
     ]
 }

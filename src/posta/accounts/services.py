@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.errors import connection_error_message
 from posta.accounts.models import Account, Folder, MailServer
-from posta.accounts.presets import CUSTOM, PRESETS
+from posta.accounts.presets import CUSTOM, PRESETS, Preset
 from posta.core.crypto import seal
 from posta.core.errors import PostaError
 from posta.users.models import User
@@ -87,8 +87,8 @@ def apply_account_type(account: Account) -> None:
     With a preset the server fields are not the user's to change; with Custom they
     are kept as typed. SMTP follows the preset unless the user chose custom SMTP.
     """
-    server: MailServer | Any = None
-    if account.preset == "server" and account.server_id is not None:
+    server: MailServer | Preset
+    if account.preset == "server" and account.server is not None:
         server = account.server
     elif account.preset in PRESETS:
         server = PRESETS[account.preset]
@@ -288,11 +288,13 @@ def do_set_folder_roles(account: Account, mapping: dict[str, int | None]) -> Non
         account.user_roles[role] = folders[folder_id].name if folder_id is not None else ""
     account.save(update_fields=["user_roles"])
     for folder in folders.values():
-        role = next((r for r, fid in mapping.items() if fid == folder.pk), None)
-        if role is None and folder.role in mapping:
-            role = ""
-        if role is not None and (folder.role != role or not folder.role_set_by_user):
-            folder.role = role
+        chosen_role = next((r for r, fid in mapping.items() if fid == folder.pk), None)
+        if chosen_role is None and folder.role in mapping:
+            chosen_role = ""
+        if chosen_role is not None and (
+            folder.role != chosen_role or not folder.role_set_by_user
+        ):
+            folder.role = chosen_role
             folder.role_set_by_user = True
             folder.save(update_fields=["role", "role_set_by_user"])
 

@@ -31,27 +31,60 @@ def _presets() -> dict[str, dict[str, object]]:
     """Servers of every account type, for the form's script to fill in."""
     data: dict[str, dict[str, object]] = {
         code: {
-            "imap_host": p.imap_host, "imap_port": p.imap_port, "imap_security": p.imap_security,
-            "smtp_host": p.smtp_host, "smtp_port": p.smtp_port, "smtp_security": p.smtp_security,
-            "smtp_auth": True, "oauth2": p.oauth2, "notices": [str(n) for n in p.notices],
+            "imap_host": p.imap_host,
+            "imap_port": p.imap_port,
+            "imap_security": p.imap_security,
+            "smtp_host": p.smtp_host,
+            "smtp_port": p.smtp_port,
+            "smtp_security": p.smtp_security,
+            "smtp_auth": True,
+            "oauth2": p.oauth2,
+            "notices": [str(n) for n in p.notices],
         }
         for code, p in PRESETS.items()
     }
     for s in MailServer.objects.all():
         data[f"server:{s.pk}"] = {
-            "imap_host": s.imap_host, "imap_port": s.imap_port, "imap_security": s.imap_security,
-            "smtp_host": s.smtp_host, "smtp_port": s.smtp_port, "smtp_security": s.smtp_security,
-            "smtp_auth": s.smtp_auth, "oauth2": False, "notices": [],
+            "imap_host": s.imap_host,
+            "imap_port": s.imap_port,
+            "imap_security": s.imap_security,
+            "smtp_host": s.smtp_host,
+            "smtp_port": s.smtp_port,
+            "smtp_security": s.smtp_security,
+            "smtp_auth": s.smtp_auth,
+            "oauth2": False,
+            "notices": [],
         }
     return data
 
 
 FIELD_GROUPS = [
-    ("account", ["account_type", "username", "auth_method", "email", "password",
-                 "description", "is_main", "is_shared_sender"]),
+    (
+        "account",
+        [
+            "account_type",
+            "username",
+            "auth_method",
+            "email",
+            "password",
+            "description",
+            "is_main",
+            "is_shared_sender",
+        ],
+    ),
     ("imap", ["imap_host", "imap_port", "imap_security", "imap_domain"]),
-    ("smtp", ["smtp_custom", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
-              "smtp_password", "smtp_auth"]),
+    (
+        "smtp",
+        [
+            "smtp_custom",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "smtp_password",
+            "smtp_auth",
+        ],
+    ),
     ("signature", ["signature_kind", "signature_html"]),
     ("save_anyway", ["save_anyway"]),
 ]

@@ -35,7 +35,10 @@ RICH_TEXT_EXTENSIONS: dict[str, Any] = {
 def rich_text_field(label: str | Any, **kwargs: Any) -> ProseEditorFormField:
     """A rich-text field whose HTML is sanitized (nh3) to what the editor can make."""
     return ProseEditorFormField(
-        label=label, required=False, config={"extensions": RICH_TEXT_EXTENSIONS}, sanitize=True,
+        label=label,
+        required=False,
+        config={"extensions": RICH_TEXT_EXTENSIONS},
+        sanitize=True,
         **kwargs,
     )
 
@@ -59,24 +62,38 @@ class AccountForm(forms.ModelForm[Account]):
         help_text=_("Leave empty to use the IMAP password."),
     )
     signature_html = rich_text_field(_("Custom signature"))
-    save_anyway = forms.BooleanField(
-        label=_("Save even though the test failed"), required=False
-    )
+    save_anyway = forms.BooleanField(label=_("Save even though the test failed"), required=False)
 
     class Meta:
         model = Account
         fields = [
-            "username", "auth_method", "email", "description", "is_main", "is_shared_sender",
-            "imap_host", "imap_port", "imap_security", "imap_domain",
-            "smtp_custom", "smtp_host", "smtp_port", "smtp_security", "smtp_username",
-            "smtp_auth", "signature_kind", "signature_html",
+            "username",
+            "auth_method",
+            "email",
+            "description",
+            "is_main",
+            "is_shared_sender",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "imap_domain",
+            "smtp_custom",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "smtp_auth",
+            "signature_kind",
+            "signature_html",
         ]
         labels = {"smtp_custom": _("Custom SMTP server")}
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["account_type"].choices = account_type_choices()
+        type_field = self.fields["account_type"]
+        assert isinstance(type_field, forms.ChoiceField)  # noqa: S101  declared above
+        type_field.choices = account_type_choices()
         account = self.instance
         if account.pk:
             self.fields["account_type"].initial = (
@@ -134,9 +151,7 @@ class FolderRolesForm(forms.Form):
             )
 
     def mapping(self) -> dict[str, int | None]:
-        return {
-            role: int(value) if value else None for role, value in self.cleaned_data.items()
-        }
+        return {role: int(value) if value else None for role, value in self.cleaned_data.items()}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -152,12 +167,29 @@ class LayoutForm(forms.ModelForm[User]):
         fields = ["show_preview", "thread_view", "merge_folders"]
 
 
+def time_zone_choices() -> list[tuple[str, str | Any]]:
+    import zoneinfo
+
+    zones = sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC")
+    return [("", _("The company's time zone")), *((z, z.replace("_", " ")) for z in zones)]
+
+
 class ProfileForm(forms.ModelForm[User]):
+    time_zone = forms.ChoiceField(label=_("Time zone"), required=False, choices=time_zone_choices)
+
     class Meta:
         model = User
         fields = [
-            "first_name", "last_name", "email", "role", "title", "department",
-            "phone_work", "phone_mobile", "language", "time_zone",
+            "first_name",
+            "last_name",
+            "email",
+            "role",
+            "title",
+            "department",
+            "phone_work",
+            "phone_mobile",
+            "language",
+            "time_zone",
         ]
 
 
@@ -172,8 +204,16 @@ class AdminUserEditForm(forms.ModelForm[User]):
     class Meta:
         model = User
         fields = [
-            "first_name", "last_name", "email", "role", "title", "department",
-            "phone_work", "phone_mobile", "is_staff", "is_active",
+            "first_name",
+            "last_name",
+            "email",
+            "role",
+            "title",
+            "department",
+            "phone_work",
+            "phone_mobile",
+            "is_staff",
+            "is_active",
         ]
         labels = {"is_staff": _("Administrator")}
 
@@ -190,8 +230,14 @@ class MailServerForm(forms.ModelForm[MailServer]):
     class Meta:
         model = MailServer
         fields = [
-            "name", "imap_host", "imap_port", "imap_security",
-            "smtp_host", "smtp_port", "smtp_security", "smtp_auth",
+            "name",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_auth",
         ]
 
 

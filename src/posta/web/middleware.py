@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from posta.core.errors import PostaError
 
@@ -15,7 +16,8 @@ GetResponse = Callable[[HttpRequest], HttpResponse]
 
 
 class UserLanguageMiddleware:
-    """A user's chosen language wins over the browser's Accept-Language."""
+    """A user's chosen language wins over the browser's Accept-Language; their time
+    zone, when set, is the one dates are shown in."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
@@ -26,6 +28,14 @@ class UserLanguageMiddleware:
         if language:
             translation.activate(language)
             request.LANGUAGE_CODE = language
+        zone = getattr(user, "time_zone", "") if user and user.is_authenticated else ""
+        if zone:
+            try:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                timezone.deactivate()
+        else:
+            timezone.deactivate()
         return self.get_response(request)
 
 
@@ -63,8 +73,8 @@ class PostaErrorMiddleware:
         if not isinstance(exc, PostaError):
             return None
         if request.path.startswith("/api/"):
-            return JsonResponse(
-                {"error": exc.code, "message": str(exc.message)}, status=exc.status
-            )
-        template = "web/error_partial.html" if request.headers.get("HX-Request") else "web/error.html"
+            return JsonResponse({"error": exc.code, "message": str(exc.message)}, status=exc.status)
+        template = (
+            "web/error_partial.html" if request.headers.get("HX-Request") else "web/error.html"
+        )
         return render(request, template, {"error": exc}, status=exc.status)
