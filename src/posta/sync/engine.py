@@ -1,0 +1,796 @@
+"""The sync engine: one account's folders mirrored into Folder/Message/Location.
+
+Each folder runs this state machine; its state is persisted in Folder (UIDVALIDITY,
+UIDNEXT, HIGHESTMODSEQ) and FolderSyncState (how far the first pass got), so a
+kill at any point resumes where the last committed batch left it::
+
+              EXAMINE (+CONDSTORE, RFC 7162 §3.1)
+                         │
+        UIDVALIDITY ≠ stored? ──yes──> RESET: stored UIDs negated (kept, not
+                         │               deleted: RFC 3501 §2.3.1.1), new first pass
+                         no                                   │
+                         ▼                                    ▼
+          ┌────────── NEW MAIL: UID FETCH <UIDNEXT>:* headers, ascending
+          │              │
+          │     first pass done? ──no──> FIRST PASS: headers newest first in
+          │              │                batches, each batch + its new low UID in
+          │              yes              one transaction; at the end copies still
+          │              │                negated (gone from the server) are removed
+          │              ▼                                    │
+          │        RECONCILE <────────────────────────────────┘
+          │          flags: CHANGEDSINCE <HIGHESTMODSEQ> (RFC 7162 §3.1.4), or a
+          │                 full FLAGS compare without CONDSTORE;
+          │          expunges: stored count == EXISTS means none (UIDs are never
+          │                 reused, RFC 3501 §2.3.1.1, RFC 4549 §4.3.4); else a full
+          │                 UID comparison
+          │              │
+          └──────────> SYNCED (HIGHESTMODSEQ, UIDNEXT, counts stored)
+
+Re-pairing. Rows of the old UIDVALIDITY and rows a local move left without a UID
+are *adopted* when the same message (same identity) turns up in that folder: the
+Location row, and everything linked to it, survives with its new UID.
+
+Transactions are short and never held across a network call: the IMAP command runs
+first, its parsed answer is written in one transaction afterwards.
+
+Entry points: `sync_account_once(account_id)` (a full pass, idempotent, resumable)
+and `open_account(account)`. The service (posta.sync.service) calls the lower
+level `sync_account(client, account)` on a connection it keeps for IDLE.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.utils import timezone
+from imapclient import IMAPClient
+
+from posta.accounts.models import Account, CompanySettings, Folder
+from posta.core.crypto import unseal
+from posta.core.netguard import GuardError, resolve_allowed
+from posta.mail import blobs
+from posta.mail.models import Location, Message, RemoteAction
+from posta.mailproto import errors
+from posta.mailproto.imap.client import (
+    FolderInfo,
+    ImapSettings,
+    capabilities,
+    close_quietly,
+    connect,
+    imap_errors,
+    list_folders,
+)
+from posta.mailproto.imap.fastfetch import (
+    HeaderRecord,
+    fetch_bodies,
+    fetch_flags,
+    fetch_headers,
+    fetch_uids,
+    uid_set_from,
+)
+from posta.mailproto.imap.roles import detect_roles
+from posta.sync import faults
+from posta.sync.models import FolderSyncState
+from posta.sync.parsing import identity, parse_envelope, summarize_body
+from posta.sync.threads import assign_threads
+
+log = logging.getLogger(__name__)
+
+HEADER_BATCH = 500  # messages per FETCH and per transaction in the first pass
+BODY_BATCH = 200  # bodies fetched per account per pass
+MAX_BODY_ATTEMPTS = 3
+OPEN_STATES = (RemoteAction.State.PENDING, RemoteAction.State.RUNNING)
+_FLAG_FIELDS = {
+    "\\seen": "seen",
+    "\\flagged": "flagged",
+    "\\answered": "answered",
+    "\\draft": "draft",
+    "\\deleted": "deleted",
+}
+
+
+class HostRefused(errors.MailError):
+    """The account's host is an internal address not in the allow list."""
+
+    code = "host_not_allowed"
+
+
+# --- connection -----------------------------------------------------------------
+
+
+def open_account(account: Account) -> IMAPClient:
+    """A logged-in IMAPClient for `account`, to the address the guard allowed.
+
+    The host is resolved once through posta.core.netguard (users must not aim Posta
+    at internal machines) and the connection pinned to that address. Raises
+    MailError subclasses only.
+    """
+    allowed = CompanySettings.load().allowed_hosts_list()
+    try:
+        address = resolve_allowed(account.imap_host, account.imap_port, allowed=allowed)
+    except GuardError as exc:
+        if exc.code == "host_not_found":
+            raise errors.HostNotFound(exc.detail) from exc
+        raise HostRefused(exc.detail) from exc
+    oauth = account.auth_method == Account.AuthMethod.OAUTH2
+    client = connect(
+        ImapSettings(
+            host=account.imap_host,
+            port=account.imap_port,
+            security=account.imap_security,
+            username=account.username,
+            password="" if oauth else unseal(account.password_secret),
+            oauth2_token=unseal(account.oauth_secret) if oauth else "",
+            address=address,
+            timeout=settings.POSTA_NETWORK_TIMEOUT,
+            ca_file=settings.POSTA_EXTRA_CA_FILE or None,
+        )
+    )
+    # Aware datetimes for INTERNALDATE, never the machine's local time.
+    client.normalise_times = False
+    return client
+
+
+@dataclass
+class Session:
+    """What one connection offers, learnt once after login."""
+
+    client: IMAPClient
+    host: str
+    condstore: bool
+    gmail: bool
+    idle: bool
+    move: bool
+    uidplus: bool
+    selected: str | None = None
+
+    @classmethod
+    def start(cls, client: IMAPClient) -> Session:
+        caps = capabilities(client)
+        condstore = "CONDSTORE" in caps or "QRESYNC" in caps
+        host = str(client.host)
+        if condstore and "ENABLE" in caps:
+            # RFC 7162 §3.1: after ENABLE CONDSTORE every SELECT/EXAMINE reports
+            # HIGHESTMODSEQ, and FETCH may ask for MODSEQ.
+            with imap_errors(host=host):
+                client.enable("CONDSTORE")
+        return cls(
+            client=client,
+            host=host,
+            condstore=condstore,
+            gmail="X-GM-EXT-1" in caps,
+            idle="IDLE" in caps,
+            move="MOVE" in caps,
+            uidplus="UIDPLUS" in caps,
+        )
+
+    def examine(self, name: str) -> dict[bytes, object]:
+        """EXAMINE `name` (read-only: syncing never changes \\Seen or \\Recent)."""
+        with imap_errors(host=self.host):
+            result: dict[bytes, object] = self.client.select_folder(name, readonly=True)
+        self.selected = name
+        return result
+
+
+@dataclass
+class Progress:
+    """Messages stored vs messages on the server, shown as "12,400 of 100,000"."""
+
+    account_id: int
+    done: int = 0
+    total: int = 0
+    active: bool = False
+
+    def add(self, count: int) -> None:
+        """Count `count` new copies; call inside the batch's transaction."""
+        self.done += count
+        if self.active:
+            Account.objects.filter(pk=self.account_id).update(
+                sync_progress_done=min(self.done, self.total), sync_progress_total=self.total
+            )
+
+
+# --- account pass ---------------------------------------------------------------
+
+
+def sync_account_once(account_id: int) -> None:
+    """Connect, sync every folder of the account, fetch pending bodies, log out.
+
+    Idempotent and resumable: running it again after a kill at any point continues
+    from the last committed batch. Records the outcome on the Account.
+    """
+    account = Account.objects.get(pk=account_id)
+    try:
+        client = open_account(account)
+    except errors.MailError as exc:
+        record_failure(account.pk, exc)
+        raise
+    try:
+        sync_account(client, account)
+    except errors.MailError as exc:
+        record_failure(account.pk, exc)
+        raise
+    finally:
+        close_quietly(client)
+
+
+def sync_account(client: IMAPClient, account: Account, *, bodies: bool = True) -> Session:
+    """One full pass over the account's folders on a logged-in connection."""
+    session = Session.start(client)
+    folders = refresh_folders(session, account)
+    statuses = _folder_statuses(session, folders)
+    progress = _start_progress(account, folders, statuses)
+    ordered = sorted(folders, key=lambda f: (f.role != Folder.Role.INBOX, f.role == "", f.name))
+    for folder in ordered:
+        if not folder.selectable:
+            continue
+        if _unchanged(session, folder, statuses.get(folder.pk)):
+            continue
+        sync_folder(session, folder, progress=progress)
+    if bodies:
+        fetch_pending_bodies(session, account)
+    record_success(account.pk)
+    return session
+
+
+def _folder_statuses(session: Session, folders: list[Folder]) -> dict[int, dict[bytes, int]]:
+    """STATUS of every selectable folder (RFC 3501 §6.3.10): cheap, and lets a
+    no-change pass skip SELECT entirely when CONDSTORE is offered."""
+    items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    if session.condstore:
+        items.append("HIGHESTMODSEQ")  # RFC 7162 §3.1.3
+    out: dict[int, dict[bytes, int]] = {}
+    for folder in folders:
+        if not folder.selectable:
+            continue
+        with imap_errors(host=session.host):
+            raw = session.client.folder_status(folder.name, items)
+        out[folder.pk] = {k.upper(): int(v) for k, v in raw.items()}
+    return out
+
+
+def _unchanged(session: Session, folder: Folder, status: dict[bytes, int] | None) -> bool:
+    if not session.condstore or status is None or folder.highestmodseq is None:
+        return False
+    state = FolderSyncState.objects.filter(folder=folder, initial_done=True).first()
+    return (
+        state is not None
+        and status.get(b"UIDVALIDITY") == folder.uidvalidity
+        and status.get(b"UIDNEXT") == folder.uidnext
+        and status.get(b"HIGHESTMODSEQ") == folder.highestmodseq
+        and status.get(b"MESSAGES") == folder.message_count
+    )
+
+
+def _start_progress(
+    account: Account, folders: list[Folder], statuses: dict[int, dict[bytes, int]]
+) -> Progress:
+    total = sum(s.get(b"MESSAGES", 0) for s in statuses.values())
+    done = Location.objects.filter(folder__account=account, uid__gt=0).count()
+    first_pass = done < total or FolderSyncState.objects.filter(
+        folder__account=account, initial_done=False
+    ).exists() or len(statuses) > FolderSyncState.objects.filter(folder__account=account).count()
+    progress = Progress(account.pk, done=done, total=total, active=first_pass)
+    if first_pass:
+        Account.objects.filter(pk=account.pk).update(
+            sync_state=Account.SyncState.SYNCING,
+            sync_progress_done=min(done, total),
+            sync_progress_total=total,
+        )
+    return progress
+
+
+def record_success(account_id: int) -> None:
+    now = timezone.now()
+    Account.objects.filter(pk=account_id).exclude(sync_state=Account.SyncState.PAUSED).update(
+        sync_state=Account.SyncState.IDLE,
+        last_success_at=now,
+        last_error_code="",
+        last_error_detail="",
+        sync_progress_done=F("sync_progress_total"),
+    )
+
+
+def record_failure(account_id: int, exc: errors.MailError, *, pause: bool = False) -> None:
+    """Write the failure on the account in codes (shown translated), never a secret."""
+    Account.objects.filter(pk=account_id).update(
+        sync_state=Account.SyncState.PAUSED if pause else Account.SyncState.ERROR,
+        last_error_code=exc.code,
+        last_error_detail=exc.detail[:500],
+        last_error_at=timezone.now(),
+    )
+
+
+# --- folder list ----------------------------------------------------------------
+
+
+def refresh_folders(session: Session, account: Account) -> list[Folder]:
+    """Bring the account's Folder rows in line with LIST: new folders are added,
+    renamed ones (same UIDVALIDITY under a new name, RFC 3501 §6.3.5) keep their
+    row and messages, deleted ones go. Roles follow detect_roles unless the user
+    set them."""
+    infos = list_folders(session.client)
+    roles = {name: role for role, name in detect_roles(infos).items()}
+    by_name = {f.name: f for f in Folder.objects.filter(account=account)}
+    server_names = {i.name for i in infos}
+    vanished = [f for name, f in by_name.items() if name not in server_names]
+    fresh = [i for i in infos if i.name not in by_name]
+    renamed = _match_renames(session, vanished, fresh)
+    with transaction.atomic():
+        for moved, info in renamed:
+            moved.name = info.name
+            moved.save(update_fields=["name"])
+            by_name[info.name] = moved
+            vanished.remove(moved)
+        gone_ids = [f.pk for f in vanished]
+        if gone_ids:
+            Folder.objects.filter(pk__in=gone_ids).delete()
+        for info in infos:
+            folder = by_name.get(info.name) or Folder(account=account, name=info.name)
+            by_name[info.name] = folder
+            _apply_info(folder, info, roles.get(info.name, ""))
+    return [by_name[i.name] for i in infos]
+
+
+def _match_renames(
+    session: Session, vanished: list[Folder], fresh: list[FolderInfo]
+) -> list[tuple[Folder, FolderInfo]]:
+    known = {f.uidvalidity: f for f in vanished if f.uidvalidity is not None}
+    pairs: list[tuple[Folder, FolderInfo]] = []
+    if not known:
+        return pairs
+    for info in fresh:
+        if not info.selectable:
+            continue
+        with imap_errors(host=session.host):
+            status = session.client.folder_status(info.name, ["UIDVALIDITY"])
+        validity = int(status.get(b"UIDVALIDITY", 0))
+        match = known.pop(validity, None)
+        if match is not None:
+            pairs.append((match, info))
+    return pairs
+
+
+def _apply_info(folder: Folder, info: FolderInfo, role: str) -> None:
+    new_role = folder.role if folder.role_set_by_user else role
+    values = {
+        "display_name": info.display_name[:1000],
+        "delimiter": info.delimiter[:4],
+        "flags": " ".join(info.flags)[:500],
+        "special_use": info.special_use[:20],
+        "selectable": info.selectable,
+        "role": new_role,
+    }
+    changed = folder.pk is None or any(getattr(folder, k) != v for k, v in values.items())
+    old_role = folder.role
+    for key, value in values.items():
+        setattr(folder, key, value)
+    if changed:
+        folder.save()
+    if folder.pk is not None and old_role != new_role:
+        # Location.role is the list screens' copy of the folder's role.
+        Location.objects.filter(folder=folder).update(role=new_role)
+
+
+# --- one folder -----------------------------------------------------------------
+
+
+@dataclass
+class _Selected:
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None
+
+
+def _selected(raw: dict[bytes, object]) -> _Selected:
+    def num(key: bytes) -> int | None:
+        value = raw.get(key)
+        return int(value) if isinstance(value, int) else None
+
+    uidvalidity = num(b"UIDVALIDITY")
+    if uidvalidity is None:
+        raise errors.ProtocolError("no UIDVALIDITY in the SELECT answer")
+    return _Selected(
+        uidvalidity=uidvalidity,
+        uidnext=num(b"UIDNEXT") or 0,
+        exists=num(b"EXISTS") or 0,
+        highestmodseq=num(b"HIGHESTMODSEQ"),
+    )
+
+
+@dataclass
+class _Pins:
+    """Server copies a pending user action is about to change: the sync leaves
+    them alone so it does not undo the user's change before the worker runs."""
+
+    gone: set[int] = field(default_factory=set)  # moved/deleted locally
+    flags: set[int] = field(default_factory=set)  # flags changed locally
+
+
+def _pins(folder: Folder) -> _Pins:
+    pins = _Pins()
+    rows = RemoteAction.objects.filter(
+        source_folder=folder, state__in=OPEN_STATES, source_uid__isnull=False
+    ).values_list("kind", "source_uid")
+    for kind, uid in rows:
+        assert uid is not None  # noqa: S101 - filtered above; narrows the type
+        if kind in {RemoteAction.Kind.MOVE, RemoteAction.Kind.DELETE, RemoteAction.Kind.EXPUNGE}:
+            pins.gone.add(uid)
+        else:
+            pins.flags.add(uid)
+    return pins
+
+
+def sync_folder(session: Session, folder: Folder, *, progress: Progress | None = None) -> None:
+    """Bring one folder up to date (see the state machine in the module docstring)."""
+    progress = progress or Progress(folder.account_id)
+    sel = _selected(session.examine(folder.name))
+    state = _ensure_state(folder, sel)
+    pins = _pins(folder)
+    if sel.uidnext == 0:
+        uids = fetch_uids(session.client, "1:*") if sel.exists else []
+        sel.uidnext = (max(uids) + 1) if uids else 1
+    _sync_new(session, folder, sel, pins, progress)
+    if not state.initial_done:
+        _first_pass(session, folder, state, pins, progress)
+    _reconcile(session, folder, sel, pins)
+    _store_counts(folder)
+
+
+def _ensure_state(folder: Folder, sel: _Selected) -> FolderSyncState:
+    state = FolderSyncState.objects.filter(folder=folder).first()
+    if state is not None and state.uidvalidity == sel.uidvalidity == folder.uidvalidity:
+        return state
+    with transaction.atomic():
+        if folder.uidvalidity is not None and folder.uidvalidity != sel.uidvalidity:
+            _set_aside(folder)
+        state = FolderSyncState(
+            folder=folder,
+            uidvalidity=sel.uidvalidity,
+            low_uid=sel.uidnext,
+            total=sel.exists,
+            initial_done=False,
+        )
+        state.save()
+        folder.uidvalidity = sel.uidvalidity
+        folder.uidnext = sel.uidnext
+        folder.highestmodseq = sel.highestmodseq
+        folder.save(update_fields=["uidvalidity", "uidnext", "highestmodseq"])
+    log.info("folder %s: first pass from UID %s", folder.pk, sel.uidnext)
+    return state
+
+
+def _set_aside(folder: Folder) -> None:
+    """UIDVALIDITY changed (RFC 3501 §2.3.1.1): every stored UID is void, but the
+    rows are not deleted. They get negative UIDs, below any earlier set-aside ones
+    so the (folder, uid) uniqueness holds, and wait to be re-paired."""
+    lowest = Location.objects.filter(folder=folder, uid__lt=0).aggregate(m=Max(-F("uid")))["m"]
+    offset = int(lowest or 0)
+    Location.objects.filter(folder=folder, uid__gt=0).update(uid=-(F("uid") + offset))
+    log.warning("folder %s: UIDVALIDITY changed; copies set aside for re-pairing", folder.pk)
+
+
+def _sync_new(
+    session: Session, folder: Folder, sel: _Selected, pins: _Pins, progress: Progress
+) -> None:
+    start = folder.uidnext or sel.uidnext
+    if sel.uidnext <= start:
+        return
+    # "n:*" always includes the highest UID even when it is below n (RFC 3501 §6.4.8).
+    new = [u for u in fetch_uids(session.client, f"{start}:*") if u >= start]
+    for i in range(0, len(new), HEADER_BATCH):
+        chunk = new[i : i + HEADER_BATCH]
+        _store_batch(session, folder, chunk, pins, progress, next_uidnext=chunk[-1] + 1)
+    Folder.objects.filter(pk=folder.pk).update(uidnext=sel.uidnext)
+    folder.uidnext = sel.uidnext
+
+
+def _first_pass(
+    session: Session, folder: Folder, state: FolderSyncState, pins: _Pins, progress: Progress
+) -> None:
+    remaining = (
+        [u for u in fetch_uids(session.client, f"1:{state.low_uid - 1}") if u < state.low_uid]
+        if state.low_uid > 1
+        else []
+    )
+    while remaining:
+        chunk = remaining[-HEADER_BATCH:]
+        del remaining[-HEADER_BATCH:]
+        _store_batch(session, folder, chunk, pins, progress, state=state, new_low=chunk[0])
+    with transaction.atomic():
+        # The whole folder is listed now: copies still set aside are not on the server.
+        Location.objects.filter(folder=folder, uid__lt=0).delete()
+        FolderSyncState.objects.filter(pk=state.pk).update(low_uid=1, initial_done=True)
+    state.low_uid, state.initial_done = 1, True
+
+
+def _flag_values(flags: Iterable[str]) -> dict[str, object]:
+    values: dict[str, object] = dict.fromkeys(_FLAG_FIELDS.values(), False)
+    keywords: list[str] = []
+    for flag in flags:
+        name = _FLAG_FIELDS.get(flag.lower())
+        if name:
+            values[name] = True
+        elif flag.lower() != "\\recent":
+            keywords.append(flag[:100])
+    values["keywords"] = sorted(keywords)[:50]
+    return values
+
+
+def _message_from(record: HeaderRecord, user_id: int) -> Message:
+    env = parse_envelope(record.header)
+    when: datetime = env.date or record.internaldate or timezone.now()
+    sender = env.from_[0] if env.from_ else ("", "")
+    return Message(
+        user_id=user_id,
+        identity=identity(env, record.size),
+        message_id=env.message_id,
+        subject=env.subject,
+        from_name=sender[0][:500],
+        from_email=sender[1][:500],
+        to=[list(a) for a in env.to],
+        cc=[list(a) for a in env.cc],
+        reply_to=[list(a) for a in env.reply_to],
+        date=when,
+        in_reply_to=env.in_reply_to[:998],
+        references=env.references,
+        size=min(record.size, 2**31 - 1),
+        gm_thrid=record.gm_thrid,
+        gm_msgid=record.gm_msgid,
+    )
+
+
+def _store_batch(
+    session: Session,
+    folder: Folder,
+    uids: list[int],
+    pins: _Pins,
+    progress: Progress,
+    *,
+    state: FolderSyncState | None = None,
+    new_low: int | None = None,
+    next_uidnext: int | None = None,
+) -> None:
+    """FETCH the headers of `uids` and store them, with the folder's new cursor, in
+    one transaction: a kill leaves either the whole batch or none of it."""
+    wanted = [u for u in uids if u not in pins.gone]
+    records = (
+        fetch_headers(
+            session.client, uid_set_from(wanted), modseq=session.condstore, gmail=session.gmail
+        )
+        if wanted
+        else []
+    )
+    records = [r for r in records if r.uid in set(wanted)]
+    user_id = folder.account.user_id
+    messages = {r.uid: _message_from(r, user_id) for r in records}
+    faults.point("sync_batch_fetched")
+    with transaction.atomic():
+        added = _write_copies(folder, records, messages, user_id)
+        if state is not None and new_low is not None:
+            FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)
+            state.low_uid = new_low
+        if next_uidnext is not None:
+            Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
+            folder.uidnext = next_uidnext
+        progress.add(added)
+
+
+def _write_copies(
+    folder: Folder, records: list[HeaderRecord], messages: dict[int, Message], user_id: int
+) -> int:
+    """Insert Messages (once per identity) and Locations; adopt set-aside or
+    UID-less copies of the same message in this folder. Returns copies added."""
+    if not records:
+        return 0
+    identities = {m.identity for m in messages.values()}
+    ids = dict(
+        Message.objects.filter(user_id=user_id, identity__in=identities).values_list(
+            "identity", "id"
+        )
+    )
+    new: dict[str, Message] = {}
+    for msg in messages.values():
+        if msg.identity not in ids and msg.identity not in new:
+            new[msg.identity] = msg
+    if new:
+        assign_threads(user_id, list(new.values()))
+        Message.objects.bulk_create(new.values(), ignore_conflicts=True)
+        ids.update(
+            Message.objects.filter(user_id=user_id, identity__in=list(new)).values_list(
+                "identity", "id"
+            )
+        )
+    adoptable: dict[int, list[Location]] = defaultdict(list)
+    for loc in Location.objects.filter(
+        Q(uid__isnull=True) | Q(uid__lt=0), folder=folder, message_id__in=set(ids.values())
+    ).order_by("id"):
+        adoptable[loc.message_id].append(loc)
+    adopted: list[Location] = []
+    created: list[Location] = []
+    for record in records:
+        msg = messages[record.uid]
+        message_id = ids[msg.identity]
+        flags = _flag_values(record.flags)
+        candidates = adoptable.get(message_id)
+        if candidates:
+            loc = candidates.pop(0)
+            adopted.append(loc)
+        else:
+            loc = Location(
+                message_id=message_id, folder=folder, user_id=user_id, role=folder.role
+            )
+            created.append(loc)
+        loc.uid = record.uid
+        loc.modseq = record.modseq
+        loc.date = msg.date
+        for key, value in flags.items():
+            setattr(loc, key, value)
+    fields = ["uid", "modseq", "date", "keywords", *_FLAG_FIELDS.values()]
+    if adopted:
+        Location.objects.bulk_update(adopted, fields)
+    if created:
+        Location.objects.bulk_create(created, ignore_conflicts=True)
+    return len(created) + len(adopted)
+
+
+def _reconcile(session: Session, folder: Folder, sel: _Selected, pins: _Pins) -> None:
+    """Flag changes and expunges of the copies below the selected UIDNEXT."""
+    top = sel.uidnext - 1
+    if top < 1 or sel.exists == 0:
+        gone = Location.objects.filter(folder=folder, uid__gt=0, uid__lte=max(top, 0))
+        gone.delete()
+        _store_modseq(folder, sel)
+        return
+    server_uids: set[int] | None = None
+    if session.condstore and folder.highestmodseq is not None and sel.highestmodseq:
+        if sel.highestmodseq != folder.highestmodseq:
+            changes = fetch_flags(session.client, f"1:{top}", changed_since=folder.highestmodseq)
+            _apply_flags(folder, changes, pins, everything=False)
+    else:
+        changes = fetch_flags(session.client, f"1:{top}")
+        server_uids = {uid for uid, _flags, _m in changes if uid <= top}
+        _apply_flags(folder, changes, pins, everything=True)
+    stored = Location.objects.filter(folder=folder, uid__gt=0, uid__lte=top).count()
+    present_pins = len(pins.gone)
+    if stored + present_pins != sel.exists:
+        if server_uids is None:
+            server_uids = {u for u in fetch_uids(session.client, f"1:{top}") if u <= top}
+        _apply_expunges(session, folder, server_uids, top, pins)
+    _store_modseq(folder, sel)
+
+
+def _store_modseq(folder: Folder, sel: _Selected) -> None:
+    """Everything up to the SELECT's HIGHESTMODSEQ is applied now; later changes
+    have a greater MODSEQ and are found by the next CHANGEDSINCE."""
+    if sel.highestmodseq:
+        Folder.objects.filter(pk=folder.pk).update(highestmodseq=sel.highestmodseq)
+        folder.highestmodseq = sel.highestmodseq
+
+
+def _apply_flags(
+    folder: Folder,
+    changes: list[tuple[int, tuple[str, ...], int | None]],
+    pins: _Pins,
+    *,
+    everything: bool,
+) -> None:
+    wanted = {uid: (flags, modseq) for uid, flags, modseq in changes if uid not in pins.flags}
+    if not wanted:
+        return
+    rows = Location.objects.filter(folder=folder, uid__gt=0)
+    if not everything:
+        rows = rows.filter(uid__in=list(wanted)) if len(wanted) < 5000 else rows
+    fields = ["modseq", "keywords", *_FLAG_FIELDS.values()]
+    changed: list[Location] = []
+    for row in rows.only("id", "uid", *fields):
+        got = wanted.get(row.uid or 0)
+        if got is None:
+            continue
+        values = _flag_values(got[0])
+        values["modseq"] = got[1]
+        if any(getattr(row, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            changed.append(row)
+    if changed:
+        with transaction.atomic():
+            Location.objects.bulk_update(changed, fields, batch_size=500)
+
+
+def _apply_expunges(
+    session: Session, folder: Folder, server_uids: set[int], top: int, pins: _Pins
+) -> None:
+    stored = set(
+        Location.objects.filter(folder=folder, uid__gt=0, uid__lte=top).values_list(
+            "uid", flat=True
+        )
+    )
+    gone = [u for u in stored if u is not None and u not in server_uids]
+    for i in range(0, len(gone), 1000):
+        with transaction.atomic():
+            Location.objects.filter(folder=folder, uid__in=gone[i : i + 1000]).delete()
+    # Holes: on the server, below UIDNEXT, not stored (only after a crash between a
+    # write and its cursor, or a bug). Fetch them rather than lose them.
+    missing = sorted(server_uids - stored - pins.gone)
+    progress = Progress(folder.account_id)
+    for i in range(0, len(missing), HEADER_BATCH):
+        _store_batch(session, folder, missing[i : i + HEADER_BATCH], pins, progress)
+
+
+def _store_counts(folder: Folder) -> None:
+    counts = Location.objects.filter(folder=folder, uid__gt=0).aggregate(
+        total=Count("id"), unread=Count("id", filter=Q(seen=False))
+    )
+    Folder.objects.filter(pk=folder.pk).update(
+        message_count=counts["total"], unread_count=counts["unread"], synced_at=timezone.now()
+    )
+    folder.message_count = counts["total"]
+    folder.unread_count = counts["unread"]
+
+
+# --- bodies ---------------------------------------------------------------------
+
+
+def fetch_pending_bodies(
+    session: Session,
+    account: Account,
+    *,
+    limit: int = BODY_BATCH,
+    message_ids: list[int] | None = None,
+) -> int:
+    """Download raw messages whose body is not stored yet, newest first, into the
+    blob store, and fill snippet, attachment mark and defects. Returns how many
+    bodies were stored. `message_ids` restricts to those (a message opened now)."""
+    rows = Location.objects.filter(
+        folder__account=account, uid__gt=0, message__body_state=Message.BodyState.PENDING
+    )
+    if message_ids is not None:
+        rows = rows.filter(message_id__in=message_ids)
+    picked = list(rows.order_by("-date").values_list("folder_id", "uid", "message_id")[:limit])
+    by_folder: dict[int, dict[int, int]] = defaultdict(dict)
+    for folder_id, uid, message_id in picked:
+        assert uid is not None  # noqa: S101 - filtered above; narrows the type
+        by_folder[folder_id].setdefault(uid, message_id)
+    names = dict(Folder.objects.filter(pk__in=list(by_folder)).values_list("id", "name"))
+    stored = 0
+    done: set[int] = set()
+    for folder_id, wanted in by_folder.items():
+        session.examine(names[folder_id])
+        uids = sorted(u for u, m in wanted.items() if m not in done)
+        for uid, raw in fetch_bodies(session.client, uids):
+            message_id = wanted[uid]
+            if message_id in done:
+                continue
+            _store_body(message_id, raw)
+            done.add(message_id)
+            stored += 1
+    missed = {m for _f, _u, m in picked} - done
+    if missed:
+        # Expunged meanwhile, or the server would not give it: try again later, but
+        # not forever.
+        Message.objects.filter(pk__in=missed).update(body_attempts=F("body_attempts") + 1)
+        Message.objects.filter(pk__in=missed, body_attempts__gte=MAX_BODY_ATTEMPTS).update(
+            body_state=Message.BodyState.FAILED
+        )
+    return stored
+
+
+def _store_body(message_id: int, raw: bytes) -> None:
+    key = blobs.put(raw)
+    summary = summarize_body(raw)
+    Message.objects.filter(pk=message_id).update(
+        blob_key=key,
+        body_state=Message.BodyState.STORED,
+        snippet=summary.snippet[:300],
+        has_attachments=summary.has_attachments,
+        defects=summary.defects[:50],
+    )
