@@ -30,7 +30,6 @@ import smtplib
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,7 +164,7 @@ class DovecotServer:
         self.base_dir = root / "run"
         self.state_dir = root / "state"
         self.log_path = root / "dovecot.log"
-        self.passwd_path = root / "users"
+        self.passwd_dir = root / "users"
         self.home_root = root / "home"
         self.instance_name = f"posta-test-{root.name}"
         self.imap_port = 0
@@ -177,7 +176,6 @@ class DovecotServer:
         self.tls_files: TlsFiles | None = None
         self.ca_file: str | None = None
         self.uid, self.gid = ensure_mail_system_user()
-        self._lock = threading.Lock()
         self._stopped = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -200,7 +198,8 @@ class DovecotServer:
         self.state_dir.mkdir(exist_ok=True)
         self.home_root.mkdir(exist_ok=True)
         self.home_root.chmod(0o755)
-        self.passwd_path.touch(mode=0o644)
+        self.passwd_dir.mkdir(exist_ok=True)
+        self.passwd_dir.chmod(0o755)
         if self.tls:
             self.tls_files = make_tls_files(self.root / "tls")
             self.ca_file = self.tls_files.ca_file
@@ -323,13 +322,15 @@ auth_verbose = yes
 # A wrong password answers at once: tests of bad credentials need not wait.
 auth_failure_delay = 0
 
+# One passwd-file per user: Dovecot re-reads a changed passwd-file at most once a
+# second, so a user added to a shared file could stay unknown for that long.
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.passwd_path}
+  args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {self.passwd_path}
+  args = username_format=%u {self.passwd_dir}/%u
 }}
 first_valid_uid = {self.uid}
 last_valid_uid = {self.uid}
@@ -415,12 +416,17 @@ plugin {{
             if any(char in value for char in ":\n\r"):
                 raise ValueError(f"not allowed in a passwd-file entry: {value!r}")
         home = self.home_root / name
-        with self._lock:
-            home.mkdir()
-            os.chown(home, self.uid, self.gid)
-            home.chmod(0o700)
-            with self.passwd_path.open("a") as handle:
-                handle.write(f"{name}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}::\n")
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"not allowed as a test user name: {name!r}")
+        home.mkdir()
+        os.chown(home, self.uid, self.gid)
+        home.chmod(0o700)
+        entry = f"{name}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}::\n"
+        # Written whole under a temporary name, so Dovecot never reads half a file.
+        partial = self.passwd_dir / f".{name}.tmp"
+        partial.write_text(entry)
+        partial.chmod(0o644)
+        partial.rename(self.passwd_dir / name)
         return MailUser(name=name, password=password, address=name)
 
     # ------------------------------------------------------------------ doveadm
@@ -538,11 +544,8 @@ plugin {{
         return client
 
     def _password(self, name: str) -> str:
-        for line in self.passwd_path.read_text().splitlines():
-            login, _, rest = line.partition(":")
-            if login == name:
-                return rest.split(":", 1)[0].removeprefix("{PLAIN}")
-        raise KeyError(name)
+        entry = (self.passwd_dir / name).read_text()
+        return entry.split(":")[1].removeprefix("{PLAIN}")
 
     def set_flags(
         self, user: MailUser | str, folder: str, uid: int, flags: str, *, add: bool = True

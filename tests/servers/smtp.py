@@ -313,12 +313,20 @@ class SmtpServer:
             data=data,
             authenticated_as=authenticated_as,
             mail_options=list(envelope.mail_options),
-            used_tls=session.ssl is not None,
+            used_tls=_uses_tls(server, session),
         )
         with self._lock:
             self._messages.append(received)
             self._lock.notify_all()
         return "250 2.0.0 OK: queued"
+
+
+def _uses_tls(server: SMTP, session: Session) -> bool:
+    # session.ssl is set after STARTTLS only; implicit TLS shows on the transport.
+    if session.ssl is not None:
+        return True
+    transport = server.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
 
 
 def _relay(dovecot: DovecotServer, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
