@@ -1,0 +1,216 @@
+"""The outbox: messages being written, waiting to leave, leaving and gone.
+
+An `OutgoingMessage` row is the single source of truth for one message the user
+sends (DESIGN §5, "Outgoing"). Its state machine::
+
+    draft ──queue──> queued ──(send_at passed, claimed)──> sending ──250──> sent
+      │  ╲              │  ▲                                   │  ╲
+      │   schedule     undo│ retry (4xx, network, backoff)     │   5xx / deadline
+      │     ╲           ▼  │                                   │      ╲
+      │    scheduled ──────┘ (claimed at its time)            │     failed
+      │      │  ▲                                              │
+      │   pause│resume                                crash after DATA began,
+      │      ▼  │                                     outcome unknown
+      │    paused                                             ▼
+      └──────────────── cancel (any waiting state) ──>   needs_review
+                                                          cancelled
+
+- The Message-ID is chosen when the row is first queued or scheduled and never
+  changes: retries, crash recovery and the Sent-folder lookup all rely on it.
+- A worker takes a row only through a conditional UPDATE (queued|scheduled →
+  sending, with a fresh claim token): two workers racing send it once.
+- `data_started_at` is written (and committed) just before the SMTP DATA command.
+  A row found in `sending` after a crash without it has certainly not left and is
+  queued again; with it, the Sent folder is searched for its Message-ID, and when
+  the outcome cannot be known the row becomes `needs_review`: never sent blindly.
+- After the 250, the Sent copy, the \\Answered / $Forwarded flag on the original and
+  the removal of the draft are follow-ups of their own, retried alone: nothing
+  after the 250 ever sends the message again.
+
+The rows are declared here, in the mail layer, because the web layer reads and
+writes them and may not import `posta.delivery`; they belong to the delivery app,
+whose worker (posta.delivery.tasks) does the network work.
+
+Services for the web layer follow the models: `do_` / `check_` / `access_` as in
+STYLE 1. The worker is woken through `wake_worker`, which reaches
+`posta.delivery.tasks` by name.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from posta.accounts.models import Account, Folder
+from posta.mail.models import Message
+
+# --------------------------------------------------------------------------- models
+
+
+class OutgoingMessage(models.Model):
+    """One message the user writes and sends; see the module docstring."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        QUEUED = "queued", _("Waiting to be sent")
+        SCHEDULED = "scheduled", _("Scheduled")
+        PAUSED = "paused", _("Paused")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Not sent")
+        NEEDS_REVIEW = "needs_review", _("Needs your review")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Kind(models.TextChoices):
+        NEW = "new", _("New message")
+        REPLY = "reply", _("Reply")
+        REPLY_ALL = "reply_all", _("Reply to all")
+        FORWARD = "forward", _("Forward")
+        FORWARD_ATTACHED = "forward_attached", _("Forward as attachment")
+
+    class FollowUp(models.TextChoices):
+        NONE = "none", _("Nothing to do")
+        PENDING = "pending", _("Waiting")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    WAITING_STATES: ClassVar[tuple[str, ...]] = ("queued", "scheduled", "paused")
+    EDITABLE_STATES: ClassVar[tuple[str, ...]] = ("draft", "queued", "scheduled", "paused")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="outgoing_messages"
+    )
+    # The From: one of the user's accounts or a shared sender (another user's).
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="outgoing")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NEW)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+
+    # RFC 5322 §3.6.4, without angle brackets; chosen at first queue, never changed.
+    message_id = models.CharField(max_length=250, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    to = models.JSONField(default=list)  # [[name, address], ...]
+    cc = models.JSONField(default=list)
+    bcc = models.JSONField(default=list)
+    body_html = models.TextField(blank=True)  # sanitized editor HTML, without signature
+    body_text = models.TextField(blank=True)  # the plain-text mode's body
+    plain_text = models.BooleanField(default=False)
+    # Snapshot of the From account's signature, taken when the message is queued.
+    signature_html = models.TextField(blank=True)
+    # The quoted original of a reply or an inline forward, kept apart from the body so
+    # that the signature goes above it (issue 5, "Signatures").
+    quote_html = models.TextField(blank=True)
+    quote_text = models.TextField(blank=True)
+
+    original = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    in_reply_to = models.CharField(max_length=998, blank=True)  # normalized, without <>
+    references = models.JSONField(default=list)  # normalized ids, oldest first
+
+    # The earliest time a worker may take the row: end of the undo window, the
+    # scheduled time, or the next retry.
+    send_at = models.DateTimeField(null=True, blank=True)
+    # Set for messages the user scheduled (shown in Scheduled while waiting).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    data_started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    give_up_at = models.DateTimeField(null=True, blank=True)
+    # The composed RFC 5322 bytes in the blob store, made at the first attempt and
+    # reused by every retry (same Date, same boundaries, same Message-ID).
+    raw_blob_key = models.CharField(max_length=100, blank=True)
+
+    error_code = models.CharField(max_length=50, blank=True)
+    error_detail = models.CharField(max_length=500, blank=True)
+    # [{"address": ..., "code": 550, "text": ...}] refused by the server.
+    failed_recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    sent_copy = models.CharField(max_length=10, choices=FollowUp.choices, default="none")
+    mark_original = models.CharField(max_length=10, choices=FollowUp.choices, default="none")
+    draft_cleanup = models.CharField(max_length=10, choices=FollowUp.choices, default="none")
+    follow_up_attempts = models.PositiveSmallIntegerField(default=0)
+    follow_up_at = models.DateTimeField(null=True, blank=True)
+
+    # The draft's copy on the server (Drafts folder), replaced at every autosave.
+    draft_folder = models.ForeignKey(
+        Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    draft_uid = models.BigIntegerField(null=True, blank=True)
+    draft_revision = models.PositiveIntegerField(default=0)
+    draft_saved_revision = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "delivery"
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["send_at"],
+                name="outgoing_due",
+                condition=Q(state__in=["queued", "scheduled"]),
+            ),
+            models.Index(fields=["user", "state"], name="outgoing_user_state"),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=~Q(message_id=""),
+                name="outgoing_unique_message_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject or '(no subject)'} [{self.state}]"
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.state in self.WAITING_STATES
+
+    def recipients(self) -> list[str]:
+        """Every envelope recipient (To, Cc, Bcc), each address once, in order."""
+        seen: list[str] = []
+        for _name, address in [*self.to, *self.cc, *self.bcc]:
+            if address.lower() not in {s.lower() for s in seen}:
+                seen.append(address)
+        return seen
+
+
+class OutgoingAttachment(models.Model):
+    """A file attached to an outgoing message; bytes in the blob store."""
+
+    outgoing = models.ForeignKey(
+        OutgoingMessage, on_delete=models.CASCADE, related_name="attachments"
+    )
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    blob_key = models.CharField(max_length=100)
+    # Set for an image shown in the body (<img src="cid:...">, RFC 2392).
+    content_id = models.CharField(max_length=250, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        app_label = "delivery"
+        ordering: ClassVar[list[str]] = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+def new_claim_token() -> str:
+    return secrets.token_hex(16)
+
+
+def new_message_id(domain: str) -> str:
+    """A globally unique Message-ID (RFC 5322 §3.6.4) for `domain`, without <>."""
+    return f"{uuid.uuid4().hex}.posta@{domain or 'localhost'}"
