@@ -26,8 +26,16 @@ from pathlib import Path
 from typing import Any
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
-_DATA_DIR = Path(tempfile.mkdtemp(prefix="posta-test-data-"))
-atexit.register(shutil.rmtree, _DATA_DIR, True)
+_SESSION_DIR = os.environ.get("POSTA_TEST_SESSION_DIR", "")
+if _SESSION_DIR and os.environ.get("PYTEST_XDIST_WORKER"):
+    # An xdist worker: the controller's directory (inherited through the environment)
+    # holds one subdirectory per worker, and the controller removes it all at exit.
+    _DATA_DIR = Path(_SESSION_DIR) / os.environ["PYTEST_XDIST_WORKER"]
+    _DATA_DIR.mkdir(parents=True, exist_ok=True)
+else:
+    _DATA_DIR = Path(tempfile.mkdtemp(prefix="posta-test-data-"))
+    os.environ["POSTA_TEST_SESSION_DIR"] = str(_DATA_DIR)
+    atexit.register(shutil.rmtree, _DATA_DIR, True)
 os.environ["POSTA_DATA_DIR"] = str(_DATA_DIR)
 os.environ["POSTA_ALLOWED_MAIL_HOSTS"] = ""
 # So that ``from tests.servers.dovecot import ...`` works from any test module.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import imaplib
+import os
 import poplib
 import re
 import smtplib
@@ -12,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -427,3 +429,23 @@ def test_browser_reads_page_title(page: Page, page_it: Page, tiny_site: str) -> 
     assert page.locator("#lang").inner_text().startswith("en-US")
     page_it.goto(tiny_site)
     assert page_it.locator("#lang").inner_text().startswith("it-IT")
+
+
+# ------------------------------------------------------------------ environment
+
+
+def test_settings_use_the_session_data_dir() -> None:
+    from django.conf import settings
+
+    data_dir = Path(os.environ["POSTA_DATA_DIR"])
+    assert Path(settings.DATA_DIR) == data_dir
+    assert data_dir.name.startswith("posta-test-data-") or data_dir.parent.name.startswith(
+        "posta-test-data-"
+    )
+    assert Path(settings.STORAGES["default"]["OPTIONS"]["location"]).is_relative_to(data_dir)
+    assert settings.POSTA_ALLOWED_MAIL_HOSTS == []
+    if "filename" in settings.HUEY:  # the embedded queue, not Redis
+        from huey.contrib.djhuey import HUEY
+
+        assert Path(settings.HUEY["filename"]).is_relative_to(data_dir)
+        assert Path(HUEY.storage.filename).is_relative_to(data_dir)
