@@ -1,0 +1,158 @@
+"""What the web layer calls when a user acts on mail (STYLE §1, §3: intents).
+
+Each `do_` function changes the local state the user sees and writes one
+RemoteAction per server copy, in one transaction; after commit it wakes the worker
+(posta.sync.tasks), which carries the actions out on the server. Inputs are already
+validated: `message_ids` are the user's (others' ids are silently ignored, since the
+queries filter by user).
+
+Copies without a UID yet (a move still on its way) are left out of flag changes
+and moves; they get their UID within seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import F
+
+from posta.accounts.models import Folder
+from posta.mail.models import Location, RemoteAction
+from posta.users.models import User
+
+Kind = RemoteAction.Kind
+
+
+def _wake_worker(account_ids: Iterable[int]) -> None:
+    ids = sorted(set(account_ids))
+    if not ids:
+        return
+
+    def enqueue() -> None:
+        # Imported here: the worker's task module pulls in the IMAP code, which the
+        # web process needs only once something is to be enqueued.
+        from posta.sync.tasks import enqueue_account_actions
+
+        enqueue_account_actions(ids)
+
+    transaction.on_commit(enqueue)
+
+
+def _copies(user: User, message_ids: Iterable[int]) -> list[Location]:
+    return list(
+        Location.objects.select_for_update()
+        .filter(user=user, message_id__in=list(message_ids), uid__gt=0)
+        .select_related("folder", "message")
+        .order_by("id")
+    )
+
+
+def _action(loc: Location, kind: str, *, target: Folder | None = None) -> RemoteAction:
+    return RemoteAction(
+        user_id=loc.user_id,
+        account_id=loc.folder.account_id,
+        kind=kind,
+        message_id=loc.message_id,
+        location=loc,
+        source_folder=loc.folder,
+        source_uid=loc.uid,
+        target_folder=target,
+        message_id_header=loc.message.message_id,
+    )
+
+
+def _adjust_unread(delta: Counter[int]) -> None:
+    for folder_id, change in delta.items():
+        if change:
+            Folder.objects.filter(pk=folder_id).update(unread_count=F("unread_count") + change)
+
+
+def _minus(copies: list[Location]) -> Counter[int]:
+    delta: Counter[int] = Counter()
+    for c in copies:
+        delta[c.folder_id] -= 1
+    return delta
+
+
+def do_set_seen(user: User, message_ids: Iterable[int], seen: bool) -> int:
+    """Mark the messages read or unread in every folder; returns copies changed."""
+    with transaction.atomic():
+        copies = [c for c in _copies(user, message_ids) if c.seen != seen]
+        Location.objects.filter(pk__in=[c.pk for c in copies]).update(seen=seen)
+        kind = Kind.SEEN if seen else Kind.UNSEEN
+        RemoteAction.objects.bulk_create([_action(c, kind) for c in copies])
+        _adjust_unread(Counter(c.folder_id for c in copies) if not seen else _minus(copies))
+        _wake_worker(c.folder.account_id for c in copies)
+    return len(copies)
+
+
+def do_set_flagged(user: User, message_ids: Iterable[int], flagged: bool) -> int:
+    """Flag or unflag the messages in every folder; returns copies changed."""
+    with transaction.atomic():
+        copies = [c for c in _copies(user, message_ids) if c.flagged != flagged]
+        Location.objects.filter(pk__in=[c.pk for c in copies]).update(flagged=flagged)
+        kind = Kind.FLAG if flagged else Kind.UNFLAG
+        RemoteAction.objects.bulk_create([_action(c, kind) for c in copies])
+        _wake_worker(c.folder.account_id for c in copies)
+    return len(copies)
+
+
+def _move_local(copies: list[Location], target: Folder, kind: str) -> list[RemoteAction]:
+    actions = [_action(c, kind, target=target) for c in copies]
+    RemoteAction.objects.bulk_create(actions)
+    delta: Counter[int] = Counter()
+    for c in copies:
+        if not c.seen:
+            delta[c.folder_id] -= 1
+            delta[target.pk] += 1
+    Location.objects.filter(pk__in=[c.pk for c in copies]).update(
+        folder=target, uid=None, modseq=None, role=target.role
+    )
+    _adjust_unread(delta)
+    return actions
+
+
+def do_move(user: User, message_ids: Iterable[int], target_folder: Folder) -> int:
+    """Move the messages' copies of the target's account into `target_folder`.
+
+    The copies show in the target at once (without a UID until the server's move is
+    done). Copies already there, and copies in other accounts, are left alone.
+    """
+    with transaction.atomic():
+        copies = [
+            c
+            for c in _copies(user, message_ids)
+            if c.folder.account_id == target_folder.account_id and c.folder_id != target_folder.pk
+        ]
+        _move_local(copies, target_folder, Kind.MOVE)
+        _wake_worker([target_folder.account_id] if copies else [])
+    return len(copies)
+
+
+def do_delete(user: User, message_ids: Iterable[int]) -> int:
+    """Delete the messages: copies go to their account's Trash; copies already in
+    Trash (or in an account without one) are deleted for good (EXPUNGE)."""
+    with transaction.atomic():
+        copies = _copies(user, message_ids)
+        accounts = {c.folder.account_id for c in copies}
+        trash = {
+            f.account_id: f
+            for f in Folder.objects.filter(account_id__in=accounts, role=Folder.Role.TRASH)
+        }
+        to_trash: dict[int, list[Location]] = {}
+        expunge: list[Location] = []
+        for c in copies:
+            bin_ = trash.get(c.folder.account_id)
+            if bin_ is None or bin_.pk == c.folder_id:
+                expunge.append(c)
+            else:
+                to_trash.setdefault(bin_.pk, []).append(c)
+        for group in to_trash.values():
+            _move_local(group, trash[group[0].folder.account_id], Kind.DELETE)
+        RemoteAction.objects.bulk_create([_action(c, Kind.EXPUNGE) for c in expunge])
+        _adjust_unread(_minus([c for c in expunge if not c.seen]))
+        Location.objects.filter(pk__in=[c.pk for c in expunge]).delete()
+        _wake_worker(accounts)
+    return len(copies)

@@ -1,0 +1,282 @@
+"""Carry the user's RemoteActions out on the server, idempotently.
+
+An action is claimed with a conditional UPDATE (pending -> running), so two workers
+never run one action. Every server step is safe to repeat, because a worker can be
+killed after the server changed and before the database learnt it (the sweep then
+puts the action back to pending):
+
+- flags: UID STORE +FLAGS/-FLAGS.SILENT sets a state, repeating it changes nothing;
+- move (and delete to Trash): if our UID is gone from the source and the target
+  holds the Message-ID, the move happened: only the database is updated. If our UID
+  is still in the source and the target already holds the Message-ID (a COPY done
+  before a kill), the copy is not made again. Then MOVE (RFC 6851) where offered,
+  else UID COPY + \\Deleted + UID EXPUNGE of that one UID (UIDPLUS, RFC 4315 §2.1:
+  never a plain EXPUNGE, which would remove other clients' \\Deleted mail);
+- expunge: \\Deleted + UID EXPUNGE of our UID; a UID already gone is success.
+
+A failure is classified once (STYLE §5): a network or busy error leaves the action
+pending for a later attempt (up to MAX_ATTEMPTS); anything else, or the last
+attempt, marks it failed with a code and detail, and puts the local state back to
+what the server has.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from posta.accounts.models import Account, Folder
+from posta.mail.models import Location, RemoteAction
+from posta.mailproto import errors
+from posta.mailproto.imap.client import close_quietly, imap_errors
+from posta.mailproto.imap.fastfetch import fetch_flags
+from posta.sync import engine, faults
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+STALE_RUNNING = timedelta(minutes=5)
+State = RemoteAction.State
+Kind = RemoteAction.Kind
+_FLAG_OF = {
+    Kind.SEEN: ("\\Seen", True),
+    Kind.UNSEEN: ("\\Seen", False),
+    Kind.FLAG: ("\\Flagged", True),
+    Kind.UNFLAG: ("\\Flagged", False),
+}
+
+
+def run_account_actions(account_id: int) -> int:
+    """Run the account's due pending actions in order; returns how many finished."""
+    now = timezone.now()
+    due = list(
+        RemoteAction.objects.filter(account_id=account_id, state=State.PENDING)
+        .exclude(next_attempt_at__gt=now)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if not due:
+        return 0
+    account = Account.objects.get(pk=account_id)
+    try:
+        client = engine.open_account(account)
+    except errors.MailError as exc:
+        for action_id in due:
+            _retry_or_fail(action_id, exc)
+        return 0
+    finished = 0
+    try:
+        session = engine.Session.start(client)
+        for action_id in due:
+            claimed = RemoteAction.objects.filter(pk=action_id, state=State.PENDING).update(
+                state=State.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
+            )
+            if not claimed:
+                continue  # another worker has it
+            action = RemoteAction.objects.select_related(
+                "source_folder", "target_folder", "location"
+            ).get(pk=action_id)
+            try:
+                _execute(session, action)
+            except errors.MailError as exc:
+                _retry_or_fail(action_id, exc, session=session)
+                if isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy):
+                    break  # the connection is unusable; the rest waits for next time
+                continue
+            finished += 1
+    finally:
+        close_quietly(client)
+    return finished
+
+
+def sweep() -> list[int]:
+    """Put actions a dead worker left running back to pending; return the accounts
+    with due pending actions (the caller enqueues them)."""
+    cutoff = timezone.now() - STALE_RUNNING
+    RemoteAction.objects.filter(state=State.RUNNING, updated_at__lt=cutoff).update(
+        state=State.PENDING
+    )
+    now = timezone.now()
+    return sorted(
+        set(
+            RemoteAction.objects.filter(state=State.PENDING)
+            .exclude(next_attempt_at__gt=now)
+            .values_list("account_id", flat=True)
+        )
+    )
+
+
+# --- execution ------------------------------------------------------------------
+
+
+def _select_rw(session: engine.Session, folder: Folder) -> None:
+    with imap_errors(host=session.host):
+        session.client.select_folder(folder.name)
+    session.selected = folder.name
+
+
+def _has_uid(session: engine.Session, uid: int) -> bool:
+    with imap_errors(host=session.host):
+        found = session.client.search(["UID", str(uid)])
+    return uid in {int(u) for u in found}
+
+
+def _uids_with_message_id(session: engine.Session, folder: Folder, message_id: str) -> list[int]:
+    """UIDs in `folder` whose Message-ID header is `message_id` (RFC 3501 §6.4.4)."""
+    if not message_id:
+        return []
+    with imap_errors(host=session.host):
+        session.client.select_folder(folder.name, readonly=True)
+        found = session.client.search(["HEADER", "Message-ID", f"<{message_id}>"])
+    session.selected = folder.name
+    return sorted(int(u) for u in found)
+
+
+def _execute(session: engine.Session, action: RemoteAction) -> None:
+    source, uid = action.source_folder, action.source_uid
+    if source is None or uid is None:
+        _finish(action)
+        return
+    if action.kind in _FLAG_OF:
+        flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
+        _select_rw(session, source)
+        with imap_errors(host=session.host):
+            if on:
+                session.client.add_flags([uid], [flag], silent=True)
+            else:
+                session.client.remove_flags([uid], [flag], silent=True)
+        faults.point("action_after_server")
+        _finish(action)
+    elif action.kind in {Kind.MOVE, Kind.DELETE} and action.target_folder is not None:
+        _move(session, action, source, uid, action.target_folder)
+    elif action.kind in {Kind.EXPUNGE, Kind.DELETE}:
+        _select_rw(session, source)
+        if _has_uid(session, uid):
+            _expunge_one(session, uid)
+        faults.point("action_after_server")
+        _finish(action)
+    else:
+        raise errors.CapabilityMissing(f"action {action.kind} is not supported")
+
+
+def _expunge_one(session: engine.Session, uid: int) -> None:
+    if not session.uidplus:
+        # Without UID EXPUNGE a plain EXPUNGE would remove every \Deleted message,
+        # other clients' too: leave ours marked \Deleted instead.
+        with imap_errors(host=session.host):
+            session.client.add_flags([uid], ["\\Deleted"], silent=True)
+        return
+    with imap_errors(host=session.host):
+        session.client.add_flags([uid], ["\\Deleted"], silent=True)
+        session.client.uid_expunge([uid])
+
+
+def _move(
+    session: engine.Session, action: RemoteAction, source: Folder, uid: int, target: Folder
+) -> None:
+    mid = action.message_id_header
+    _select_rw(session, source)
+    still_there = _has_uid(session, uid)
+    in_target = _uids_with_message_id(session, target, mid)
+    if still_there:
+        _select_rw(session, source)
+        with imap_errors(host=session.host):
+            if in_target:
+                pass  # copied before a kill: do not copy again
+            elif session.move:
+                session.client.move([uid], target.name)
+            else:
+                session.client.copy([uid], target.name)
+        if (in_target or not session.move) and still_there:
+            _expunge_one(session, uid)
+        faults.point("action_after_server")
+        in_target = _uids_with_message_id(session, target, mid)
+    _attach_new_uid(session, action, target, in_target)
+    _finish(action)
+
+
+def _attach_new_uid(
+    session: engine.Session, action: RemoteAction, target: Folder, uids: list[int]
+) -> None:
+    """Give the moved copy its UID in the target, unless the sync already did."""
+    loc = action.location
+    if loc is None:
+        return
+    loc.refresh_from_db()
+    if loc.uid is not None:
+        return
+    taken = set(
+        Location.objects.filter(folder=target, uid__in=uids).values_list("uid", flat=True)
+    )
+    free = [u for u in uids if u not in taken]
+    if not free:
+        if not uids and not action.message_id_header:
+            return  # no Message-ID to find it by: the next sync adopts the copy
+        if not uids:
+            loc.delete()  # the server has no copy: mirror that
+        else:
+            loc.delete()  # the sync already recorded the moved copy
+        return
+    new_uid = free[-1]
+    flags = fetch_flags(session.client, str(new_uid))
+    values = engine._flag_values(flags[0][1]) if flags else {}
+    try:
+        with transaction.atomic():
+            Location.objects.filter(pk=loc.pk, uid__isnull=True).update(
+                uid=new_uid, folder=target, **values
+            )
+    except IntegrityError:
+        loc.delete()  # the sync recorded it meanwhile
+
+
+def _finish(action: RemoteAction) -> None:
+    RemoteAction.objects.filter(pk=action.pk).update(
+        state=State.DONE, error_code="", error_detail="", updated_at=timezone.now()
+    )
+
+
+def _retry_or_fail(
+    action_id: int, exc: errors.MailError, *, session: engine.Session | None = None
+) -> None:
+    action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
+    temporary = isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy)
+    if temporary and action.attempts < MAX_ATTEMPTS:
+        delay = timedelta(seconds=30 * 2 ** max(action.attempts, 0))
+        RemoteAction.objects.filter(pk=action_id).update(
+            state=State.PENDING,
+            next_attempt_at=timezone.now() + delay,
+            error_code=exc.code,
+            error_detail=exc.detail[:500],
+        )
+        return
+    with transaction.atomic():
+        RemoteAction.objects.filter(pk=action_id).update(
+            state=State.FAILED, error_code=exc.code, error_detail=exc.detail[:500]
+        )
+        _undo_locally(action)
+    log.warning("action %s failed: %s", action_id, exc)
+
+
+def _undo_locally(action: RemoteAction) -> None:
+    """Put the local copy back to what the server still has: the action never
+    happened there."""
+    loc = action.location
+    if loc is None or action.source_folder is None:
+        return
+    if action.kind in _FLAG_OF:
+        flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
+        field = "seen" if flag == "\\Seen" else "flagged"
+        Location.objects.filter(pk=loc.pk).update(**{field: not on})
+    elif action.kind in {Kind.MOVE, Kind.DELETE} and loc.uid is None:
+        try:
+            Location.objects.filter(pk=loc.pk).update(
+                folder=action.source_folder,
+                uid=action.source_uid,
+                role=action.source_folder.role,
+            )
+        except IntegrityError:
+            loc.delete()

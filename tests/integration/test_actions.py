@@ -1,0 +1,112 @@
+"""The user's actions reach the server exactly once, even when the worker dies
+between the server call and the database update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
+
+from posta.accounts.models import Folder
+from posta.mail import services
+from posta.mail.models import Location, Message, RemoteAction
+from posta.sync import actions, faults
+from posta.sync.engine import sync_account_once
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runs the executor itself; the queue is not consumed here."""
+    monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
+
+
+def _setup(dovecot: DovecotServer, mail_user: MailUser, settings: Any) -> Any:
+    account = make_account(dovecot, mail_user, settings)
+    dovecot.create_folder(mail_user, "Trash")
+    dovecot.create_folder(mail_user, "Archive")
+    for i in range(4):
+        dovecot.deliver(mail_user, message(f"a{i}"))
+    sync_account_once(account.pk)
+    return account
+
+
+def test_flags_move_and_delete_reach_the_server(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = _setup(dovecot, mail_user, settings)
+    user = account.user
+    ids = {m.subject: m.pk for m in Message.objects.filter(user=user)}
+    archive = Folder.objects.get(account=account, name="Archive")
+
+    services.do_set_seen(user, [ids["a0"]], True)
+    services.do_set_flagged(user, [ids["a1"]], True)
+    services.do_move(user, [ids["a2"]], archive)
+    services.do_delete(user, [ids["a3"]])
+    # The local state changed at once.
+    assert Location.objects.get(message_id=ids["a2"]).folder == archive
+    assert Location.objects.get(message_id=ids["a3"]).folder.name == "Trash"
+
+    actions.run_account_actions(account.pk)
+
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    assert len(dovecot.uids(mail_user, "Archive")) == 1
+    assert len(dovecot.uids(mail_user, "Trash")) == 1
+    assert len(dovecot.uids(mail_user, "INBOX")) == 2
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+    assert Location.objects.get(message_id=ids["a2"]).uid is not None
+
+    # From Trash, delete means gone for good.
+    services.do_delete(user, [ids["a3"]])
+    actions.run_account_actions(account.pk)
+    assert dovecot.uids(mail_user, "Trash") == []
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+
+
+@pytest.mark.parametrize("use_move", [True, False])
+def test_move_killed_after_the_server_call_happens_once(
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    settings: Any,
+    use_move: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = _setup(dovecot, mail_user, settings)
+    user = account.user
+    target = Folder.objects.get(account=account, name="Archive")
+    moved = list(Message.objects.filter(user=user).values_list("pk", flat=True)[:2])
+    services.do_move(user, moved, target)
+
+    faults.arm("action_after_server")
+    if not use_move:
+        # The COPY + \Deleted + UID EXPUNGE path of servers without MOVE.
+        original = actions.engine.Session.start
+
+        def without_move(client: Any) -> Any:
+            session = original(client)
+            session.move = False
+            return session
+
+        monkeypatch.setattr(actions.engine.Session, "start", without_move)
+    with pytest.raises(faults.SimulatedCrash):
+        actions.run_account_actions(account.pk)
+    assert RemoteAction.objects.filter(state="running").count() == 1
+    # The dead worker's action goes back to pending once stale; run it again.
+    RemoteAction.objects.filter(state="running").update(
+        updated_at=actions.timezone.now() - actions.STALE_RUNNING * 2
+    )
+    assert account.pk in actions.sweep()
+    actions.run_account_actions(account.pk)
+    actions.run_account_actions(account.pk)
+
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    assert len(dovecot.uids(mail_user, "Archive")) == 2
+    assert len(dovecot.uids(mail_user, "INBOX")) == 2
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+    assert Location.objects.filter(folder=target).count() == 2
