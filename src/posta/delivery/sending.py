@@ -1,0 +1,705 @@
+"""Sending one outgoing message: claim, SMTP, record, follow-ups, crash recovery.
+
+The row (posta.mail.outbox.OutgoingMessage) is the source of truth; the queue only
+wakes a worker. The contract, in the order things happen:
+
+1. `claim`: one conditional UPDATE moves a due row from queued/scheduled to
+   sending with a fresh claim token. Whoever's UPDATE changed the row owns it; every
+   later write of this attempt is conditioned on that token, so a worker that lost
+   its lease cannot overwrite what another decided.
+2. The message bytes are built once (first attempt) and kept in the blob store:
+   retries send the very same bytes.
+3. MAIL FROM, RCPT TO each recipient (refusals recorded one by one), then
+   `data_started_at` is committed, then DATA. From this point a crash or a dropped
+   connection leaves the outcome unknown: recovery never resends blindly.
+4. After 250 (kill point `delivery.after_accept`, see posta.sync.faults) the row
+   becomes sent; the follow-ups (Sent copy, flag on the original, draft removal)
+   are separate steps, each retried alone.
+
+Every failure is decided by posta.delivery.policy, and written onto the row in
+words the outbox page can show (STYLE 7: the worker defends the boundary).
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+import logging
+import smtplib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from imapclient import IMAPClient
+
+from posta.accounts.models import Account, CompanySettings, Folder
+from posta.accounts.presets import PRESETS
+from posta.core.crypto import unseal
+from posta.core.netguard import GuardError, resolve_allowed
+from posta.delivery.policy import Verdict, verdict_for_error, verdict_for_reply
+from posta.mail import blobs
+from posta.mail.models import Location, Message
+from posta.mail.outbox import OutgoingAttachment, OutgoingMessage, new_claim_token
+from posta.mailproto import errors
+from posta.mailproto.imap.client import close_quietly as imap_close
+from posta.mailproto.imap.client import imap_errors
+from posta.mailproto.mime import compose
+from posta.mailproto.smtp.client import SmtpSettings, connect, smtp_errors
+from posta.mailproto.smtp.client import close_quietly as smtp_close
+from posta.sync import faults
+from posta.sync.engine import open_account
+from posta.sync.parsing import identity, parse_envelope
+from posta.sync.threads import assign_threads
+
+log = logging.getLogger(__name__)
+
+State = OutgoingMessage.State
+FollowUp = OutgoingMessage.FollowUp
+
+KILL_AFTER_ACCEPT = "delivery.after_accept"
+# How long a row may stay "sending" before recovery looks at it: longer than any
+# SMTP conversation can last (connect + DATA of the largest message with timeouts).
+SENDING_LEASE = timedelta(minutes=15)
+# How long temporary failures are retried, counted from the first queueing.
+RETRY_DEADLINE = timedelta(days=2)
+RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600)  # seconds, then the last one again
+ACCOUNT_RETRY_DELAY = timedelta(minutes=30)
+FOLLOW_UP_DELAYS = (10, 60, 300, 1800, 3600)
+MAX_FOLLOW_UP_ATTEMPTS = 20
+
+
+class SmtpUtf8Missing(errors.CapabilityMissing):
+    """An address needs SMTPUTF8 (RFC 6531) and the server does not offer it."""
+
+    code = "smtputf8_missing"
+
+
+class HostNotAllowed(errors.MailError):
+    code = "host_not_allowed"
+
+
+@dataclass
+class Refusal:
+    address: str
+    code: int
+    text: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"address": self.address, "code": self.code, "text": self.text}
+
+
+@dataclass
+class SmtpOutcome:
+    """What the server said: accepted (with refused recipients), or a failure."""
+
+    accepted: bool
+    refused: list[Refusal] = field(default_factory=list)
+    verdict: Verdict | None = None
+    error_code: str = ""
+    error_detail: str = ""
+    unknown: bool = False  # the connection broke after DATA began
+
+
+# ------------------------------------------------------------------------- claiming
+
+
+def claim(outgoing_id: int, *, now: datetime | None = None) -> str | None:
+    """Take a due row for sending; the claim token, or None if it was not ours."""
+    now = now or timezone.now()
+    token = new_claim_token()
+    changed = OutgoingMessage.objects.filter(
+        pk=outgoing_id,
+        state__in=[State.QUEUED, State.SCHEDULED],
+        send_at__lte=now,
+    ).update(
+        state=State.SENDING,
+        claim_token=token,
+        claimed_at=timezone.now(),
+        data_started_at=None,
+        attempts=F("attempts") + 1,
+    )
+    return token if changed == 1 else None
+
+
+def _owned(outgoing_id: int, token: str) -> Q:
+    return Q(pk=outgoing_id, claim_token=token, state=State.SENDING)
+
+
+def due_ids(*, now: datetime | None = None, limit: int = 50) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        OutgoingMessage.objects.filter(
+            state__in=[State.QUEUED, State.SCHEDULED], send_at__lte=now
+        )
+        .order_by("send_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def deliver_due(*, now: datetime | None = None, limit: int = 50) -> int:
+    """Send every due row this worker manages to claim; how many it sent."""
+    sent = 0
+    for outgoing_id in due_ids(now=now, limit=limit):
+        if deliver(outgoing_id, now=now):
+            sent += 1
+    return sent
+
+
+def deliver(outgoing_id: int, *, now: datetime | None = None) -> bool:
+    """Claim and send one row if it is due; True if this call attempted it."""
+    token = claim(outgoing_id, now=now)
+    if token is None:
+        return False
+    try:
+        _attempt(outgoing_id, token)
+    except Exception:
+        # The boundary: whatever went wrong is written onto the row, never lost.
+        log.exception("outgoing %s: unexpected failure while sending", outgoing_id)
+        _record_unexpected(outgoing_id, token)
+    run_follow_ups(outgoing_id)
+    return True
+
+
+# -------------------------------------------------------------------------- sending
+
+
+def _attempt(outgoing_id: int, token: str) -> None:
+    row = OutgoingMessage.objects.select_related("account", "user").get(pk=outgoing_id)
+    if not _still_allowed(row):
+        return
+    raw, utf8 = _raw_message(row, token)
+    outcome = _smtp_send(row, token, raw, utf8=utf8)
+    _record(row, token, outcome, raw)
+
+
+def _still_allowed(row: OutgoingMessage) -> bool:
+    """Scheduled work re-checks at run time that it may still go (STYLE 7)."""
+    account = row.account
+    if account.is_shared_sender or account.user_id == row.user_id:
+        return True
+    OutgoingMessage.objects.filter(_owned(row.pk, row.claim_token)).update(
+        state=State.FAILED,
+        error_code="sender_not_allowed",
+        error_detail="",
+    )
+    return False
+
+
+def sender_mailbox(row: OutgoingMessage) -> compose.Mailbox:
+    account = row.account
+    if account.user_id == row.user_id:
+        name = row.user.get_full_name()
+    else:
+        name = account.description if account.description != account.email else ""
+    mailbox = compose.parse_mailbox(account.email)
+    return compose.Mailbox(name=name, address=mailbox.address)
+
+
+def _mailboxes(pairs: list[list[str]]) -> list[compose.Mailbox]:
+    out = []
+    for name, address in pairs:
+        out.append(compose.Mailbox(name=name, address=compose.check_addr_spec(address)))
+    return out
+
+
+def composition_for(row: OutgoingMessage, *, date: datetime) -> compose.Composition:
+    """The MIME parts of `row`, with its signature and quote in place."""
+    attachments: list[compose.FilePart] = []
+    inline: list[compose.FilePart] = []
+    forwarded: list[bytes] = []
+    forwarded_names: list[str] = []
+    for att in OutgoingAttachment.objects.filter(outgoing=row).order_by("id"):
+        data = blobs.get(att.blob_key)
+        if att.content_type == "message/rfc822":
+            forwarded.append(data)
+            forwarded_names.append(att.filename)
+            continue
+        part = compose.FilePart(att.filename, att.content_type, data, att.content_id)
+        (inline if att.content_id else attachments).append(part)
+    if row.plain_text:
+        text = compose.assemble_text(
+            row.body_text,
+            signature=compose.text_from_html(row.signature_html) if row.signature_html else "",
+            quote=row.quote_text,
+        )
+        html_body = ""
+    else:
+        html_body = compose.assemble_html(
+            row.body_html, signature=row.signature_html, quote=row.quote_html
+        )
+        text = compose.text_from_html(html_body)
+    return compose.Composition(
+        sender=sender_mailbox(row),
+        to=_mailboxes(row.to),
+        cc=_mailboxes(row.cc),
+        subject=row.subject,
+        text=text,
+        html=html_body,
+        message_id=row.message_id,
+        date=date,
+        in_reply_to=row.in_reply_to,
+        references=list(row.references),
+        attachments=attachments,
+        inline=inline,
+        forwarded=forwarded,
+        forwarded_names=forwarded_names,
+    )
+
+
+def _raw_message(row: OutgoingMessage, token: str) -> tuple[bytes, bool]:
+    everyone = [sender_mailbox(row), *_mailboxes(row.to + row.cc + row.bcc)]
+    utf8 = compose.needs_smtputf8(everyone)
+    if row.raw_blob_key and blobs.exists(row.raw_blob_key):
+        return blobs.get(row.raw_blob_key), utf8
+    raw = compose.serialize(build_message(row, date=timezone.now()), utf8=utf8)
+    key = blobs.put(raw)
+    OutgoingMessage.objects.filter(_owned(row.pk, token)).update(raw_blob_key=key)
+    return raw, utf8
+
+
+def build_message(row: OutgoingMessage, *, date: datetime) -> email.message.EmailMessage:
+    return compose.build(composition_for(row, date=date))
+
+
+def smtp_settings(account: Account) -> SmtpSettings:
+    """How to reach the From account's SMTP server (a shared sender: its own)."""
+    allowed = CompanySettings.load().allowed_hosts_list()
+    host = account.smtp_host or account.imap_host
+    try:
+        address = resolve_allowed(host, account.smtp_port, allowed=allowed)
+    except GuardError as exc:
+        if exc.code == "host_not_found":
+            raise errors.HostNotFound(exc.detail) from exc
+        raise HostNotAllowed(exc.detail) from exc
+    oauth = account.auth_method == Account.AuthMethod.OAUTH2
+    password = ""
+    if not oauth:
+        password = unseal(account.smtp_password_secret or account.password_secret)
+    return SmtpSettings(
+        host=host,
+        port=account.smtp_port,
+        security=account.smtp_security,
+        username=account.effective_smtp_username,
+        password=password,
+        auth_required=account.smtp_auth,
+        oauth2_token=unseal(account.oauth_secret) if oauth else "",
+        address=address,
+        timeout=settings.POSTA_NETWORK_TIMEOUT,
+        ca_file=settings.POSTA_EXTRA_CA_FILE or None,
+    )
+
+
+def _reply_text(message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    return " ".join(text.split())[:300]
+
+
+def _failure(code: int, message: bytes | str, *, what: str) -> SmtpOutcome:
+    return SmtpOutcome(
+        accepted=False,
+        verdict=verdict_for_reply(code),
+        error_code=f"smtp_{code}",
+        error_detail=f"{what}: {code} {_reply_text(message)}"[:500],
+    )
+
+
+def _smtp_send(row: OutgoingMessage, token: str, raw: bytes, *, utf8: bool) -> SmtpOutcome:
+    try:
+        config = smtp_settings(row.account)
+        smtp = connect(config)
+    except errors.MailError as exc:
+        return SmtpOutcome(
+            accepted=False, verdict=verdict_for_error(exc), error_code=exc.code,
+            error_detail=exc.detail[:500],
+        )
+    try:
+        return _dialogue(smtp, row, token, raw, utf8=utf8, host=config.host)
+    finally:
+        smtp_close(smtp)
+
+
+def _dialogue(
+    smtp: smtplib.SMTP, row: OutgoingMessage, token: str, raw: bytes, *, utf8: bool, host: str
+) -> SmtpOutcome:
+    sender = sender_mailbox(row).address
+    options: list[str] = []
+    try:
+        with smtp_errors(host=host):
+            if utf8:
+                if not smtp.has_extn("smtputf8"):
+                    raise SmtpUtf8Missing(f"{host}: SMTPUTF8 not offered")
+                options.append("SMTPUTF8")
+            if smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            code, message = smtp.mail(sender, options)
+            if code != 250:
+                smtp.rset()
+                return _failure(code, message, what="MAIL FROM")
+            accepted: list[str] = []
+            refused: list[Refusal] = []
+            for address in _envelope_recipients(row):
+                code, message = smtp.rcpt(address)
+                if code in (250, 251):
+                    accepted.append(address)
+                else:
+                    refused.append(Refusal(address, code, _reply_text(message)))
+            if not accepted:
+                smtp.rset()
+                return _all_refused(refused)
+    except errors.MailError as exc:
+        return SmtpOutcome(
+            accepted=False, verdict=verdict_for_error(exc), error_code=exc.code,
+            error_detail=exc.detail[:500],
+        )
+    # From here on the server may accept the message: say so in the database first.
+    marked = OutgoingMessage.objects.filter(_owned(row.pk, token)).update(
+        data_started_at=timezone.now()
+    )
+    if marked != 1:
+        smtp.rset()
+        return SmtpOutcome(accepted=False, error_code="lost_claim")
+    reply: bytes | str
+    try:
+        code, reply = smtp.data(raw)
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        return SmtpOutcome(
+            accepted=False, unknown=True, error_code="outcome_unknown",
+            error_detail=f"{host}: {type(exc).__name__} during DATA"[:500],
+        )
+    except smtplib.SMTPResponseException as exc:
+        code, reply = exc.smtp_code, exc.smtp_error
+    if code != 250:
+        outcome = _failure(code, reply, what="DATA")
+        outcome.refused = refused
+        return outcome
+    faults.point(KILL_AFTER_ACCEPT)
+    return SmtpOutcome(accepted=True, refused=refused)
+
+
+def _envelope_recipients(row: OutgoingMessage) -> list[str]:
+    return [compose.check_addr_spec(address) for address in row.recipients()]
+
+
+def _all_refused(refused: list[Refusal]) -> SmtpOutcome:
+    verdicts = {verdict_for_reply(r.code) for r in refused}
+    verdict = Verdict.RETRY if Verdict.RETRY in verdicts else Verdict.PERMANENT
+    first = refused[0] if refused else Refusal("", 0, "")
+    return SmtpOutcome(
+        accepted=False,
+        refused=refused,
+        verdict=verdict,
+        error_code="recipients_refused",
+        error_detail=f"RCPT TO: {first.code} {first.text}"[:500],
+    )
+
+
+# ------------------------------------------------------------------------ recording
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    index = max(0, min(attempts - 1, len(RETRY_DELAYS) - 1))
+    return timedelta(seconds=RETRY_DELAYS[index])
+
+
+def _record(row: OutgoingMessage, token: str, outcome: SmtpOutcome, raw: bytes) -> None:
+    now = timezone.now()
+    owned = OutgoingMessage.objects.filter(_owned(row.pk, token))
+    refused = [r.as_json() for r in outcome.refused]
+    if outcome.accepted:
+        with transaction.atomic():
+            changed = owned.update(
+                state=State.SENT,
+                sent_at=now,
+                failed_recipients=refused,
+                error_code="some_recipients_refused" if refused else "",
+                error_detail="",
+                sent_copy=FollowUp.PENDING if _wants_sent_copy(row) else FollowUp.NONE,
+                mark_original=FollowUp.PENDING if _marks_original(row) else FollowUp.NONE,
+                draft_cleanup=FollowUp.PENDING if row.draft_uid else FollowUp.NONE,
+                follow_up_at=now,
+            )
+            if changed:
+                _link_sent_message(row, raw, now)
+        return
+    if outcome.error_code == "lost_claim":
+        return
+    if outcome.unknown:
+        owned.update(
+            state=State.NEEDS_REVIEW, error_code=outcome.error_code,
+            error_detail=outcome.error_detail, failed_recipients=refused,
+        )
+        return
+    give_up_at = row.give_up_at or (row.queued_at or now) + RETRY_DEADLINE
+    common = {
+        "error_code": outcome.error_code,
+        "error_detail": outcome.error_detail,
+        "failed_recipients": refused,
+        "claim_token": "",
+        "data_started_at": None,
+        "give_up_at": give_up_at,
+    }
+    if outcome.verdict == Verdict.RETRY and now < give_up_at:
+        owned.update(state=State.QUEUED, send_at=now + _retry_delay(row.attempts + 1), **common)
+    elif outcome.verdict == Verdict.ACCOUNT:
+        owned.update(state=State.QUEUED, send_at=now + ACCOUNT_RETRY_DELAY, **common)
+    else:
+        owned.update(state=State.FAILED, send_at=None, **common)
+
+
+def _record_unexpected(outgoing_id: int, token: str) -> None:
+    """A bug or a broken blob: before DATA nothing left (retry), after it unknown."""
+    owned = OutgoingMessage.objects.filter(_owned(outgoing_id, token))
+    row = owned.first()
+    if row is None:
+        return
+    if row.data_started_at is not None:
+        owned.update(state=State.NEEDS_REVIEW, error_code="outcome_unknown")
+        return
+    owned.update(
+        state=State.QUEUED,
+        claim_token="",
+        send_at=timezone.now() + _retry_delay(row.attempts),
+        error_code="internal_error",
+        error_detail="",
+    )
+
+
+def _wants_sent_copy(row: OutgoingMessage) -> bool:
+    preset = PRESETS.get(row.account.preset)
+    return not (preset is not None and preset.stores_sent_copy)
+
+
+def _marks_original(row: OutgoingMessage) -> bool:
+    return row.original_id is not None and row.kind != OutgoingMessage.Kind.NEW
+
+
+def _link_sent_message(row: OutgoingMessage, raw: bytes, now: datetime) -> None:
+    """Store the sent message for the sender at once, in its thread (issue 5:
+    "Sent mail is linked to its thread at once"). The sync finds the same identity
+    when the Sent copy arrives and adds its location to this row."""
+    header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    env = parse_envelope(header)
+    key = identity(env, len(raw))
+    if Message.objects.filter(user_id=row.user_id, identity=key).exists():
+        return
+    sender = env.from_[0] if env.from_ else ("", "")
+    message = Message(
+        user_id=row.user_id,
+        identity=key,
+        message_id=env.message_id,
+        subject=env.subject,
+        from_name=sender[0][:500],
+        from_email=sender[1][:500],
+        to=[list(a) for a in env.to],
+        cc=[list(a) for a in env.cc],
+        date=env.date or now,
+        in_reply_to=env.in_reply_to,
+        references=env.references,
+        size=len(raw),
+        blob_key=row.raw_blob_key or blobs.put(raw),
+        body_state=Message.BodyState.STORED,
+    )
+    assign_threads(row.user_id, [message])
+    message.save()
+
+
+# ----------------------------------------------------------------------- follow-ups
+
+
+def _sent_folder(account: Account) -> Folder | None:
+    return Folder.objects.filter(account=account, role=Folder.Role.SENT).first()
+
+
+def _search_message_id(client: IMAPClient, folder: Folder, message_id: str) -> list[int]:
+    with imap_errors(host=str(client.host)):
+        client.select_folder(folder.name)
+        found = client.search(["HEADER", "Message-ID", f"<{message_id}>"])
+    return [int(uid) for uid in found]
+
+
+def _append_sent_copy(client: IMAPClient, row: OutgoingMessage) -> None:
+    folder = _sent_folder(row.account)
+    if folder is None:
+        return  # no Sent folder mapped: nowhere to file it
+    if _search_message_id(client, folder, row.message_id):
+        return  # an earlier attempt appended it and died before recording so
+    raw = blobs.get(row.raw_blob_key)
+    with imap_errors(host=str(client.host)):
+        client.append(folder.name, raw, flags=[b"\\Seen"], msg_time=row.sent_at)
+
+
+def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
+    forward = row.kind in (OutgoingMessage.Kind.FORWARD, OutgoingMessage.Kind.FORWARD_ATTACHED)
+    flag = "$Forwarded" if forward else "\\Answered"
+    if row.original_id is None:
+        return
+    locations = Location.objects.filter(
+        message_id=row.original_id, folder__account=row.account, uid__gt=0
+    ).select_related("folder")
+    for loc in locations:
+        assert loc.uid is not None  # noqa: S101 - filtered above
+        with imap_errors(host=str(client.host)):
+            client.select_folder(loc.folder.name)
+            client.add_flags([loc.uid], [flag.encode()], silent=True)
+        if forward:
+            if flag not in loc.keywords:
+                loc.keywords = [*loc.keywords, flag]
+                loc.save(update_fields=["keywords"])
+        elif not loc.answered:
+            loc.answered = True
+            loc.save(update_fields=["answered"])
+
+
+def _remove_draft(client: IMAPClient, row: OutgoingMessage) -> None:
+    if row.draft_folder is None or row.draft_uid is None:
+        return
+    remove_uid(client, row.draft_folder, row.draft_uid)
+
+
+def remove_uid(client: IMAPClient, folder: Folder, uid: int) -> None:
+    """Delete one message by UID: \\Deleted, then UID EXPUNGE (RFC 4315) where the
+    server has UIDPLUS, else EXPUNGE."""
+    with imap_errors(host=str(client.host)):
+        client.select_folder(folder.name)
+        client.add_flags([uid], [b"\\Deleted"], silent=True)
+        if b"UIDPLUS" in client.capabilities():
+            client.uid_expunge([uid])
+        else:
+            client.expunge()
+    Location.objects.filter(folder=folder, uid=uid).delete()
+
+
+_STEPS = (
+    ("sent_copy", _append_sent_copy),
+    ("mark_original", _mark_original),
+    ("draft_cleanup", _remove_draft),
+)
+
+
+def run_follow_ups(outgoing_id: int) -> None:
+    """Do the pending follow-ups of a sent row; each one succeeds or is retried
+    alone later. Nothing here can send the message again."""
+    row = (
+        OutgoingMessage.objects.select_related("account", "draft_folder")
+        .filter(pk=outgoing_id, state=State.SENT)
+        .first()
+    )
+    if row is None:
+        return
+    pending = [(name, step) for name, step in _STEPS if getattr(row, name) == FollowUp.PENDING]
+    if not pending:
+        return
+    client: IMAPClient | None = None
+    failed = False
+    try:
+        client = open_account(row.account)
+        for name, step in pending:
+            try:
+                step(client, row)
+            except errors.MailError as exc:
+                log.warning("outgoing %s: %s failed: %s", row.pk, name, exc)
+                failed = True
+                continue
+            OutgoingMessage.objects.filter(pk=row.pk).update(**{name: FollowUp.DONE})
+    except errors.MailError as exc:
+        log.warning("outgoing %s: follow-ups cannot connect: %s", row.pk, exc)
+        failed = True
+    except Exception:
+        log.exception("outgoing %s: follow-ups failed", row.pk)
+        failed = True
+    finally:
+        if client is not None:
+            imap_close(client)
+    if failed:
+        _schedule_follow_up_retry(row)
+
+
+def _schedule_follow_up_retry(row: OutgoingMessage) -> None:
+    attempts = row.follow_up_attempts + 1
+    if attempts >= MAX_FOLLOW_UP_ATTEMPTS:
+        fields = {
+            name: FollowUp.FAILED
+            for name, _step in _STEPS
+            if getattr(row, name) == FollowUp.PENDING
+        }
+        OutgoingMessage.objects.filter(pk=row.pk).update(follow_up_attempts=attempts, **fields)
+        return
+    delay = FOLLOW_UP_DELAYS[min(attempts - 1, len(FOLLOW_UP_DELAYS) - 1)]
+    OutgoingMessage.objects.filter(pk=row.pk).update(
+        follow_up_attempts=attempts, follow_up_at=timezone.now() + timedelta(seconds=delay)
+    )
+
+
+def follow_ups_due(*, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    pending = Q(sent_copy=FollowUp.PENDING) | Q(mark_original=FollowUp.PENDING) | Q(
+        draft_cleanup=FollowUp.PENDING
+    )
+    return list(
+        OutgoingMessage.objects.filter(pending, state=State.SENT, follow_up_at__lte=now)
+        .order_by("follow_up_at")
+        .values_list("id", flat=True)[:50]
+    )
+
+
+# ------------------------------------------------------------------------- recovery
+
+
+def recover_stalled(*, stale_after: timedelta = SENDING_LEASE) -> int:
+    """Settle rows left "sending" by a worker that died; how many were settled.
+
+    Before DATA began nothing can have left: the row is queued again. After, the
+    Sent folder is searched for the Message-ID (a provider that files sent mail
+    itself, or our own append, may show it); found means sent, anything else means
+    the user decides (needs_review). Never a blind resend.
+    """
+    limit = timezone.now() - stale_after
+    settled = 0
+    stalled = OutgoingMessage.objects.filter(state=State.SENDING, claimed_at__lte=limit)
+    for row in stalled.select_related("account"):
+        owned = OutgoingMessage.objects.filter(_owned(row.pk, row.claim_token))
+        if row.data_started_at is None:
+            settled += owned.update(state=State.QUEUED, claim_token="", send_at=timezone.now())
+            continue
+        if _found_in_sent(row):
+            settled += owned.update(
+                state=State.SENT,
+                sent_at=row.data_started_at,
+                sent_copy=FollowUp.DONE,
+                mark_original=FollowUp.PENDING if _marks_original(row) else FollowUp.NONE,
+                draft_cleanup=FollowUp.PENDING if row.draft_uid else FollowUp.NONE,
+                follow_up_at=timezone.now(),
+            )
+            continue
+        settled += owned.update(
+            state=State.NEEDS_REVIEW,
+            error_code="outcome_unknown",
+            error_detail="",
+        )
+    return settled
+
+
+def _found_in_sent(row: OutgoingMessage) -> bool:
+    folder = _sent_folder(row.account)
+    if folder is None or not row.message_id:
+        return False
+    try:
+        client = open_account(row.account)
+    except errors.MailError:
+        return False
+    try:
+        return bool(_search_message_id(client, folder, row.message_id))
+    except errors.MailError:
+        return False
+    finally:
+        imap_close(client)
+
+
+def header_message_id(raw: bytes) -> str:
+    """The Message-ID header of raw message bytes (for tests and recovery logs)."""
+    parsed = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    return str(parsed.get("Message-ID", "")).strip().strip("<>")

@@ -1,0 +1,46 @@
+"""Huey tasks of the delivery worker (`posta worker`).
+
+The database row is the truth; these only wake a worker at the right moment. A lost
+queue item costs at most one sweep interval: `sweep` finds every due row, every
+row a dead worker left sending, and every pending follow-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from posta.delivery import sending
+
+log = logging.getLogger(__name__)
+
+
+@db_task()  # type: ignore[untyped-decorator]  # huey is untyped
+def send_outgoing(outgoing_id: int) -> None:
+    sending.deliver(outgoing_id)
+
+
+@db_periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]  # huey is untyped
+def sweep() -> None:
+    """Every minute: recover stalled rows, send what is due, retry follow-ups."""
+    try:
+        sending.recover_stalled()
+        sending.deliver_due()
+        for outgoing_id in sending.follow_ups_due():
+            sending.run_follow_ups(outgoing_id)
+    except Exception:
+        log.exception("delivery sweep failed; the next one tries again")
+
+
+def wake(outgoing_id: int, send_at: datetime | None) -> None:
+    """Ask a worker to try `outgoing_id` at `send_at` (now when None).
+
+    Called by posta.mail.outbox by name after its transaction commits.
+    """
+    if send_at is None:
+        send_outgoing(outgoing_id)
+    else:
+        send_outgoing.schedule((outgoing_id,), eta=send_at)
