@@ -36,6 +36,8 @@ state and must be dropped by the caller.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import imaplib
 import io
 import re
@@ -523,6 +525,59 @@ def _header_record(items: dict[bytes, Value]) -> HeaderRecord | None:
     )
 
 
+# The everyday shape of a sync header response, parsed with two C-level regex calls
+# instead of the general item loop: simple items (numbers, flat lists, quoted
+# strings without escapes), then the header section as a literal, then optionally
+# more simple items. Anything else takes the general path.
+_SIMPLE_VALUE = rb'(?:\d+|\([^()"{}]*\)|"[^"\\{}]*")'
+_FAST_HEAD = re.compile(
+    rb"\* \d+ FETCH \(((?:[A-Z0-9.\-]+ " + _SIMPLE_VALUE + rb" )*)"
+    rb"BODY\[HEADER\.FIELDS \([^\]]*\)\] \{(\d+)\}\Z"
+)
+_FAST_TAIL = re.compile(rb"((?: [A-Z0-9.\-]+ " + _SIMPLE_VALUE + rb")*)\)\Z")
+_FAST_ITEM = re.compile(rb"([A-Z0-9.\-]+) (" + _SIMPLE_VALUE + rb") ")
+
+
+def _fast_header_record(segments: list[bytes]) -> HeaderRecord | None | bool:
+    """The record of a response of the everyday shape; False when the response has
+    another shape (the caller then uses the general parser); None when it has no
+    UID (unsolicited)."""
+    if len(segments) != 3:
+        return False
+    head = _FAST_HEAD.match(segments[0])
+    if head is None:
+        return False
+    simple = head.group(1)
+    tail = segments[2]
+    if tail != b")":
+        rest = _FAST_TAIL.match(tail)
+        if rest is None:
+            return False
+        simple += rest.group(1)[1:] + b" "
+    uid = modseq = thrid = msgid = None
+    flags: tuple[str, ...] = ()
+    internaldate = None
+    size = 0
+    for key, value in _FAST_ITEM.findall(simple):
+        if key == b"UID":
+            uid = int(value)
+        elif key == b"FLAGS":
+            flags = _flags(value[1:-1].split())
+        elif key == b"INTERNALDATE":
+            internaldate = parse_internaldate(value[1:-1])
+        elif key == b"RFC822.SIZE":
+            size = int(value)
+        elif key == b"MODSEQ":
+            modseq = _number(value[1:-1])
+        elif key == b"X-GM-THRID":
+            thrid = int(value)
+        elif key == b"X-GM-MSGID":
+            msgid = int(value)
+    if uid is None:
+        return None
+    return HeaderRecord(uid, flags, internaldate, size, modseq, segments[1], thrid, msgid)
+
+
 def _parsed(command: _Command) -> Iterator[dict[bytes, Value]]:
     """Items of each well-formed FETCH response; malformed ones are skipped so that
     one bad response never leaves the rest of the command unread."""
@@ -568,11 +623,32 @@ def fetch_headers(
         _imap_of(client), f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
     )
     records = []
-    for fetched in _parsed(command):
-        record = _header_record(fetched)
-        if record is not None:
-            records.append(record)
+    with _gc_paused():
+        for segments in command.responses():
+            record = _fast_header_record(segments)
+            if record is False:
+                try:
+                    record = _header_record(parse_fetch_response(segments)[1])
+                except (ValueError, IndexError):
+                    continue  # malformed: skip it, keep reading the rest
+            if isinstance(record, HeaderRecord):
+                records.append(record)
     return records
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a bulk response is turned into
+    objects. Those objects hold no cycles, yet each allocation burst triggers
+    collections that traverse every live object: on a 100,000-message FETCH that
+    was a third of the parse time. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def fetch_flags(

@@ -22,6 +22,7 @@ import email.utils
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
 
 __all__ = [
     "Address",
@@ -35,10 +36,14 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, frozen=True)
-class Address:
+class Address(NamedTuple):
     """One mailbox: display name (decoded, may be "") and address (may be "" for a
-    group or an unparseable entry that still has a name)."""
+    group or an unparseable entry that still has a name).
+
+    A named tuple rather than a dataclass: a first sync creates hundreds of
+    thousands, and tuples of strings are cheaper to build and are untracked by the
+    garbage collector after its first pass.
+    """
 
     name: str
     email: str
@@ -256,8 +261,16 @@ _ADDRESS_ITEM = re.compile(
 )
 
 
+# Address lists repeat across a mailbox (the same colleagues, the same
+# newsletters), so parsed lists are remembered by their raw text. Bounded: cleared
+# when full.
+_ADDRESS_CACHE: dict[str, tuple[Address, ...]] = {}
+_ADDRESS_CACHE_SIZE = 8192
+
+
 def parse_addresses(value: str) -> list[Address]:
-    """Parse an address-list header value (raw, encoded words undecoded).
+    """Parse an address-list header value (raw, encoded words undecoded); a new list
+    on each call.
 
     Fast path for the everyday shapes `a@b`, `Name <a@b>`, `"Last, First" <a@b>`;
     anything else (comments, groups, routes, escapes) goes to
@@ -266,6 +279,16 @@ def parse_addresses(value: str) -> list[Address]:
     """
     if not value:
         return []
+    cached = _ADDRESS_CACHE.get(value)
+    if cached is None:
+        cached = tuple(_parse_addresses(value))
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[value] = cached
+    return list(cached)
+
+
+def _parse_addresses(value: str) -> list[Address]:
     if "(" in value or ":" in value or "\\" in value:
         return _parse_addresses_slow(value)
     result: list[Address] = []
