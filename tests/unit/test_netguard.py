@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from posta.core.netguard import HostNotAllowed, HostNotFound, resolve_allowed
+from posta.core.netguard import (
+    HostNotAllowed,
+    HostNotFound,
+    resolve_allowed,
+    resolve_allowed_all,
+)
 
 REFUSED = [
     "127.0.0.1",
@@ -127,3 +132,13 @@ def test_metadata_is_named() -> None:
 def test_empty_host() -> None:
     with pytest.raises(HostNotFound):
         resolve_allowed("  ", 993, allowed=[])
+
+
+def test_all_addresses_of_localhost_are_checked_and_returned() -> None:
+    addresses = resolve_allowed_all("localhost", 993, allowed=["localhost"])
+    assert "127.0.0.1" in addresses
+    assert len(addresses) == len(set(addresses))
+    # Allowing only the IPv4 loopback network refuses a name that also has ::1.
+    if "::1" in addresses:
+        with pytest.raises(HostNotAllowed, match="::1"):
+            resolve_allowed_all("localhost", 993, allowed=["127.0.0.0/8"])

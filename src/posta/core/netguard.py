@@ -213,7 +213,7 @@ class _AllowList:
 
 
 def resolve_allowed(host: str, port: int, *, allowed: list[str]) -> str:
-    """Resolve `host` and return the address to connect to.
+    """Resolve `host` and return the address to connect to (the resolver's first).
 
     Raises HostNotFound when the name does not resolve, HostNotAllowed when any of
     its addresses is internal (see `refusal_reason`) and neither the name nor that
@@ -222,6 +222,12 @@ def resolve_allowed(host: str, port: int, *, allowed: list[str]) -> str:
     with one public and one private address would otherwise let the connection land
     on the private one. Numeric hosts are never sent to DNS.
     """
+    return resolve_allowed_all(host, port, allowed=allowed)[0]
+
+
+def resolve_allowed_all(host: str, port: int, *, allowed: list[str]) -> list[str]:
+    """Like `resolve_allowed`, but every address in the resolver's order (RFC 6724),
+    for callers that try the next address when one does not answer."""
     allow = _AllowList(allowed)
     numeric = parse_numeric_host(host)
     if numeric is not None:
@@ -236,7 +242,7 @@ def resolve_allowed(host: str, port: int, *, allowed: list[str]) -> str:
         if reason:
             verb = "is" if numeric is not None else "resolves to"
             raise HostNotAllowed(f"{host} {verb} {address}: {reason}")
-    return str(addresses[0])
+    return [str(address) for address in addresses]
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:
