@@ -11,11 +11,13 @@ import smtplib
 import socket
 import ssl
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sievelib.managesieve
 from playwright.sync_api import Page
 from tests.servers.dovecot import SPECIAL_USE, DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
@@ -243,6 +245,36 @@ def test_reset_uidvalidity_keeps_messages(dovecot: DovecotServer, mail_user: Mai
         assert _subjects(client, "Kept") == ["a", "b"]
     finally:
         client.logout()
+
+
+def test_sieve_script_runs_on_lmtp_delivery(
+    dovecot_factory: Callable[..., DovecotServer], smtp_server: SmtpServer
+) -> None:
+    server = dovecot_factory(extra_config=f"submission_host = 127.0.0.1:{smtp_server.port}")
+    user = server.add_user()
+    server.create_folder(user, "Invoices")
+    client = sievelib.managesieve.Client(server.host, server.managesieve_port)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # plaintext ManageSieve login, on loopback
+        assert client.connect(user.name, user.password, starttls=False, authmech="PLAIN")
+    script = (
+        'require ["fileinto", "vacation"];\n'
+        'if header :contains "subject" "invoice" { fileinto "Invoices"; stop; }\n'
+        'vacation :days 1 :subject "Away" "Back on Monday.";\n'
+    )
+    assert client.putscript("main", script)
+    assert client.setactive("main")
+    client.logout()
+
+    server.deliver(user, _message("invoice 42", to=user.address))
+    server.deliver(user, _message("hello", to=user.address))
+
+    assert server.uids(user, "Invoices") == [1]
+    assert server.uids(user) == [1]
+    (reply,) = smtp_server.wait_for(1)
+    assert reply.mail_from == ""
+    assert reply.rcpt_tos == ["sender@example.test"]
+    assert reply.message()["Auto-Submitted"].startswith("auto-replied")
 
 
 # ------------------------------------------------------------------------- SMTP

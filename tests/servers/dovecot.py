@@ -592,7 +592,9 @@ def start_dovecot(
     pytest's temp dirs are private to root, and Dovecot's mail processes run as
     ``posta-mail``. ``tmp_path`` receives a copy of the Dovecot log when it stops.
     ``tls=True`` adds ``ssl = yes`` with a fresh certificate (``ca_file``) plus implicit
-    TLS ports; ``extra_config`` is appended to the generated config.
+    TLS ports; ``extra_config`` is appended to the generated config. Sieve's vacation and
+    redirect send through ``/usr/sbin/sendmail`` unless told otherwise; to catch them,
+    start with ``extra_config=f"submission_host = 127.0.0.1:{smtp_server.port}"``.
     """
     root = Path(tempfile.mkdtemp(prefix="posta-dovecot-"))
     server = DovecotServer(root, tls=tls, extra_config=extra_config, log_copy_dir=tmp_path)

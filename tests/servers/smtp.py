@@ -47,7 +47,11 @@ _DEFAULT_TEXT = {
 
 @dataclass
 class ReceivedMail:
-    """One accepted message: envelope, raw bytes as received, and who had logged in."""
+    """One accepted message: envelope, raw bytes as received, and who had logged in.
+
+    ``mail_from`` is "" for the null reverse-path ``<>``; ``data`` is the message as the
+    client sent it after dot-unstuffing, line ends untouched.
+    """
 
     mail_from: str
     rcpt_tos: list[str]
@@ -294,7 +298,10 @@ class SmtpServer:
         if reply is not None:
             return reply
         data = envelope.original_content or b""
+        # The null reverse-path (RFC 5321 §4.5.5: bounces, auto-replies) is kept as "".
         mail_from = envelope.mail_from or ""
+        if mail_from == "<>":
+            mail_from = ""
         with self._lock:
             relay = self._relay
         if relay is not None:
