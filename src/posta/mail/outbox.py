@@ -38,17 +38,41 @@ STYLE 1. The worker is woken through `wake_worker`, which reaches
 
 from __future__ import annotations
 
+import email
+import email.policy
+import logging
+import re
 import secrets
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import nh3
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.functional import Promise
+from django.utils.html import escape, linebreaks
+from django.utils.module_loading import import_string
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from posta.accounts.models import Account, Folder
-from posta.mail.models import Message
+from posta.accounts.errors import connection_error_message
+from posta.accounts.models import Account, CompanySettings, Folder
+from posta.accounts.services import sender_accounts
+from posta.accounts.signatures import render_company_signature
+from posta.core.errors import PostaError
+from posta.mail import blobs
+from posta.mail.models import Location, Message
+from posta.users.models import User
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- models
 
@@ -214,3 +238,768 @@ def new_claim_token() -> str:
 def new_message_id(domain: str) -> str:
     """A globally unique Message-ID (RFC 5322 §3.6.4) for `domain`, without <>."""
     return f"{uuid.uuid4().hex}.posta@{domain or 'localhost'}"
+
+
+# ------------------------------------------------------------------------- services
+#
+# Called by the web layer. Validation happens here, in the reader's language; the
+# worker checks again when it builds the message (posta.mailproto.mime.compose).
+
+# Seconds an "Undo" stays possible after Send, when the user has no setting of their
+# own (issue 5: default 10 s, 0 disables).
+DEFAULT_UNDO_SECONDS = 10
+# The worker is reached by name: the web layer must not import posta.delivery.
+WAKE_WORKER = "posta.delivery.tasks.wake"
+MORNING_HOUR = 8
+# Error codes meaning the From account's settings must change (posta.delivery.policy).
+ACCOUNT_ERRORS = frozenset(
+    {
+        "auth_failed", "tls_required", "certificate_invalid", "tls_failed",
+        "starttls_missing", "capability_missing", "host_not_allowed",
+        "smtputf8_missing", "secret_unreadable",
+    }
+)
+_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+$")
+_LDH_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass
+class Draft:
+    """What the compose form submits (already shaped by the form)."""
+
+    account_id: int
+    to: str = ""
+    cc: str = ""
+    bcc: str = ""
+    subject: str = ""
+    body_html: str = ""
+    body_text: str = ""
+    plain_text: bool = False
+
+
+def undo_seconds(user: User) -> int:
+    value = getattr(user, "undo_send_seconds", None)
+    return DEFAULT_UNDO_SECONDS if value is None else max(0, int(value))
+
+
+def user_timezone(user: User) -> ZoneInfo:
+    try:
+        return ZoneInfo(user.time_zone or settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+# --- senders and signatures
+
+
+def access_sender(user: User, account_id: int) -> Account:
+    """An account the user may send from (their own or a shared sender), or 404."""
+    for account in sender_accounts(user):
+        if account.pk == account_id:
+            return account
+    raise Http404
+
+
+def default_sender(user: User, original: Message | None = None) -> Account | None:
+    """The From of a new message: for a reply, the account that received the
+    original; otherwise the main account; otherwise the first one."""
+    if original is not None:
+        loc = (
+            Location.objects.filter(message=original, folder__account__user=user)
+            .select_related("folder__account")
+            .first()
+        )
+        if loc is not None:
+            return loc.folder.account
+    senders = sender_accounts(user)
+    main = next((a for a in senders if a.is_main and a.user_id == user.pk), None)
+    return main or (senders[0] if senders else None)
+
+
+def signature_for(account: Account, user: User) -> str:
+    """The signature HTML for mail `user` sends from `account` (merge fields are the
+    sender's, also for a shared sender)."""
+    if account.signature_kind == Account.Signature.CUSTOM:
+        return account.signature_html
+    if account.signature_kind == Account.Signature.COMPANY:
+        return render_company_signature(CompanySettings.load().company_signature, user)
+    return ""
+
+
+def signatures_by_account(user: User) -> dict[str, str]:
+    return {str(a.pk): signature_for(a, user) for a in sender_accounts(user)}
+
+
+# --- addresses
+
+
+def _address_error(address: str, reason: str | Promise) -> PostaError:
+    return PostaError(
+        "invalid_address",
+        format_lazy(_("{address}: {reason}"), address=address, reason=reason),
+    )
+
+
+def _ascii_domain(domain: str) -> str | None:
+    labels = []
+    for label in domain.rstrip(".").split("."):
+        if not label:
+            return None
+        if not label.isascii():
+            try:
+                label = label.encode("idna").decode("ascii")
+            except UnicodeError:
+                return None
+        if len(label) > 63 or not _LDH_LABEL.match(label):
+            return None
+        labels.append(label.lower())
+    joined = ".".join(labels)
+    return joined if len(labels) >= 2 and len(joined) <= 255 else None
+
+
+def check_address(address: str) -> str:
+    """The address, domain in ASCII form (IDN, RFC 5890); PostaError saying why not."""
+    address = address.strip()
+    if any(ch in address for ch in "\r\n\0"):
+        raise _address_error(address, _("line breaks are not allowed"))
+    local, at, domain = address.rpartition("@")
+    if not at or not local:
+        raise _address_error(address, _("an address needs a name, an @ and a domain"))
+    if len(local.encode("utf-8")) > 64:
+        raise _address_error(address, _("the part before the @ is too long"))
+    if local.startswith(".") or local.endswith(".") or ".." in local or not all(
+        _ATEXT.match(atom) for atom in local.split(".")
+    ):
+        raise _address_error(address, _("the part before the @ has characters not allowed"))
+    ascii_domain = _ascii_domain(domain)
+    if ascii_domain is None:
+        raise _address_error(address, _("the domain after the @ is not valid"))
+    return f"{local}@{ascii_domain}"
+
+
+def split_addresses(text: str) -> list[str]:
+    """Items of a comma- or semicolon-separated address field (quotes respected)."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = angle = False
+    for ch in text:
+        if ch == '"' and not angle:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angle = True
+        elif ch == ">" and not quoted:
+            angle = False
+        if ch in ",;" and not quoted and not angle:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current))
+    return [i.strip() for i in items if i.strip()]
+
+
+def _name_and_address(item: str) -> tuple[str, str]:
+    if item.endswith(">") and "<" in item:
+        name, _lt, address = item[:-1].rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1]
+        return name, address
+    return "", item
+
+
+def check_address_list(text: str) -> list[list[str]]:
+    """[[name, address], ...] of an address field; PostaError on the first bad one."""
+    if any(ch in text for ch in "\r\n\0"):
+        raise PostaError("header_newline", _("Line breaks are not allowed in address fields."))
+    return [
+        [name, check_address(address)]
+        for name, address in (_name_and_address(item) for item in split_addresses(text))
+    ]
+
+
+def lenient_address_list(text: str) -> list[list[str]]:
+    """What a draft keeps of an address field: every item, checked or not."""
+    cleaned = text.replace("\r", " ").replace("\n", " ")
+    return [list(_name_and_address(item)) for item in split_addresses(cleaned)]
+
+
+def format_addresses(pairs: list[list[str]]) -> str:
+    out = []
+    for name, address in pairs:
+        if name:
+            quoted = f'"{name}"' if any(c in name for c in ',;<>@"') else name
+            out.append(f"{quoted} <{address}>")
+        else:
+            out.append(address)
+    return ", ".join(out)
+
+
+def correspondents(user: User, query: str, *, limit: int = 10) -> list[str]:
+    """Addresses the user has written with, for autocomplete: senders of their mail
+    and recipients of what they sent, matching `query` by name or address."""
+    query = query.strip()
+    if len(query) < 2:
+        return []
+    found: dict[str, str] = {}
+    rows = (
+        Message.objects.filter(user=user)
+        .filter(Q(from_email__icontains=query) | Q(from_name__icontains=query))
+        .values_list("from_name", "from_email")
+        .distinct()[: limit * 3]
+    )
+    for name, address in rows:
+        if address and address.lower() not in found:
+            found[address.lower()] = format_addresses([[name, address]])
+    needle = query.lower()
+    sent = OutgoingMessage.objects.filter(user=user, state=OutgoingMessage.State.SENT)
+    for pairs in sent.order_by("-sent_at").values_list("to", flat=True)[:200]:
+        for name, address in pairs:
+            if (needle in address.lower() or needle in name.lower()) and (
+                address.lower() not in found
+            ):
+                found[address.lower()] = format_addresses([[name, address]])
+    return sorted(found.values(), key=str.lower)[:limit]
+
+
+# --- drafts
+
+
+def access_outgoing(user: User, outgoing_id: int) -> OutgoingMessage:
+    try:
+        return OutgoingMessage.objects.select_related("account").get(pk=outgoing_id, user=user)
+    except OutgoingMessage.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _no_newline(value: str, what: str | Promise) -> str:
+    if any(ch in value for ch in "\r\n\0"):
+        raise PostaError(
+            "header_newline",
+            format_lazy(_("Line breaks are not allowed in {field}."), field=what),
+        )
+    return value
+
+
+def do_new_draft(user: User, *, account: Account | None = None) -> OutgoingMessage:
+    sender = account or default_sender(user)
+    if sender is None:
+        raise PostaError("no_account", _("Add a mail account before writing mail."))
+    return OutgoingMessage.objects.create(user=user, account=sender)
+
+
+def check_save_draft(user: User, outgoing: OutgoingMessage, draft: Draft) -> OutgoingMessage:
+    """Store what the editor holds; addresses are kept as typed until Send."""
+    if outgoing.state != OutgoingMessage.State.DRAFT:
+        raise PostaError(
+            "not_editable", _("This message is no longer a draft: it was sent or queued.")
+        )
+    outgoing.account = access_sender(user, draft.account_id)
+    outgoing.to = lenient_address_list(draft.to)
+    outgoing.cc = lenient_address_list(draft.cc)
+    outgoing.bcc = lenient_address_list(draft.bcc)
+    outgoing.subject = _no_newline(draft.subject, _("the subject"))[:998]
+    outgoing.body_html = draft.body_html
+    outgoing.body_text = draft.body_text
+    outgoing.plain_text = draft.plain_text
+    outgoing.draft_revision += 1
+    outgoing.save()
+    return outgoing
+
+
+def _check_sendable(outgoing: OutgoingMessage) -> None:
+    for field_name in ("to", "cc", "bcc"):
+        pairs = getattr(outgoing, field_name)
+        checked = check_address_list(format_addresses(pairs)) if pairs else []
+        setattr(outgoing, field_name, checked)
+    if not outgoing.recipients():
+        raise PostaError("no_recipients", _("Add at least one recipient."), field="to")
+    _no_newline(outgoing.subject, _("the subject"))
+    check_attachment_total(outgoing, 0)
+
+
+def _enqueue(outgoing: OutgoingMessage, *, send_at: datetime, scheduled: bool) -> None:
+    now = timezone.now()
+    if not outgoing.message_id:
+        domain = outgoing.account.email.rpartition("@")[2] or "localhost"
+        outgoing.message_id = new_message_id(_ascii_domain(domain) or "localhost")
+    outgoing.signature_html = signature_for(outgoing.account, outgoing.user)
+    outgoing.state = OutgoingMessage.State.SCHEDULED if scheduled else OutgoingMessage.State.QUEUED
+    outgoing.scheduled_for = send_at if scheduled else None
+    outgoing.send_at = send_at
+    outgoing.queued_at = outgoing.queued_at or now
+    outgoing.error_code = ""
+    outgoing.error_detail = ""
+    outgoing.failed_recipients = []
+    outgoing.raw_blob_key = ""  # the content may have changed since the last queueing
+    outgoing.save()
+    wake_after_commit(outgoing.pk, send_at)
+
+
+def wake_after_commit(outgoing_id: int, send_at: datetime | None) -> None:
+    def wake() -> None:
+        try:
+            import_string(WAKE_WORKER)(outgoing_id, send_at)
+        except Exception:
+            # The queue is only a wake-up; the worker's sweep finds the row anyway.
+            log.warning("could not wake the delivery worker for %s", outgoing_id, exc_info=True)
+
+    transaction.on_commit(wake)
+
+
+@transaction.atomic
+def check_send(user: User, outgoing: OutgoingMessage) -> OutgoingMessage:
+    """Queue a draft to leave after the undo delay; PostaError if it cannot go."""
+    outgoing = OutgoingMessage.objects.select_for_update().get(pk=outgoing.pk, user=user)
+    if outgoing.state != OutgoingMessage.State.DRAFT:
+        raise PostaError("not_editable", _("This message was already sent or queued."))
+    access_sender(user, outgoing.account_id)
+    _check_sendable(outgoing)
+    send_at = timezone.now() + timedelta(seconds=undo_seconds(user))
+    _enqueue(outgoing, send_at=send_at, scheduled=False)
+    return outgoing
+
+
+@transaction.atomic
+def check_schedule(user: User, outgoing: OutgoingMessage, when: datetime) -> OutgoingMessage:
+    """Put a draft (or a waiting message) in Scheduled for `when`."""
+    if timezone.is_naive(when):
+        raise PostaError("naive_time", _("Choose a date and time."))
+    outgoing = OutgoingMessage.objects.select_for_update().get(pk=outgoing.pk, user=user)
+    if outgoing.state not in OutgoingMessage.EDITABLE_STATES:
+        raise PostaError("not_editable", _("This message was already sent."))
+    if when <= timezone.now():
+        raise PostaError("time_in_past", _("Choose a time in the future."), field="send_at")
+    access_sender(user, outgoing.account_id)
+    _check_sendable(outgoing)
+    _enqueue(outgoing, send_at=when, scheduled=True)
+    return outgoing
+
+
+def _transition(
+    user: User, outgoing_id: int, from_states: tuple[str, ...], **changes: object
+) -> bool:
+    """One conditional UPDATE: the change happens only from `from_states`, so a
+    worker's claim and a user's click can never both win."""
+    changed = OutgoingMessage.objects.filter(
+        pk=outgoing_id, user=user, state__in=from_states
+    ).update(**changes)
+    return changed == 1
+
+
+def do_undo_send(user: User, outgoing: OutgoingMessage) -> bool:
+    """Back to the editor if the message has not been taken for sending yet."""
+    return _transition(
+        user, outgoing.pk, (OutgoingMessage.State.QUEUED,),
+        state=OutgoingMessage.State.DRAFT, send_at=None, scheduled_for=None,
+    )
+
+
+def do_edit(user: User, outgoing: OutgoingMessage) -> bool:
+    """A waiting message returns to the editor and leaves its schedule."""
+    return _transition(
+        user, outgoing.pk, OutgoingMessage.WAITING_STATES + (OutgoingMessage.State.FAILED,),
+        state=OutgoingMessage.State.DRAFT, send_at=None, scheduled_for=None,
+    )
+
+
+def do_cancel(user: User, outgoing: OutgoingMessage) -> bool:
+    return _transition(
+        user, outgoing.pk, OutgoingMessage.WAITING_STATES + (OutgoingMessage.State.DRAFT,),
+        state=OutgoingMessage.State.CANCELLED, send_at=None,
+    )
+
+
+def do_pause(user: User, outgoing: OutgoingMessage) -> bool:
+    return _transition(
+        user, outgoing.pk, (OutgoingMessage.State.SCHEDULED,),
+        state=OutgoingMessage.State.PAUSED,
+    )
+
+
+def do_resume(user: User, outgoing: OutgoingMessage) -> bool:
+    """Back in Scheduled; if its time passed while paused, it leaves now."""
+    done = _transition(
+        user, outgoing.pk, (OutgoingMessage.State.PAUSED,),
+        state=OutgoingMessage.State.SCHEDULED,
+    )
+    if done:
+        outgoing.refresh_from_db()
+        wake_after_commit(outgoing.pk, max(outgoing.send_at or timezone.now(), timezone.now()))
+    return done
+
+
+def do_send_now(user: User, outgoing: OutgoingMessage) -> bool:
+    now = timezone.now()
+    done = _transition(
+        user, outgoing.pk,
+        (OutgoingMessage.State.SCHEDULED, OutgoingMessage.State.PAUSED,
+         OutgoingMessage.State.QUEUED),
+        state=OutgoingMessage.State.QUEUED, send_at=now,
+    )
+    if done:
+        wake_after_commit(outgoing.pk, None)
+    return done
+
+
+def check_reschedule(user: User, outgoing: OutgoingMessage, when: datetime) -> bool:
+    if when <= timezone.now():
+        raise PostaError("time_in_past", _("Choose a time in the future."), field="send_at")
+    done = _transition(
+        user, outgoing.pk,
+        (OutgoingMessage.State.SCHEDULED, OutgoingMessage.State.PAUSED),
+        state=OutgoingMessage.State.SCHEDULED, send_at=when, scheduled_for=when,
+    )
+    if done:
+        wake_after_commit(outgoing.pk, when)
+    return done
+
+
+def do_review_mark_sent(user: User, outgoing: OutgoingMessage) -> bool:
+    """The user checked: the message did leave."""
+    return _transition(
+        user, outgoing.pk, (OutgoingMessage.State.NEEDS_REVIEW,),
+        state=OutgoingMessage.State.SENT, sent_at=timezone.now(), error_code="",
+    )
+
+
+def do_review_send_again(user: User, outgoing: OutgoingMessage) -> bool:
+    """The user checked: it did not arrive; send it (same Message-ID) once more."""
+    done = _transition(
+        user, outgoing.pk, (OutgoingMessage.State.NEEDS_REVIEW, OutgoingMessage.State.FAILED),
+        state=OutgoingMessage.State.QUEUED, send_at=timezone.now(), claim_token="",
+        data_started_at=None, error_code="", give_up_at=None, queued_at=timezone.now(),
+    )
+    if done:
+        wake_after_commit(outgoing.pk, None)
+    return done
+
+
+# --- attachments
+
+
+def attachment_limit_bytes() -> int:
+    return CompanySettings.load().max_attachment_mb * 1024 * 1024
+
+
+def check_attachment_total(outgoing: OutgoingMessage, adding: int) -> None:
+    """PostaError when the attachments would exceed the administrator's limit."""
+    limit = attachment_limit_bytes()
+    current = (
+        OutgoingAttachment.objects.filter(outgoing=outgoing).aggregate(total=Sum("size"))[
+            "total"
+        ]
+        or 0
+    )
+    if current + adding > limit:
+        raise PostaError(
+            "attachments_too_large",
+            format_lazy(
+                _("Attachments may total at most {limit} MB; these would make {total} MB."),
+                limit=CompanySettings.load().max_attachment_mb,
+                total=f"{(current + adding) / 1024 / 1024:.1f}",
+            ),
+            status=413,
+        )
+
+
+def _safe_filename(name: str) -> str:
+    cleaned = "".join(ch for ch in name if ch not in "\r\n\0/\\").strip()
+    return cleaned[:255] or "attachment"
+
+
+@transaction.atomic
+def check_add_attachment(
+    user: User, outgoing: OutgoingMessage, *, filename: str, content_type: str, data: bytes,
+    content_id: str = "",
+) -> OutgoingAttachment:
+    outgoing = OutgoingMessage.objects.select_for_update().get(pk=outgoing.pk, user=user)
+    if outgoing.state != OutgoingMessage.State.DRAFT:
+        raise PostaError("not_editable", _("This message is no longer a draft."))
+    check_attachment_total(outgoing, len(data))
+    return OutgoingAttachment.objects.create(
+        outgoing=outgoing,
+        filename=_safe_filename(filename),
+        content_type=(content_type or "application/octet-stream")[:255],
+        size=len(data),
+        blob_key=blobs.put(data),
+        content_id=content_id,
+    )
+
+
+def do_remove_attachment(user: User, outgoing: OutgoingMessage, attachment_id: int) -> None:
+    OutgoingAttachment.objects.filter(
+        pk=attachment_id, outgoing=outgoing, outgoing__user=user,
+        outgoing__state=OutgoingMessage.State.DRAFT,
+    ).delete()
+
+
+# --- reply and forward
+
+
+def access_message(user: User, message_id: int) -> Message:
+    try:
+        return Message.objects.get(pk=message_id, user=user)
+    except Message.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _original_parts(message: Message) -> tuple[EmailMessage | None, str, str]:
+    """The parsed original and its HTML and text bodies (empty when not stored)."""
+    if not message.blob_key:
+        return None, "", ""
+    try:
+        parsed = email.message_from_bytes(blobs.get(message.blob_key), policy=email.policy.default)
+    except Exception:  # a broken original must not block replying to it
+        log.warning("message %s: body unreadable for quoting", message.pk, exc_info=True)
+        return None, "", ""
+    assert isinstance(parsed, EmailMessage)  # noqa: S101 - policy.default makes these
+    html_text = text = ""
+    html_part = parsed.get_body(preferencelist=("html",))
+    text_part = parsed.get_body(preferencelist=("plain",))
+    try:
+        if html_part is not None:
+            html_text = str(html_part.get_content())
+        if text_part is not None:
+            text = str(text_part.get_content())
+    except (LookupError, ValueError, KeyError):
+        pass
+    return parsed, html_text, text
+
+
+def _attribution(message: Message, user: User) -> str:
+    when = timezone.localtime(message.date, user_timezone(user))
+    sender = message.from_name or message.from_email
+    if message.from_name and message.from_email:
+        sender = f"{message.from_name} <{message.from_email}>"
+    return str(
+        format_lazy(
+            _("On {date}, {sender} wrote:"),
+            date=date_format(when, "DATETIME_FORMAT"),
+            sender=sender,
+        )
+    )
+
+
+def _quote(message: Message, user: User, *, forward: bool) -> tuple[str, str]:
+    _parsed, html_body, text_body = _original_parts(message)
+    if forward:
+        lines = [
+            str(_("---------- Forwarded message ----------")),
+            f"{_('From')}: {format_addresses([[message.from_name, message.from_email]])}",
+            f"{_('Date')}: {date_format(timezone.localtime(message.date, user_timezone(user)), 'DATETIME_FORMAT')}",  # noqa: E501
+            f"{_('Subject')}: {message.subject}",
+            f"{_('To')}: {format_addresses([list(p) for p in message.to])}",
+        ]
+        head_text = "\n".join(lines)
+        head_html = "<br>".join(escape(line) for line in lines)
+        body_html = nh3.clean(html_body) if html_body else linebreaks(escape(text_body))
+        return (
+            f"<p>{head_html}</p>{body_html}",
+            f"{head_text}\n\n{text_body or ''}",
+        )
+    attribution = _attribution(message, user)
+    if html_body:
+        body_html = nh3.clean(html_body)
+    else:
+        body_html = linebreaks(escape(text_body or message.snippet))
+    quoted_text = "\n".join(
+        f">{'' if line.startswith('>') else ' '}{line}".rstrip()
+        for line in (text_body or message.snippet).splitlines()
+    )
+    return (
+        f"<p>{escape(attribution)}</p><blockquote type=\"cite\">{body_html}</blockquote>",
+        f"{attribution}\n{quoted_text}",
+    )
+
+
+def _reply_subject(subject: str) -> str:
+    base = subject.strip()
+    while True:
+        stripped = re.sub(r"^\s*(re|r|aw|sv)\s*(\[\d+\])?\s*:\s*", "", base, count=1, flags=re.I)
+        if stripped == base:
+            return f"Re: {base}"
+        base = stripped
+
+
+def _forward_subject(subject: str) -> str:
+    base = subject.strip()
+    return base if re.match(r"^\s*(fwd?|i)\s*:", base, re.I) else f"Fwd: {base}"
+
+
+def _own_addresses(user: User) -> set[str]:
+    return {a.email.lower() for a in sender_accounts(user)}
+
+
+@transaction.atomic
+def do_start_reply(user: User, message: Message, *, reply_all: bool = False) -> OutgoingMessage:
+    """A draft replying to `message`: recipients, subject, quote, In-Reply-To and
+    References (RFC 5322 §3.6.4) filled in."""
+    sender = default_sender(user, message)
+    if sender is None:
+        raise PostaError("no_account", _("Add a mail account before writing mail."))
+    mine = _own_addresses(user)
+    reply_to = [list(p) for p in message.reply_to] or [[message.from_name, message.from_email]]
+    to = [p for p in reply_to if p[1]]
+    cc: list[list[str]] = []
+    if reply_all:
+        taken = {p[1].lower() for p in to} | mine
+        for pair in [*message.to, *message.cc]:
+            if pair[1] and pair[1].lower() not in taken:
+                cc.append(list(pair))
+                taken.add(pair[1].lower())
+    quote_html, quote_text = _quote(message, user, forward=False)
+    refs = [str(r) for r in message.references] or (
+        [message.in_reply_to] if message.in_reply_to else []
+    )
+    if message.message_id and message.message_id not in refs:
+        refs.append(message.message_id)
+    return OutgoingMessage.objects.create(
+        user=user,
+        account=sender,
+        kind=OutgoingMessage.Kind.REPLY_ALL if reply_all else OutgoingMessage.Kind.REPLY,
+        to=to,
+        cc=cc,
+        subject=_reply_subject(message.subject),
+        quote_html=quote_html,
+        quote_text=quote_text,
+        original=message,
+        in_reply_to=message.message_id,
+        references=refs,
+    )
+
+
+@transaction.atomic
+def do_start_forward(
+    user: User, message: Message, *, as_attachment: bool = False
+) -> OutgoingMessage:
+    """A draft forwarding `message`, inline (quoted, with its attachments) or as an
+    attached message/rfc822."""
+    sender = default_sender(user, message)
+    if sender is None:
+        raise PostaError("no_account", _("Add a mail account before writing mail."))
+    kind = OutgoingMessage.Kind.FORWARD_ATTACHED if as_attachment else OutgoingMessage.Kind.FORWARD
+    outgoing = OutgoingMessage.objects.create(
+        user=user, account=sender, kind=kind, subject=_forward_subject(message.subject),
+        original=message,
+    )
+    if as_attachment:
+        if message.blob_key:
+            raw = blobs.get(message.blob_key)
+            OutgoingAttachment.objects.create(
+                outgoing=outgoing, filename=_safe_filename(f"{message.subject or 'message'}.eml"),
+                content_type="message/rfc822", size=len(raw), blob_key=message.blob_key,
+            )
+        return outgoing
+    outgoing.quote_html, outgoing.quote_text = _quote(message, user, forward=True)
+    outgoing.save(update_fields=["quote_html", "quote_text"])
+    parsed, _html, _text = _original_parts(message)
+    if parsed is not None:
+        for part in parsed.iter_attachments():
+            data = part.get_payload(decode=True)
+            if not isinstance(data, bytes):
+                continue
+            OutgoingAttachment.objects.create(
+                outgoing=outgoing,
+                filename=_safe_filename(part.get_filename() or "attachment"),
+                content_type=part.get_content_type(),
+                size=len(data),
+                blob_key=blobs.put(data),
+                content_id=(str(part.get("Content-ID", "")).strip("<> ")
+                            if part.get_content_disposition() == "inline" else ""),
+            )
+    return outgoing
+
+
+# --- lists and words
+
+
+def scheduled_messages(user: User) -> QuerySet[OutgoingMessage]:
+    """The Scheduled special folder: messages waiting for their time."""
+    return (
+        OutgoingMessage.objects.filter(
+            user=user,
+            state__in=[OutgoingMessage.State.SCHEDULED, OutgoingMessage.State.PAUSED],
+        )
+        .select_related("account")
+        .order_by("send_at", "id")
+    )
+
+
+def outbox_messages(user: User) -> QuerySet[OutgoingMessage]:
+    """Messages on their way or stuck: waiting, retrying, failed, to review."""
+    return (
+        OutgoingMessage.objects.filter(
+            user=user,
+            state__in=[
+                OutgoingMessage.State.QUEUED, OutgoingMessage.State.SENDING,
+                OutgoingMessage.State.FAILED, OutgoingMessage.State.NEEDS_REVIEW,
+            ],
+        )
+        .select_related("account")
+        .order_by("-updated_at")
+    )
+
+
+def quick_schedule_choices(
+    user: User, *, now: datetime | None = None
+) -> list[tuple[str, datetime]]:
+    """Later today (in three hours, if still today), tomorrow morning, Monday
+    morning: in the user's time zone."""
+    tz = user_timezone(user)
+    local = timezone.localtime(now or timezone.now(), tz)
+    choices: list[tuple[str, datetime]] = []
+    later = (local + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    if later.date() == local.date():
+        choices.append((str(_("Later today")), later))
+    tomorrow = (local + timedelta(days=1)).replace(
+        hour=MORNING_HOUR, minute=0, second=0, microsecond=0
+    )
+    choices.append((str(_("Tomorrow morning")), tomorrow))
+    days = (7 - local.weekday()) % 7 or 7
+    monday = (local + timedelta(days=days)).replace(
+        hour=MORNING_HOUR, minute=0, second=0, microsecond=0
+    )
+    if monday.date() != tomorrow.date():
+        choices.append((str(_("Monday morning")), monday))
+    # Wall-clock times in the zone: re-attach so that DST changes are honoured.
+    return [(label, when.replace(tzinfo=None).replace(tzinfo=tz)) for label, when in choices]
+
+
+def outgoing_error_message(outgoing: OutgoingMessage) -> str:
+    """The row's error in the reader's language, or ""."""
+    code = outgoing.error_code
+    if not code:
+        return ""
+    account = outgoing.account
+    own = {
+        "recipients_refused": _("The server refused every recipient."),
+        "some_recipients_refused": _("Sent, but the server refused some recipients."),
+        "outcome_unknown": _(
+            "The connection broke while the message was being handed over: it may or may "
+            "not have left. Check with the recipients, then mark it as sent or send it again."
+        ),
+        "sender_not_allowed": _("You may no longer send from this address."),
+        "smtputf8_missing": _(
+            "An address contains international characters that the server %(server)s "
+            "cannot send to."
+        ) % {"server": account.smtp_host},
+        "internal_error": _("Something went wrong while sending; Posta will try again."),
+    }
+    if code in own:
+        return str(own[code])
+    if code.startswith("smtp_"):
+        return str(
+            _("The server %(server)s refused the message: %(detail)s")
+            % {"server": account.smtp_host, "detail": outgoing.error_detail}
+        )
+    text = connection_error_message(
+        code, protocol="smtp", host=account.smtp_host, detail=outgoing.error_detail
+    )
+    if code in ACCOUNT_ERRORS:
+        text = f"{text} {_('The message waits until the account settings are fixed.')}"
+    return text
+
+
+def leads_to_settings(outgoing: OutgoingMessage) -> bool:
+    return outgoing.error_code in ACCOUNT_ERRORS
