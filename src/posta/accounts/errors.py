@@ -32,6 +32,13 @@ def connection_error_message(code: str, *, protocol: str, host: str, detail: str
         "starttls_missing": _(
             "The server %(server)s does not offer STARTTLS: choose SSL/TLS or another port."
         ),
+        "tls_required": _(
+            "The server %(server)s accepts a password only over an encrypted connection: "
+            "choose STARTTLS or SSL/TLS."
+        ),
+        "unexpected_error": _(
+            "Posta met an unexpected problem talking to %(server)s; it has been logged."
+        ),
         "auth_failed": _("The server %(server)s refused the user name or password."),
         "host_not_allowed": _(
             "The address of %(server)s is a private or local network address, which is "

@@ -89,7 +89,7 @@ def company(request: HttpRequest) -> HttpResponse:
     raw = form.data.get("company_signature", "") if form.is_bound else None
     context = {
         "form": form,
-        "fields": [(f"$Users||{name}$", label) for name, (label, _get) in FIELDS.items()],
+        "merge_fields": [(f"$Users||{name}$", label) for name, (label, _get) in FIELDS.items()],
         **_preview(request, raw if raw is not None else settings_row.company_signature),
     }
     return render(request, "web/admin/company.html", context)
