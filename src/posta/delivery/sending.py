@@ -220,18 +220,18 @@ def composition_for(row: OutgoingMessage, *, date: datetime) -> compose.Composit
             continue
         part = compose.FilePart(att.filename, att.content_type, data, att.content_id)
         (inline if att.content_id else attachments).append(part)
-    if row.plain_text:
-        text = compose.assemble_text(
-            row.body_text,
-            signature=compose.text_from_html(row.signature_html) if row.signature_html else "",
-            quote=row.quote_text,
-        )
-        html_body = ""
-    else:
+    # The plain-text alternative is assembled from its own parts, so that its
+    # signature starts with the "-- " line (RFC 3676 §4.3) that readers recognize.
+    text = compose.assemble_text(
+        row.body_text if row.plain_text else compose.text_from_html(row.body_html),
+        signature=compose.text_from_html(row.signature_html) if row.signature_html else "",
+        quote=row.quote_text or compose.text_from_html(row.quote_html),
+    )
+    html_body = ""
+    if not row.plain_text:
         html_body = compose.assemble_html(
             row.body_html, signature=row.signature_html, quote=row.quote_html
         )
-        text = compose.text_from_html(html_body)
     return compose.Composition(
         sender=sender_mailbox(row),
         to=_mailboxes(row.to),
