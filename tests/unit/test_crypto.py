@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 from cryptography.fernet import Fernet
 from django.test import override_settings
@@ -27,3 +29,30 @@ def test_rotation_reads_old_tokens_and_reseals_under_the_new_key() -> None:
         with pytest.raises(PostaError) as caught:
             crypto.unseal(token)
     assert caught.value.code == "secret_unreadable"
+
+
+@pytest.mark.django_db
+def test_rotate_keys_command_reencrypts_every_account_secret() -> None:
+    from django.core.management import call_command
+
+    from posta.accounts.models import Account
+    from posta.users.models import User
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    user = User.objects.create_user("k", "k@example.test", "pw-12345678")
+    with override_settings(POSTA_ENCRYPTION_KEYS=[old]):
+        account = Account.objects.create(
+            user=user,
+            username="k",
+            email="k@example.test",
+            description="k",
+            imap_host="imap.example.test",
+            password_secret=crypto.seal("imap-pw"),
+            smtp_password_secret=crypto.seal("smtp-pw"),
+        )
+    with override_settings(POSTA_ENCRYPTION_KEYS=[new, old]):
+        call_command("rotate_keys", stdout=io.StringIO())
+    account.refresh_from_db()
+    with override_settings(POSTA_ENCRYPTION_KEYS=[new]):
+        assert crypto.unseal(account.password_secret) == "imap-pw"
+        assert crypto.unseal(account.smtp_password_secret) == "smtp-pw"
