@@ -1,3 +1,28 @@
-from django.urls import URLPattern, URLResolver
+"""The mail screen under /mail/ (issue 4)."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from posta.web.mail import actions, content, pages
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", pages.index, name="mail_index"),
+    path("u/<str:role>/", pages.role_list, name="mail_role"),
+    path("f/<int:folder_id>/", pages.folder_list, name="mail_folder"),
+    path("s/<str:name>/", pages.special_list, name="mail_special"),
+    path("search/", pages.search, name="mail_search"),
+    path("poll/", pages.poll, name="mail_poll"),
+    path("sidebar/", pages.sidebar, name="mail_sidebar"),
+    path("m/<int:message_id>/", pages.message, name="mail_message"),
+    path("m/<int:message_id>/body/", content.body, name="mail_body"),
+    path("m/<int:message_id>/part/<str:part_id>/", content.part, name="mail_part"),
+    path("m/<int:message_id>/zip/", content.zip_all, name="mail_zip"),
+    path("m/<int:message_id>/eml/", content.eml, name="mail_eml"),
+    path("m/<int:message_id>/print/", content.print_view, name="mail_print"),
+    path("m/<int:message_id>/allow-images/", actions.allow_images, name="mail_allow_images"),
+    path("t/<int:thread_id>/", pages.thread, name="mail_thread"),
+    path("img/", content.image, {"user_id": 0, "message_id": 0}, name="mail_image_root"),
+    path("img/<int:user_id>/<int:message_id>/", content.image, name="mail_image"),
+    path("actions/", actions.act, name="mail_act"),
+    path("f/<int:folder_id>/empty/", actions.empty_folder, name="mail_empty"),
+    path("accounts/<int:account_id>/sync/", actions.sync_now, name="mail_sync_now"),
+]

@@ -1,0 +1,146 @@
+"""The image proxy's one outgoing request: a remote image a user chose to see.
+
+Why a web request may fetch this (DESIGN §2 keeps network work out of requests):
+the alternative is letting the reader's browser load the image straight from the
+sender's server, which tells the sender that, when and where (IP address, browser)
+the mail was read, and sends whatever cookies that server set. Fetching it here
+instead hides all of that; the fetch is small, bounded in time and size, and
+happens only after the user clicked "show images". It is plain HTTP(S) through the
+standard library, no mail protocol: the layer rules forbid IMAP/SMTP/POP3 in web
+code, not this.
+
+The request is made like an untrusted one, because the URL comes from a stranger:
+- the host is resolved once by `posta.core.netguard.resolve_allowed`, which refuses
+  loopback, private, link-local and metadata addresses (the administrator's
+  allow list of on-premise hosts aside), and the connection goes to that address
+  (pinned: a second DNS answer cannot move it); every redirect is checked again;
+- no cookies, no Referer, no credentials in URLs, a fixed User-Agent;
+- a deadline, a size cap, and only raster image types are passed on (SVG is a
+  document that can carry script; it is refused).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from posta.core.netguard import GuardError, resolve_allowed
+
+MAX_BYTES = 5 * 1024 * 1024
+TIMEOUT = 8.0
+MAX_REDIRECTS = 3
+IMAGE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+    }
+)
+USER_AGENT = "Posta image proxy"
+
+
+class ImageFetchError(Exception):
+    """The image could not be fetched or is not one we pass on; `code` says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    content_type: str
+    data: bytes
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        # The certificate is checked against the host name, not the pinned address.
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def fetch_image(url: str, *, allowed_hosts: list[str]) -> RemoteImage:
+    """GET `url` (following at most MAX_REDIRECTS redirects) and return the image.
+
+    Raises ImageFetchError for anything else: a refused or unknown host, a network
+    failure, a non-200 answer, a type outside IMAGE_TYPES, more than MAX_BYTES.
+    """
+    for _hop in range(MAX_REDIRECTS + 1):
+        response, connection = _open(url, allowed_hosts)
+        try:
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.getheader("Location") or ""
+                if not location:
+                    raise ImageFetchError("bad_redirect")
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise ImageFetchError("http_status")
+            ctype = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype not in IMAGE_TYPES:
+                raise ImageFetchError("not_an_image")
+            data = response.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:
+                raise ImageFetchError("too_large")
+            return RemoteImage(ctype, data)
+        except (OSError, http.client.HTTPException) as exc:
+            raise ImageFetchError("network") from exc
+        finally:
+            connection.close()
+    raise ImageFetchError("too_many_redirects")
+
+
+def _open(
+    url: str, allowed_hosts: list[str]
+) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImageFetchError("bad_url")
+    if parts.username or parts.password:
+        raise ImageFetchError("bad_url")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ImageFetchError("bad_url") from exc
+    try:
+        address = resolve_allowed(parts.hostname, port, allowed=allowed_hosts)
+    except GuardError as exc:
+        raise ImageFetchError(exc.code) from exc
+    cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = cls(parts.hostname, port, address, TIMEOUT)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        connection.request(
+            "GET",
+            path,
+            headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
+        )
+        response = connection.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        connection.close()
+        raise ImageFetchError("network") from exc
+    return response, connection

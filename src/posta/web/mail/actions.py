@@ -1,0 +1,174 @@
+"""POSTs that change mail. Each parses the selection, checks it belongs to the user,
+and calls posta.mail.services, which writes the local change plus the intents the
+worker carries out (DESIGN §2). The page then reloads its list and folder list
+(the `mail-changed` event); pending and failed actions show on the rows."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from posta.accounts.models import Account, Folder
+from posta.core.errors import PostaError
+from posta.mail import queries, services
+from posta.mail.models import Location, Message
+from posta.users.models import User
+from posta.web.mail import pages, reader
+from posta.web.mail.reader import is_htmx
+from posta.web.utils import current_user
+
+MAX_SELECTION = 10_000
+ACTIONS = ("seen", "unseen", "flag", "unflag", "move", "delete", "spam", "notspam", "archive")
+
+
+def _ints(values: list[str]) -> list[int]:
+    out: list[int] = []
+    for value in values:
+        for piece in value.split(","):
+            if piece.strip().isdigit():
+                out.append(int(piece))
+    return out[:MAX_SELECTION]
+
+
+def selected_message_ids(request: HttpRequest, user: User) -> list[int]:
+    """The messages a POST names: `ids` (messages), `threads` (whole conversations),
+    or `all=1` with `scope` (everything in the list). Only the user's."""
+    ids = set(_ints(request.POST.getlist("ids")))
+    thread_ids = _ints(request.POST.getlist("threads"))
+    if thread_ids:
+        ids |= set(
+            Message.objects.filter(user=user, thread_id__in=thread_ids).values_list(
+                "id", flat=True
+            )[:MAX_SELECTION]
+        )
+    if request.POST.get("all") == "1":
+        scope = pages.parse_scope(user, request.POST.get("scope", ""))
+        if scope is not None:
+            base = queries._base(user, scope)  # noqa: SLF001 - the list's own filter
+            ids |= set(base.values_list("message_id", flat=True)[:MAX_SELECTION])
+    if not ids:
+        return []
+    return list(Message.objects.filter(user=user, pk__in=ids).values_list("id", flat=True))
+
+
+def _move_by_role(user: User, message_ids: list[int], role: str) -> int:
+    """Move each copy to its own account's folder of `role` (Spam, Archive, Inbox)."""
+    accounts = set(
+        Location.objects.filter(user=user, message_id__in=message_ids).values_list(
+            "folder__account_id", flat=True
+        )
+    )
+    targets = Folder.objects.filter(account_id__in=accounts, account__user=user, role=role)
+    if not targets:
+        raise PostaError(
+            "no_folder_for_role",
+            _("None of these accounts has a %(role)s folder. Map one on the Folders tab.")
+            % {"role": Folder.Role(role).label},
+        )
+    return sum(services.do_move(user, message_ids, target) for target in targets)
+
+
+def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]) -> int:
+    if action in ("seen", "unseen"):
+        return services.do_set_seen(user, message_ids, action == "seen")
+    if action in ("flag", "unflag"):
+        return services.do_set_flagged(user, message_ids, action == "flag")
+    if action == "delete":
+        return services.do_delete(user, message_ids)
+    if action == "spam":
+        return _move_by_role(user, message_ids, Folder.Role.SPAM)
+    if action == "notspam":
+        return _move_by_role(user, message_ids, Folder.Role.INBOX)
+    if action == "archive":
+        return _move_by_role(user, message_ids, Folder.Role.ARCHIVE)
+    target_id = request.POST.get("target", "")
+    try:
+        target = queries.access_folder(user, int(target_id))
+    except (ValueError, Folder.DoesNotExist) as exc:
+        raise Http404 from exc
+    return services.do_move(user, message_ids, target)
+
+
+def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
+    if is_htmx(request):
+        response = HttpResponse(status=204)
+        response["HX-Trigger"] = json.dumps({"mail-changed": event})
+        return response
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("mail_index")
+
+
+@login_required
+@require_POST
+def act(request: HttpRequest) -> HttpResponse:
+    """Mark read/unread, flag, move, delete, spam, not spam, archive a selection."""
+    user = current_user(request)
+    action = request.POST.get("action", "")
+    if action not in ACTIONS:
+        raise PostaError("unknown_action", _("Unknown action."))
+    message_ids = selected_message_ids(request, user)
+    changed = _apply(request, user, action, message_ids) if message_ids else 0
+    return _done(request, {"action": action, "ids": message_ids[:200], "changed": changed})
+
+
+@login_required
+@require_POST
+def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
+    """Empty Trash or Spam for good (the page asked for confirmation first)."""
+    user = current_user(request)
+    try:
+        folder = queries.access_folder(user, folder_id)
+    except Folder.DoesNotExist as exc:
+        raise Http404 from exc
+    if folder.role not in (Folder.Role.TRASH, Folder.Role.SPAM):
+        raise PostaError("not_emptiable", _("Only Trash and Spam can be emptied."))
+    message_ids = list(
+        Location.objects.filter(folder=folder, user=user).values_list("message_id", flat=True)[
+            :MAX_SELECTION
+        ]
+    )
+    # Copies in Trash are deleted for good; Spam goes to Trash (posta.mail.services
+    # has no "expunge this folder's copies" yet, and one path for deletion is safer).
+    services.do_delete(user, message_ids)
+    return _done(request, {"action": "empty", "folder": folder_id})
+
+
+@login_required
+@require_POST
+def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
+    user = current_user(request)
+    if not Account.objects.filter(pk=account_id, user=user).exists():
+        raise Http404
+    reader.request_sync(user, [account_id])
+    if is_htmx(request):
+        return render(
+            request,
+            "web/mail/_sync_state.html",
+            {"account": Account.objects.get(pk=account_id), "requested": True},
+        )
+    return redirect("mail_index")
+
+
+@login_required
+@require_POST
+def allow_images(request: HttpRequest, message_id: int) -> HttpResponse:
+    """"Always show remote content from this sender"."""
+    user = current_user(request)
+    try:
+        message = queries.access_message(user, message_id)
+    except Message.DoesNotExist as exc:
+        raise Http404 from exc
+    reader.allow_sender(request, message.from_email)
+    folder = request.POST.get("folder", "")
+    context = reader.message_context(
+        request, user, message_id, folder_id=int(folder) if folder.isdigit() else None
+    )
+    return render(request, "web/mail/_reader.html", context)

@@ -1,0 +1,230 @@
+"""What comes out of a message's bytes: the body frame, attachments, .eml, the
+print view, and remote images through the proxy.
+
+The body frame is the one place mail HTML reaches a browser. It is sanitized
+(posta.mail.sanitize), then served from its own URL under
+
+    Content-Security-Policy: default-src 'none'; img-src data: <proxy>;
+        style-src 'unsafe-inline'; base-uri 'none'; form-action 'none';
+        frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox
+
+and shown in `<iframe sandbox="allow-popups allow-popups-to-escape-sandbox">`: no
+script runs even if the sanitizer missed one, no request leaves for a sender's
+server (img-src lists only `data:` for the message's own cid: images and the
+proxy), no form posts, and the frame has an opaque origin, so it cannot read the
+session or the page around it. Attachments are always downloads, with nosniff.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import secrets
+import zipfile
+from urllib.parse import quote
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from posta.accounts.models import CompanySettings
+from posta.mail import queries, remote_images, sanitize
+from posta.mail.models import Message
+from posta.users.models import User
+from posta.web.mail import reader
+from posta.web.utils import current_user
+
+PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
+SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+
+
+def _message(user: User, message_id: int) -> Message:
+    try:
+        return queries.access_message(user, message_id)
+    except Message.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def frame_csp(request: HttpRequest, *, nonce: str = "") -> str:
+    script = f"script-src 'nonce-{nonce}'; " if nonce else ""
+    return (
+        f"default-src 'none'; {script}img-src data: {reader.proxy_origin(request)}; "
+        "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+        f"frame-ancestors 'self'; sandbox {SANDBOX}"
+        # The print page runs its one nonce'd script (window.print) and nothing else.
+        + (" allow-scripts allow-modals" if nonce else "")
+    )
+
+
+@login_required
+@require_GET
+def body(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The sanitized body as a document of its own, for the sandboxed frame."""
+    user = current_user(request)
+    message = _message(user, message_id)
+    nested = request.GET.get("nested", "")
+    raw = reader.raw_bytes(message, nested)
+    readable = sanitize.read_message(raw)
+    allow = request.GET.get("images") == "1" or reader.sender_allowed(request, message)
+    document, _blocked = reader.safe_body(request, user, message, raw, readable, allow_remote=allow)
+    response = HttpResponse(document, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = frame_csp(request)
+    return _no_store(response)
+
+
+def _disposition(kind: str, filename: str) -> str:
+    """RFC 6266: an ASCII fallback plus the UTF-8 name (RFC 8187)."""
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in filename)
+    return f"{kind}; filename=\"{ascii_name or 'attachment'}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _part_name(att: sanitize.Attachment) -> str:
+    if att.filename:
+        return att.filename.replace("/", "_").replace("\\", "_")
+    extension = mimetypes.guess_extension(att.content_type) or ".bin"
+    if att.is_message:
+        extension = ".eml"
+    return f"part-{att.part_id}{extension}"
+
+
+@login_required
+@require_GET
+def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
+    """An attachment, always as a download (`?preview=1`: images and PDFs inline,
+    sandboxed, for the preview frame)."""
+    user = current_user(request)
+    message = _message(user, message_id)
+    raw = reader.raw_bytes(message, request.GET.get("nested", ""))
+    found = sanitize.get_part(raw, part_id)
+    if found is None:
+        raise Http404
+    att, data = found
+    preview = request.GET.get("preview") == "1" and att.content_type in PREVIEW_TYPES
+    if preview:
+        response = HttpResponse(data, content_type=att.content_type)
+        response["Content-Disposition"] = _disposition("inline", _part_name(att))
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox; img-src 'self'"
+        if att.content_type == "application/pdf":
+            # Chromium's PDF viewer will not run in a CSP sandbox; the frame showing
+            # it is sandboxed instead, and the PDF never shares the page's origin.
+            response["Content-Security-Policy"] = "default-src 'none'; object-src 'self'"
+    else:
+        response = HttpResponse(data, content_type="application/octet-stream")
+        response["Content-Disposition"] = _disposition("attachment", _part_name(att))
+    return _no_store(response)
+
+
+@login_required
+@require_GET
+def zip_all(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Every attachment in one zip."""
+    user = current_user(request)
+    message = _message(user, message_id)
+    nested = request.GET.get("nested", "")
+    raw = reader.raw_bytes(message, nested)
+    readable = sanitize.read_message(raw)
+    buffer = io.BytesIO()
+    used: set[str] = set()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for att in readable.downloads:
+            found = sanitize.get_part(raw, att.part_id)
+            if found is None:
+                continue
+            name = _part_name(att)
+            stem, dot, ext = name.rpartition(".")
+            counter = 1
+            while name in used:
+                counter += 1
+                name = f"{stem} ({counter}).{ext}" if dot else f"{ext} ({counter})"
+            used.add(name)
+            archive.writestr(name, found[1])
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    base = (message.subject or "attachments")[:60]
+    response["Content-Disposition"] = _disposition("attachment", f"{base}.zip")
+    return _no_store(response)
+
+
+@login_required
+@require_GET
+def eml(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The message exactly as the server had it."""
+    user = current_user(request)
+    message = _message(user, message_id)
+    raw = reader.raw_bytes(message, request.GET.get("nested", ""))
+    response = HttpResponse(raw, content_type="message/rfc822")
+    base = (message.subject or "message")[:80]
+    response["Content-Disposition"] = _disposition("attachment", f"{base}.eml")
+    return _no_store(response)
+
+
+@login_required
+@require_GET
+def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    """A page to print: headers and the sanitized body, inline, under a CSP that
+    allows no script but the one nonce'd `window.print()` of this page."""
+    user = current_user(request)
+    message = _message(user, message_id)
+    raw = reader.raw_bytes(message)
+    readable = sanitize.read_message(raw)
+    allow = reader.sender_allowed(request, message) or request.GET.get("images") == "1"
+    if readable.html:
+        safe = sanitize.sanitize_html(
+            readable.html,
+            images=sanitize.inline_images(raw, readable),
+            proxy=reader.proxy_builder(request, user, message) if allow else None,
+        )
+        body_html, css = safe.body, safe.css
+    else:
+        body_html = f'<pre class="plain">{sanitize.text_to_html(readable.text)}</pre>'
+        css = ""
+    nonce = secrets.token_urlsafe(16)
+    response = render(
+        request,
+        "web/mail/print.html",
+        {
+            "message": message,
+            "readable": readable,
+            "body_html": body_html,
+            "body_css": css,
+            "nonce": nonce,
+        },
+    )
+    response["Content-Security-Policy"] = frame_csp(request, nonce=nonce)
+    return _no_store(response)
+
+
+@require_GET
+def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
+    """The image proxy. The frame asks for images from an opaque origin, so its
+    requests may come without the session cookie: the URL's signature (made when
+    Posta showed the message to that user, over user, message and URL) is what
+    admits it. A signed-in user other than the one signed for gets 404."""
+    if request.user.is_authenticated and request.user.pk != user_id:
+        raise Http404
+    url = request.GET.get("u", "")
+    signature = request.GET.get("s", "")
+    expected = reader.image_signature(user_id, message_id, url)
+    if not url or not secrets.compare_digest(signature, expected):
+        raise Http404
+    if not Message.objects.filter(pk=message_id, user_id=user_id).exists():
+        raise Http404
+    try:
+        fetched = remote_images.fetch_image(
+            url, allowed_hosts=CompanySettings.load().allowed_hosts_list()
+        )
+    except remote_images.ImageFetchError as exc:
+        raise Http404 from exc
+    response = HttpResponse(fetched.data, content_type=fetched.content_type)
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    return response

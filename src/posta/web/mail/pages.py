@@ -1,0 +1,290 @@
+"""The mail screen and its partials: folder list, message list, reader, polling."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET
+
+from posta.accounts.models import Account, Folder
+from posta.mail import queries
+from posta.mail.models import Message, Thread
+from posta.mail.queries import Scope
+from posta.users.models import User
+from posta.web.mail import reader
+from posta.web.mail.reader import is_htmx
+from posta.web.utils import current_user
+
+POLL_SECONDS = 5
+SPECIAL_NAMES = ("flagged", "scheduled", "shared", "imported")
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """Where "Mail" leads: the unified inbox, or the main account's inbox."""
+    user = current_user(request)
+    if not Account.objects.filter(user=user).exists():
+        return redirect("home")
+    if user.merge_folders:
+        return redirect("mail_role", role="inbox")
+    inbox = (
+        Folder.objects.filter(account__user=user, role=Folder.Role.INBOX)
+        .order_by("-account__is_main", "account__created_at")
+        .first()
+    )
+    if inbox is None:
+        return redirect("mail_special", name="flagged")
+    return redirect("mail_folder", folder_id=inbox.pk)
+
+
+@login_required
+@require_GET
+def role_list(request: HttpRequest, role: str) -> HttpResponse:
+    if role not in queries.UNIFIED_ROLES:
+        raise Http404
+    title = str(Folder.Role(role).label)
+    return _screen(request, Scope("role", role=role), title)
+
+
+@login_required
+@require_GET
+def folder_list(request: HttpRequest, folder_id: int) -> HttpResponse:
+    user = current_user(request)
+    try:
+        folder = queries.access_folder(user, folder_id)
+    except Folder.DoesNotExist as exc:
+        raise Http404 from exc
+    label = str(Folder.Role(folder.role).label) if folder.role else folder.display_name
+    if folder.name.upper() == "INBOX":
+        label = str(Folder.Role.INBOX.label)
+    return _screen(request, Scope("folder", folder_id=folder.pk), label, folder=folder)
+
+
+@login_required
+@require_GET
+def special_list(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in SPECIAL_NAMES:
+        raise Http404
+    title = str(queries.SPECIAL_FOLDERS[name])
+    if name == "flagged":
+        return _screen(request, Scope("flagged"), title)
+    return _screen(request, None, title, special=name)
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    if not query:
+        return redirect("mail_index")
+    return _screen(request, Scope("search", query=query), _("Search: %s") % query)
+
+
+def scope_url(scope: Scope | None, special: str = "") -> str:
+    if scope is None:
+        return reverse("mail_special", args=[special])
+    if scope.kind == "role":
+        return reverse("mail_role", args=[scope.role])
+    if scope.kind == "folder":
+        return reverse("mail_folder", args=[scope.folder_id])
+    if scope.kind == "flagged":
+        return reverse("mail_special", args=["flagged"])
+    return reverse("mail_search") + "?" + _encode({"q": scope.query})
+
+
+def _encode(params: dict[str, str]) -> str:
+    return urlencode(params)
+
+
+def parse_scope(user: User, key: str) -> Scope | None:
+    """The scope named by Scope.key(), checked against the user's folders."""
+    if key.startswith("role:") and key[5:] in queries.UNIFIED_ROLES:
+        return Scope("role", role=key[5:])
+    if key.startswith("folder:") and key[7:].isdigit():
+        if Folder.objects.filter(pk=int(key[7:]), account__user=user).exists():
+            return Scope("folder", folder_id=int(key[7:]))
+        return None
+    if key == "flagged":
+        return Scope("flagged")
+    return None
+
+
+def _threads_on(request: HttpRequest, user: User, scope: Scope | None) -> bool:
+    if scope is None or scope.kind == "search":
+        return False
+    view = request.GET.get("view", "")
+    if view in ("threads", "messages"):
+        return view == "threads"
+    return user.thread_view
+
+
+def _list_context(
+    request: HttpRequest, user: User, scope: Scope, *, cursor: str = ""
+) -> dict[str, Any]:
+    threads = _threads_on(request, user, scope)
+    fetch = queries.thread_page if threads else queries.message_page
+    page = fetch(user, scope, cursor=cursor)
+    base = scope_url(scope)
+    sep = "&" if "?" in base else "?"
+    view = "threads" if threads else "messages"
+    return {
+        "page": page,
+        "threads": threads,
+        "show_preview": user.show_preview,
+        "unified": scope.unified,
+        "scope_key": scope.key(),
+        "list_url": base,
+        "more_url": f"{base}{sep}{_encode({'cursor': page.next_cursor, 'view': view})}"
+        if page.next_cursor
+        else "",
+        "view_param": view,
+        "refresh_url": f"{base}{sep}{_encode({'view': view})}",
+        "other_view_url": f"{base}{sep}"
+        + _encode({"view": "messages" if threads else "threads"}),
+        "today": timezone.localdate(),
+    }
+
+
+def _screen(
+    request: HttpRequest,
+    scope: Scope | None,
+    title: str,
+    *,
+    folder: Folder | None = None,
+    special: str = "",
+) -> HttpResponse:
+    user = current_user(request)
+    cursor = request.GET.get("cursor", "")
+    if scope is not None and is_htmx(request) and request.GET.get("part") != "screen":
+        # Infinite scroll and live refresh ask for rows only.
+        rows = _list_context(request, user, scope, cursor=cursor)
+        template = "web/mail/_rows.html" if cursor else "web/mail/_list.html"
+        return render(request, template, rows)
+    context: dict[str, Any] = {
+        "title": title,
+        "sidebar": queries.sidebar(user),
+        "scope": scope,
+        "scope_key": scope.key() if scope else f"special:{special}",
+        "folder": folder,
+        "special": special,
+        "move_targets": queries.move_targets(user),
+        "poll_seconds": POLL_SECONDS,
+        "query": scope.query if scope and scope.kind == "search" else "",
+        "shortcuts": SHORTCUTS,
+    }
+    if scope is not None:
+        context.update(_list_context(request, user, scope, cursor=cursor))
+        context["marker"] = queries.newest_marker(user, scope)
+    else:
+        context["list_url"] = scope_url(None, special)
+        context["empty_text"] = queries.special_folder_empty_text(special)
+        if special == "scheduled":
+            context["scheduled"] = queries.scheduled_messages(user)
+    opened = request.GET.get("m", "")
+    thread_id = request.GET.get("t", "")
+    if opened.isdigit():
+        context["reader"] = reader.message_context(
+            request, user, int(opened), folder_id=folder.pk if folder else None
+        )
+    elif thread_id.isdigit():
+        context["reader_thread"] = reader.thread_context(request, user, int(thread_id))
+    return render(request, "web/mail/screen.html", context)
+
+
+@login_required
+@require_GET
+def message(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The reader: a partial for htmx, else the whole screen with the message open
+    in the folder it is in."""
+    user = current_user(request)
+    folder_param = request.GET.get("folder", "")
+    folder_id = int(folder_param) if folder_param.isdigit() else None
+    if is_htmx(request):
+        context = reader.message_context(request, user, message_id, folder_id=folder_id)
+        return render(request, "web/mail/_reader.html", context)
+    try:
+        detail = queries.message_detail(user, message_id)
+    except Message.DoesNotExist as exc:
+        raise Http404 from exc
+    primary = detail.primary
+    target = (
+        reverse("mail_folder", args=[primary.folder_id])
+        if primary
+        else reverse("mail_special", args=["imported"])
+    )
+    return redirect(f"{target}?m={message_id}")
+
+
+@login_required
+@require_GET
+def thread(request: HttpRequest, thread_id: int) -> HttpResponse:
+    user = current_user(request)
+    if is_htmx(request):
+        context = reader.thread_context(request, user, thread_id)
+        return render(request, "web/mail/_thread.html", context)
+    if not Thread.objects.filter(pk=thread_id, user=user).exists():
+        raise Http404
+    return redirect(f"{reverse('mail_index')}?t={thread_id}")
+
+
+@login_required
+@require_GET
+def poll(request: HttpRequest) -> HttpResponse:
+    """The live-update endpoint, asked every few seconds: the folder list (swapped
+    out of band, with the unread count for the tab title) and, when the open list's
+    first page changed, an `mail-changed` event that makes the page reload it."""
+    user = current_user(request)
+    key = request.GET.get("scope", "")
+    scope = parse_scope(user, key)
+    marker = queries.newest_marker(user, scope) if scope else ""
+    response = render(
+        request,
+        "web/mail/_poll.html",
+        {
+            "sidebar": queries.sidebar(user),
+            "scope_key": key,
+            "marker": marker,
+            "poll_seconds": POLL_SECONDS,
+            "oob": True,
+        },
+    )
+    if scope is not None and marker != request.GET.get("marker", ""):
+        response["HX-Trigger"] = json.dumps({"mail-changed": {"scope": key}})
+    return response
+
+
+@login_required
+@require_GET
+def sidebar(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    return render(
+        request,
+        "web/mail/_sidebar.html",
+        {"sidebar": queries.sidebar(user), "scope_key": request.GET.get("scope", "")},
+    )
+
+
+SHORTCUTS: list[tuple[str, Promise]] = [
+    ("j / k", gettext_lazy("Next / previous message")),
+    ("Enter", gettext_lazy("Open")),
+    ("r", gettext_lazy("Reply")),
+    ("a", gettext_lazy("Reply all")),
+    ("f", gettext_lazy("Forward")),
+    ("s", gettext_lazy("Flag")),
+    ("#", gettext_lazy("Delete")),
+    ("e", gettext_lazy("Archive")),
+    ("u", gettext_lazy("Mark as unread")),
+    ("/", gettext_lazy("Search")),
+    ("?", gettext_lazy("Show these shortcuts")),
+]

@@ -1,0 +1,203 @@
+"""The reader pane: one message, or a conversation, made ready for the templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core import signing
+from django.db.models import Q
+from django.http import Http404, HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from posta.accounts.models import Account
+from posta.mail import blobs, queries, sanitize
+from posta.mail.models import Message, Thread
+from posta.mail.queries import MessageDetail
+from posta.users.models import User
+
+SESSION_SENDERS = "posta_remote_content_senders"
+_SIGNER_SALT = "posta.mail.image-proxy"
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """A request htmx made (a partial is wanted), not a page load."""
+    return request.headers.get("HX-Request") == "true"
+
+
+# --- remote content permission ----------------------------------------------------
+
+
+def sender_allowed(request: HttpRequest, message: Message) -> bool:
+    """Whether the user chose "always show remote content" for this sender."""
+    allowed = request.session.get(SESSION_SENDERS, [])
+    return bool(message.from_email) and message.from_email.lower() in allowed
+
+
+def allow_sender(request: HttpRequest, address: str) -> None:
+    allowed = list(request.session.get(SESSION_SENDERS, []))
+    if address and address.lower() not in allowed:
+        allowed.append(address.lower())
+        request.session[SESSION_SENDERS] = allowed[-500:]
+
+
+def image_signature(user_id: int, message_id: int, url: str) -> str:
+    """The proxy only fetches URLs Posta itself put into a message it showed."""
+    return signing.Signer(salt=_SIGNER_SALT).signature(f"{user_id}:{message_id}:{url}")
+
+
+def proxy_builder(request: HttpRequest, user: User, message: Message) -> Callable[[str], str]:
+    base = request.build_absolute_uri(reverse("mail_image", args=[user.pk, message.pk]))
+
+    def build(url: str) -> str:
+        return f"{base}?{urlencode({'u': url, 's': image_signature(user.pk, message.pk, url)})}"
+
+    return build
+
+
+def proxy_origin(request: HttpRequest) -> str:
+    """The image proxy's URL prefix, for the frame's CSP img-src."""
+    return request.build_absolute_uri(reverse("mail_image_root"))
+
+
+# --- bodies -----------------------------------------------------------------------
+
+
+def raw_bytes(message: Message, nested: str = "") -> bytes:
+    """The message's raw bytes (or those of a message/rfc822 part inside it); 404
+    when the body is not stored or the part is no message."""
+    if message.body_state != Message.BodyState.STORED or not message.blob_key:
+        raise Http404
+    try:
+        raw = blobs.get(message.blob_key)
+    except FileNotFoundError as exc:
+        raise Http404 from exc
+    if not nested:
+        return raw
+    found = sanitize.get_part(raw, nested)
+    if found is None or not found[0].is_message:
+        raise Http404
+    return found[1]
+
+
+def safe_body(
+    request: HttpRequest,
+    user: User,
+    message: Message,
+    raw: bytes,
+    readable: sanitize.ReadableMessage,
+    *,
+    allow_remote: bool,
+) -> tuple[str, int]:
+    """The frame's whole document and the number of remote items blocked."""
+    if readable.html:
+        safe = sanitize.sanitize_html(
+            readable.html,
+            images=sanitize.inline_images(raw, readable),
+            proxy=proxy_builder(request, user, message) if allow_remote else None,
+        )
+        return sanitize.document(safe), safe.blocked
+    return sanitize.document(text_html=sanitize.text_to_html(readable.text)), 0
+
+
+# --- contexts ---------------------------------------------------------------------
+
+
+def _detail(user: User, message_id: int, folder_id: int | None) -> MessageDetail:
+    try:
+        return queries.message_detail(user, message_id, folder_id=folder_id)
+    except Message.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def body_context(
+    request: HttpRequest, user: User, detail: MessageDetail, *, nested: str = ""
+) -> dict[str, Any]:
+    """What the reader needs of the body: parsed headers, attachments, the remote
+    content bar, and the frame's URL."""
+    message = detail.message
+    context: dict[str, Any] = {"body_ready": False, "nested": nested}
+    if message.body_state != Message.BodyState.STORED:
+        return context
+    raw = raw_bytes(message, nested)
+    readable = sanitize.read_message(raw)
+    remote_ok = sender_allowed(request, message)
+    once = request.GET.get("images") == "1"
+    _doc, blocked = safe_body(request, user, message, raw, readable, allow_remote=False)
+    params: dict[str, str] = {}
+    if nested:
+        params["nested"] = nested
+    if once:
+        params["images"] = "1"
+    frame_url = reverse("mail_body", args=[message.pk])
+    context.update(
+        {
+            "body_ready": True,
+            "readable": readable,
+            "attachments": readable.downloads,
+            "blocked": blocked,
+            "remote_shown": blocked and (remote_ok or once),
+            "sender_always": remote_ok,
+            "frame_url": f"{frame_url}?{urlencode(params)}" if params else frame_url,
+            "malformed": bool(readable.defects),
+        }
+    )
+    return context
+
+
+def message_context(
+    request: HttpRequest, user: User, message_id: int, *, folder_id: int | None
+) -> dict[str, Any]:
+    detail = _detail(user, message_id, folder_id)
+    message = detail.message
+    nested = request.GET.get("nested", "")
+    nested = nested if all(p.isdigit() for p in nested.split(".")) else ""
+    context: dict[str, Any] = {"detail": detail, "message": message}
+    context.update(body_context(request, user, detail, nested=nested))
+    senders = {message.from_email.lower()}
+    context["reply_to"] = [
+        p for p in message.reply_to if len(p) == 2 and str(p[1]).lower() not in senders
+    ]
+    context["other_folders"] = detail.locations[1:]
+    context["unread"] = any(not loc.seen for loc in detail.locations)
+    context["folder_id"] = folder_id or ""
+    if detail.message.body_state == Message.BodyState.PENDING:
+        # Ask the sync service to come round now; the pane polls until the body is in.
+        request_sync(user, [a.pk for a in detail.accounts], only_if_idle=True)
+    return context
+
+
+def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str, Any]:
+    try:
+        thread, details = queries.thread_messages(user, thread_id)
+    except Thread.DoesNotExist as exc:
+        raise Http404 from exc
+    items = []
+    for index, detail in enumerate(details):
+        item: dict[str, Any] = {"detail": detail, "message": detail.message}
+        last = index == len(details) - 1
+        item["open"] = last or any(not loc.seen for loc in detail.locations)
+        if item["open"]:
+            item.update(body_context(request, user, detail))
+        items.append(item)
+    unread_ids = [
+        d.message.pk for d in details if any(not loc.seen for loc in d.locations)
+    ]
+    return {"thread": thread, "items": items, "unread_ids": unread_ids}
+
+
+def request_sync(user: User, account_ids: list[int], *, only_if_idle: bool = False) -> int:
+    """Ask the sync service to pass over these accounts now ("sync now"; a body
+    that is not downloaded yet). The service watches Account.sync_requested_at.
+    With `only_if_idle`, an earlier request still waiting is left as it is."""
+    now = timezone.now()
+    rows = Account.objects.filter(user=user, pk__in=account_ids)
+    if only_if_idle:
+        rows = rows.filter(
+            Q(sync_requested_at__isnull=True)
+            | Q(sync_requested_at__lt=now - timedelta(seconds=30))
+        )
+    return rows.update(sync_requested_at=now)

@@ -1,0 +1,296 @@
+"""The mail screen over mail synced from the test Dovecot: lists, the reader and its
+sandboxed body, attachments, actions reaching the server, access by URL, languages."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from tests.integration.test_sync_checker import make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
+
+from posta.accounts.models import Account, CompanySettings, Folder
+from posta.mail.models import Location, Message, RemoteAction
+from posta.sync import actions
+from posta.sync.engine import sync_account_once
+from posta.users.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+    b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff"
+    b"\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run the action executor themselves; nothing consumes the queue here."""
+    monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
+
+
+class CountingServer:
+    """A local HTTP server that counts every request and answers with a PNG."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                owner.hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(PNG)))
+                self.end_headers()
+                self.wfile.write(PNG)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def counting_server() -> Iterator[CountingServer]:
+    server = CountingServer()
+    yield server
+    server.stop()
+
+
+def setup_account(dovecot: DovecotServer, mail_user: MailUser, settings: Any) -> Account:
+    """A synced account with INBOX, Work, Sent, Trash, Junk and Archive."""
+    account = make_account(dovecot, mail_user, settings)
+    # An installed Posta: an administrator exists (else every page leads to setup).
+    if not User.objects.filter(is_superuser=True).exists():
+        User.objects.create_superuser("root", "root@example.test", "pw-unused-123")
+    company = CompanySettings.load()
+    company.allowed_mail_hosts = "127.0.0.1"
+    company.save()
+    for name in ("Work", "Sent", "Trash", "Junk", "Archive"):
+        dovecot.create_folder(mail_user, name)
+    return account
+
+
+def rich_message(subject: str, html: str, *, sender: str = "Carla <carla@example.test>") -> bytes:
+    """HTML with a plain alternative, an inline cid: image and a PDF attachment."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "Bob <bob@example.test>"
+    msg["Subject"] = subject
+    msg["Date"] = "Tue, 03 Mar 2026 09:00:00 +0100"
+    msg["Message-ID"] = f"<{subject.replace(' ', '.')}@example.test>"
+    msg.set_content("plain version\n")
+    msg.add_alternative(html, subtype="html")
+    msg.get_payload()[1].add_related(PNG, "image", "png", cid="<logo@example.test>")
+    msg.add_attachment(b"%PDF-1.4 test", maintype="application", subtype="pdf",
+                       filename="preventivo 2026.pdf")
+    return msg.as_bytes()
+
+
+def login(client: Client, user: User) -> Client:
+    client.force_login(user)
+    return client
+
+
+def test_unified_inbox_lists_synced_mail_with_snippets_and_badges(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.deliver(mail_user, message("first hello", body="The quarterly figures\n"))
+    dovecot.deliver(mail_user, message("in work", body="Work body\n"), folder="Work")
+    sync_account_once(account.pk)
+    login(client, account.user)
+
+    page = client.get(reverse("mail_role", args=["inbox"]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "first hello" in html
+    assert "The quarterly figures" in html  # the snippet
+    assert 'class="acct"' in html  # the account badge of unified lists
+    assert "in work" not in html  # another folder
+
+    work = Folder.objects.get(account=account, name="Work")
+    page = client.get(reverse("mail_folder", args=[work.pk]))
+    assert "in work" in page.content.decode()
+    # Home leads to the mail screen once an account exists.
+    assert client.get("/").url == reverse("mail_index")
+
+
+def test_reader_frame_is_sanitized_sandboxed_and_blocks_remote_content(
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    settings: Any,
+    client: Client,
+    counting_server: CountingServer,
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    remote = counting_server.url("/track.png")
+    html = (
+        f'<p onclick="alert(1)">Hi <img src="{remote}"> <img src="cid:logo@example.test">'
+        '<script>alert(2)</script><a href="jav&#x61;script:alert(3)">x</a></p>'
+    )
+    dovecot.deliver(mail_user, rich_message("rich one", html))
+    sync_account_once(account.pk)
+    msg = Message.objects.get(user=account.user, subject="rich one")
+    assert msg.body_state == "stored"
+    login(client, account.user)
+
+    reader = client.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    text = reader.content.decode()
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in text
+    assert "Show images" in text
+    assert "preventivo 2026.pdf" in text
+
+    body = client.get(reverse("mail_body", args=[msg.pk]))
+    csp = body["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp and "sandbox" in csp
+    doc = body.content.decode()
+    assert "<script" not in doc and "onclick" not in doc and "javascript:" not in doc
+    assert remote not in doc
+    assert "data:image/png;base64," in doc  # the cid: image, from the message itself
+    assert counting_server.hits == []
+
+    shown = client.get(reverse("mail_body", args=[msg.pk]) + "?images=1").content.decode()
+    proxied = re.search(r'src="(http://testserver/mail/img/[^"]+)"', shown)
+    assert proxied is not None
+    assert counting_server.hits == []  # rendering fetches nothing
+    image = client.get(proxied.group(1).replace("&amp;", "&"))
+    assert image.status_code == 200 and image.content == PNG
+    assert counting_server.hits == ["/track.png"]
+    # A URL the server did not sign is not fetched.
+    forged = proxied.group(1).replace("&amp;", "&").replace("track.png", "other.png")
+    assert client.get(forged).status_code == 404
+    assert counting_server.hits == ["/track.png"]
+
+    part = client.get(reverse("mail_part", args=[msg.pk, "2"]))
+    assert part["Content-Disposition"].startswith("attachment;")
+    assert part["X-Content-Type-Options"] == "nosniff"
+    assert part.content == b"%PDF-1.4 test"
+    eml = client.get(reverse("mail_eml", args=[msg.pk]))
+    assert eml["Content-Disposition"].startswith("attachment;")
+    assert b"Subject: rich one" in eml.content
+    printed = client.get(reverse("mail_print", args=[msg.pk]))
+    assert printed.status_code == 200 and "<script>alert" not in printed.content.decode()
+
+
+def test_another_user_gets_404_for_every_url(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.deliver(mail_user, rich_message("private", '<p>secret <img src="http://x.test/a.png"></p>'))
+    sync_account_once(account.pk)
+    owner = account.user
+    msg = Message.objects.get(user=owner, subject="private")
+    folder = Folder.objects.get(account=account, name="INBOX")
+    login(client, owner)
+    shown = client.get(reverse("mail_body", args=[msg.pk]) + "?images=1").content.decode()
+    image_url = re.search(r'src="http://testserver(/mail/img/[^"]+)"', shown)
+    assert image_url is not None
+
+    other = User.objects.create_user(username="intruder", password="pw-unused-123")
+    client.force_login(other)
+    urls = [
+        reverse("mail_folder", args=[folder.pk]),
+        reverse("mail_message", args=[msg.pk]),
+        reverse("mail_body", args=[msg.pk]),
+        reverse("mail_part", args=[msg.pk, "2"]),
+        reverse("mail_zip", args=[msg.pk]),
+        reverse("mail_eml", args=[msg.pk]),
+        reverse("mail_print", args=[msg.pk]),
+        image_url.group(1).replace("&amp;", "&"),
+    ]
+    if msg.thread_id:
+        urls.append(reverse("mail_thread", args=[msg.thread_id]))
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    partials = [reverse("mail_message", args=[msg.pk])]
+    partials.append(reverse("mail_thread", args=[msg.thread_id]))
+    for url in partials:
+        assert client.get(url, HTTP_HX_REQUEST="true").status_code == 404, url
+    assert client.post(reverse("mail_sync_now", args=[account.pk])).status_code == 404
+    assert client.post(reverse("mail_empty", args=[folder.pk])).status_code == 404
+    # Acting on another user's ids changes nothing.
+    client.post(reverse("mail_act"), {"action": "delete", "ids": str(msg.pk)})
+    client.post(reverse("mail_act"), {"action": "move", "ids": str(msg.pk), "target": folder.pk})
+    assert not RemoteAction.objects.exists()
+    assert Location.objects.get(message=msg).folder == folder
+
+
+def test_actions_from_the_screen_reach_the_server(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    for subject in ("to flag", "to move", "to delete", "to spam"):
+        dovecot.deliver(mail_user, message(subject))
+    sync_account_once(account.pk)
+    login(client, account.user)
+    ids = {m.subject: m.pk for m in Message.objects.filter(user=account.user)}
+    work = Folder.objects.get(account=account, name="Work")
+
+    act = reverse("mail_act")
+    hx = {"HTTP_HX_REQUEST": "true"}
+    assert client.post(act, {"action": "flag", "ids": ids["to flag"]}, **hx).status_code == 204
+    client.post(act, {"action": "move", "ids": ids["to move"], "target": work.pk}, **hx)
+    client.post(act, {"action": "delete", "ids": ids["to delete"]}, **hx)
+    client.post(act, {"action": "spam", "ids": ids["to spam"]}, **hx)
+
+    # The page shows the change at once, with the action pending.
+    flagged = client.get(reverse("mail_special", args=["flagged"])).content.decode()
+    assert "to flag" in flagged and "Saving to the server" in flagged
+
+    actions.run_account_actions(account.pk)
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    inbox = dovecot.imap(mail_user)
+    try:
+        inbox.select("INBOX")
+        _typ, data = inbox.uid("SEARCH", "FLAGGED")
+        assert len(data[0].split()) == 1
+    finally:
+        inbox.logout()
+    assert len(dovecot.uids(mail_user, "Work")) == 1
+    assert len(dovecot.uids(mail_user, "Trash")) == 1
+    assert len(dovecot.uids(mail_user, "Junk")) == 1
+
+
+def test_sync_now_and_both_languages_render(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.deliver(mail_user, message("ciao"))
+    sync_account_once(account.pk)
+    user = account.user
+    login(client, user)
+    client.post(reverse("mail_sync_now", args=[account.pk]))
+    account.refresh_from_db()
+    assert account.sync_requested_at is not None
+
+    for language, marker in (("en", 'lang="en"'), ("it", 'lang="it"')):
+        user.language = language
+        user.save()
+        for name in ("inbox",):
+            page = client.get(reverse("mail_role", args=[name]))
+            assert page.status_code == 200 and marker in page.content.decode()
+        for special in ("flagged", "scheduled", "shared", "imported"):
+            page = client.get(reverse("mail_special", args=[special]))
+            assert page.status_code == 200 and marker in page.content.decode()
+        poll = client.get(reverse("mail_poll") + "?scope=role:inbox&marker=x")
+        assert poll.status_code == 200 and "mail-changed" in poll["HX-Trigger"]
