@@ -22,6 +22,8 @@ from posta.web.utils import current_user
 def home(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     accounts = list(accounts_of(user))
+    if accounts:
+        return redirect("mail_index")
     rows = [
         {
             "account": account,
