@@ -89,7 +89,8 @@ HOSTILE = [
     # No Message-ID, no Date.
     b"From: b@x.test\r\nSubject: no id no date\r\n\r\nbody\r\n",
     # A date no parser can read, and one in year 0.
-    b"From: c@x.test\r\nSubject: bad date\r\nDate: yesterday at noon\r\nMessage-ID: <bd@x>\r\n\r\nx\r\n",
+    b"From: c@x.test\r\nSubject: bad date\r\nDate: yesterday at noon\r\n"
+    b"Message-ID: <bd@x>\r\n\r\nx\r\n",
     b"From: c@x.test\r\nSubject: year zero\r\nDate: Mon, 1 Jan 0000 00:00:00 +0000\r\n\r\nx\r\n",
     # Raw 8-bit headers in an undeclared charset.
     b"From: \xc9lodie <e@x.test>\r\nSubject: caf\xe9 \xe0 la cr\xe8me\r\nMessage-ID: <8bit@x>\r\n"
@@ -104,7 +105,8 @@ HOSTILE = [
     b"From: e@x.test\r\nSubject: nested\r\nMessage-ID: <nest@x>\r\n"
     b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n'
     b"outer\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\nFrom: f@x.test\r\nSubject: inner\r\n"
-    b'Content-Type: multipart/mixed; boundary="b2"\r\n\r\n--b2\r\nContent-Type: message/rfc822\r\n\r\n'
+    b'Content-Type: multipart/mixed; boundary="b2"\r\n\r\n'
+    b"--b2\r\nContent-Type: message/rfc822\r\n\r\n"
     b"From: g@x.test\r\nSubject: innermost\r\n\r\ndeep\r\n--b2--\r\n--b1--\r\n",
     # A sender address with no address at all, and garbage bytes in From.
     b"From: \xff\xfe<<>>\r\nTo: ;;;\r\nSubject: =?bogus?Q?x?=\r\n\r\nhi\r\n",

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -23,11 +24,17 @@ from posta.sync.models import SyncLease
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
+    """Poll `condition` until true. The test database of SQLite runs in shared-cache
+    memory, where a read that meets the service thread's write fails with "table is
+    locked" instead of waiting: such a read is simply tried again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except OperationalError:
+            pass
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
 
@@ -50,8 +57,7 @@ def test_idle_delivers_new_mail(
     dovecot.deliver(mail_user, message("before"))
     wait_for(lambda: Message.objects.filter(user=account.user, subject="before").exists())
     wait_for(lambda: Account.objects.get(pk=account.pk).sync_state == "idle")
-    assert SyncLease.objects.get(account=account).owner == running_service.owner
-    time.sleep(0.5)  # let the thread enter IDLE
+    wait_for(lambda: SyncLease.objects.get(account=account).owner == running_service.owner)
     dovecot.deliver(mail_user, message("pushed"))
     wait_for(lambda: Message.objects.filter(user=account.user, subject="pushed").exists())
     wait_for(
@@ -60,7 +66,10 @@ def test_idle_delivers_new_mail(
     # "Sync now" picks up a change in another folder without waiting for a resync.
     dovecot.create_folder(mail_user, "Other")
     dovecot.deliver(mail_user, message("elsewhere"), folder="Other")
-    Account.objects.filter(pk=account.pk).update(sync_requested_at=timezone.now())
+    wait_for(
+        lambda: Account.objects.filter(pk=account.pk).update(sync_requested_at=timezone.now())
+        == 1
+    )
     wait_for(lambda: Message.objects.filter(user=account.user, subject="elsewhere").exists())
     running_service.stop()
     wait_for(lambda: not running_service.workers)

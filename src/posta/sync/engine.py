@@ -221,9 +221,18 @@ def sync_account_once(account_id: int) -> None:
         close_quietly(client)
 
 
-def sync_account(client: IMAPClient, account: Account, *, bodies: bool = True) -> Session:
-    """One full pass over the account's folders on a logged-in connection."""
-    session = Session.start(client)
+def sync_account(
+    client: IMAPClient,
+    account: Account,
+    *,
+    bodies: bool = True,
+    session: Session | None = None,
+) -> Session:
+    """One full pass over the account's folders on a logged-in connection.
+
+    Pass the `session` of an earlier pass on the same connection: ENABLE is legal
+    only before a folder is selected (RFC 5161 §3.1)."""
+    session = session or Session.start(client)
     folders = refresh_folders(session, account)
     statuses = _folder_statuses(session, folders)
     progress = _start_progress(account, folders, statuses)

@@ -214,7 +214,7 @@ class AccountWorker(threading.Thread):
                 return
             requested = self._sync_requested()
             if requested or time.monotonic() - last_full > self.timing.resync:
-                engine.sync_account(session.client, account)
+                engine.sync_account(session.client, account, session=session)
                 last_full = time.monotonic()
             elif news:
                 engine.sync_folder(session, inbox)
@@ -238,7 +238,8 @@ class AccountWorker(threading.Thread):
         """IDLE on INBOX until the server reports something (True), or until it is
         time to look at the database (False)."""
         client = session.client
-        session.examine(inbox.name)
+        if self._changed_since_stored(session, inbox):
+            return True  # arrived between the last sync and this IDLE
         started = time.monotonic()
         with imap_errors(host=session.host):
             client.idle()
@@ -255,8 +256,16 @@ class AccountWorker(threading.Thread):
             finally:
                 client.idle_done()
 
+    @staticmethod
+    def _changed_since_stored(session: engine.Session, inbox: Folder) -> bool:
+        """EXAMINE INBOX and compare with what is stored: mail that arrived before
+        IDLE began is not announced during it (RFC 2177 reports only new events)."""
+        raw = session.examine(inbox.name)
+        return raw.get(b"UIDNEXT") != inbox.uidnext or raw.get(b"EXISTS") != inbox.message_count
+
     def _noop(self, session: engine.Session, inbox: Folder) -> bool:
-        session.examine(inbox.name)
+        if self._changed_since_stored(session, inbox):
+            return True
         deadline = time.monotonic() + self.timing.noop_poll
         while time.monotonic() < deadline and not self.stop_event.is_set():
             if self._request_pending():
