@@ -85,6 +85,8 @@ def _redirect_loaded_settings() -> None:
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # In place: connections read DATABASES on first use, which has not happened.
         database["NAME"] = moved(database["NAME"])
+    # WhiteNoise warns about a STATIC_ROOT that does not exist.
+    Path(moved(settings.STATIC_ROOT)).mkdir(parents=True, exist_ok=True)
     override_settings(
         DATA_DIR=_DATA_DIR,
         STATIC_ROOT=moved(settings.STATIC_ROOT),
