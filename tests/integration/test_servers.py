@@ -122,9 +122,14 @@ def test_folder_names_utf8_rename_delete(dovecot: DovecotServer, mail_user: Mail
     assert "Clienti/Già visti" not in folders
 
     dovecot.create_folder(mail_user, "Clienti/Già visti")
+    dovecot.deliver(mail_user, _message("kept"), folder="Clienti/Già visti")
+    dovecot.set_flags(mail_user, "Clienti/Già visti", 1, "\\Flagged")
     client = dovecot.imap(mail_user)
     try:
         attributes = _list_attributes(client)
+        client.select('"Clienti/Gi&AOA- visti"', readonly=True)
+        typ, data = client.uid("FETCH", "1", "(FLAGS)")
+        assert b"\\Flagged" in data[0]
     finally:
         client.logout()
     assert "Clienti/Gi&AOA- visti" in attributes  # modified UTF-7 on the wire

@@ -2,10 +2,10 @@
 
 ``start_dovecot()`` writes a config file into a fresh temporary directory and runs
 ``dovecot -c FILE``: its own base_dir, state_dir, log and instance name, listeners on
-free loopback ports for IMAP, POP3, ManageSieve and LMTP, users in a passwd-file with
-plaintext passwords, and maildirs owned by the unprivileged ``posta-mail`` system user
-(Dovecot refuses to run mail processes as root). The system's own Dovecot and
-/etc/dovecot are never touched.
+free loopback ports for IMAP, POP3, ManageSieve and LMTP, one passwd-file per user with
+a plaintext password, and maildirs (``LAYOUT=fs``, "/" separator) owned by the
+unprivileged ``posta-mail`` system user (Dovecot refuses to run mail processes as
+root). The system's own Dovecot and /etc/dovecot are never touched.
 
 Test state is built the way real mail arrives: ``deliver()`` speaks LMTP (so a client
 in IDLE is woken), and folder changes go through ``doveadm`` or a second, independent
@@ -15,6 +15,7 @@ IMAP client, never through the code under test.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import email.message
 import email.policy
@@ -121,8 +122,6 @@ def _imap_quote(name: str) -> str:
 def _imap_utf7(name: str) -> str:
     # RFC 3501 §5.1.3: printable ASCII stays, "&" becomes "&-", the rest is
     # modified base64 of UTF-16BE between "&" and "-".
-    import base64
-
     out: list[str] = []
     pending: list[str] = []
 
@@ -337,6 +336,7 @@ last_valid_uid = {self.uid}
 first_valid_gid = {self.gid}
 last_valid_gid = {self.gid}
 
+# LAYOUT=fs: folder names may contain "." (Maildir++ would refuse "Clienti.2024").
 mail_location = maildir:~/Maildir:LAYOUT=fs
 # Test mail is disposable; fsync only slows the suite down.
 mail_fsync = never
