@@ -41,6 +41,7 @@ level `sync_account(client, account)` on a connection it keeps for IDLE.
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,7 +84,8 @@ from posta.sync.threads import assign_threads
 
 log = logging.getLogger(__name__)
 
-HEADER_BATCH = 500  # messages per FETCH and per transaction in the first pass
+# Messages per FETCH and per transaction in the first pass (tests make it small).
+HEADER_BATCH = int(os.environ.get("POSTA_SYNC_BATCH", "500"))
 BODY_BATCH = 200  # bodies fetched per account per pass
 MAX_BODY_ATTEMPTS = 3
 OPEN_STATES = (RemoteAction.State.PENDING, RemoteAction.State.RUNNING)
