@@ -11,6 +11,7 @@ import asyncio
 import email
 import email.message
 import email.policy
+import logging
 import smtplib
 import ssl
 import threading
@@ -32,6 +33,9 @@ Stage = Literal["MAIL", "RCPT", "DATA"]
 TlsMode = Literal["none", "starttls", "implicit"]
 
 SERVER_NAME = "smtp.example.test"
+
+# aiosmtpd logs every command at INFO; a failing test's output should show the test's own.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 _DEFAULT_TEXT = {
     421: "4.3.2 Service not available, closing channel",
