@@ -1,3 +1,25 @@
-from django.urls import URLPattern, URLResolver
+"""Writing mail under /compose/ (issue 5): the editor, undo, Scheduled and Outbox."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from posta.web import compose_views as views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.compose_new, name="compose_new"),
+    path("reply/<int:message_id>/", views.compose_reply, name="compose_reply"),
+    path("forward/<int:message_id>/", views.compose_forward, name="compose_forward"),
+    path("addresses/", views.addresses, name="compose_addresses"),
+    path("scheduled/", views.scheduled, name="compose_scheduled"),
+    path("outbox/", views.outbox_list, name="compose_outbox"),
+    path("<int:outgoing_id>/", views.compose_edit, name="compose_edit"),
+    path("<int:outgoing_id>/autosave/", views.autosave, name="compose_autosave"),
+    path("<int:outgoing_id>/attachments/", views.attach, name="compose_attach"),
+    path(
+        "<int:outgoing_id>/attachments/<int:attachment_id>/delete/",
+        views.detach,
+        name="compose_detach",
+    ),
+    path("<int:outgoing_id>/sending/", views.sending_page, name="compose_sending"),
+    path("<int:outgoing_id>/undo/", views.undo, name="compose_undo"),
+    path("<int:outgoing_id>/do/<str:action>/", views.act, name="compose_act"),
+]

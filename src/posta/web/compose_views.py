@@ -1,0 +1,324 @@
+"""The editor, the undo page, and the Scheduled and Outbox lists (issue 5).
+
+Thin views: parse the form, call posta.mail.outbox, render. Nothing here talks to a
+mail server; Send writes an outbox row that the delivery worker carries out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from posta.accounts.models import CompanySettings
+from posta.accounts.services import sender_accounts
+from posta.core.errors import PostaError
+from posta.mail import outbox
+from posta.mail.outbox import OutgoingMessage
+from posta.users.models import User
+from posta.web.forms import rich_text_field
+from posta.web.utils import current_user
+
+
+def _address_input() -> forms.TextInput:
+    return forms.TextInput(
+        attrs={"list": "address-suggestions", "autocomplete": "off", "class": "addresses"}
+    )
+
+
+class ComposeForm(forms.Form):
+    account = forms.ChoiceField(label=gettext_lazy("From"))
+    to = forms.CharField(
+        label=gettext_lazy("To"), required=False, max_length=10000, widget=_address_input()
+    )
+    cc = forms.CharField(
+        label=gettext_lazy("Cc"), required=False, max_length=10000, widget=_address_input()
+    )
+    bcc = forms.CharField(
+        label=gettext_lazy("Bcc"), required=False, max_length=10000, widget=_address_input()
+    )
+    subject = forms.CharField(label=gettext_lazy("Subject"), required=False, max_length=998)
+    body = rich_text_field(gettext_lazy("Message"))
+    body_text = forms.CharField(
+        label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
+    )
+    plain_text = forms.BooleanField(label=gettext_lazy("Plain text"), required=False)
+    send_at = forms.DateTimeField(
+        label=gettext_lazy("Send at"),
+        required=False,
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+        ),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        account_field = self.fields["account"]
+        assert isinstance(account_field, forms.ChoiceField)  # noqa: S101 - declared above
+        account_field.choices = [
+            (str(a.pk), f"{a.description} <{a.email}>" if a.description != a.email else a.email)
+            for a in sender_accounts(user)
+        ]
+
+    def draft(self) -> outbox.Draft:
+        data = self.cleaned_data
+        return outbox.Draft(
+            account_id=int(data["account"]),
+            to=data["to"],
+            cc=data["cc"],
+            bcc=data["bcc"],
+            subject=data["subject"],
+            body_html=data["body"] or "",
+            body_text=data["body_text"],
+            plain_text=data["plain_text"],
+        )
+
+
+def _initial(row: OutgoingMessage) -> dict[str, Any]:
+    return {
+        "account": str(row.account_id),
+        "to": outbox.format_addresses(row.to),
+        "cc": outbox.format_addresses(row.cc),
+        "bcc": outbox.format_addresses(row.bcc),
+        "subject": row.subject,
+        "body": row.body_html,
+        "body_text": row.body_text,
+        "plain_text": row.plain_text,
+    }
+
+
+def _aware(user: User, value: datetime | None) -> datetime | None:
+    """A time typed in the form, read in the user's time zone."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        return timezone.make_aware(value, outbox.user_timezone(user))
+    return value.astimezone(outbox.user_timezone(user))
+
+
+@login_required
+def compose_new(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    account = None
+    if request.GET.get("account"):
+        account = outbox.access_sender(user, int(request.GET["account"]))
+    row = outbox.do_new_draft(user, account=account)
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+def compose_reply(request: HttpRequest, message_id: int) -> HttpResponse:
+    user = current_user(request)
+    message = outbox.access_message(user, message_id)
+    row = outbox.do_start_reply(user, message, reply_all=request.GET.get("all") == "1")
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+def compose_forward(request: HttpRequest, message_id: int) -> HttpResponse:
+    user = current_user(request)
+    message = outbox.access_message(user, message_id)
+    row = outbox.do_start_forward(user, message, as_attachment=request.GET.get("attach") == "1")
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    if row.state != OutgoingMessage.State.DRAFT:
+        messages.info(request, _("This message is no longer a draft."))
+        return redirect("compose_outbox")
+    form = ComposeForm(request.POST or None, user=user, initial=_initial(row))
+    error: PostaError | None = None
+    if request.method == "POST" and form.is_valid():
+        action = request.POST.get("action", "save")
+        try:
+            outbox.check_save_draft(user, row, form.draft())
+            if action == "send":
+                outbox.check_send(user, row)
+                return redirect("compose_sending", outgoing_id=row.pk)
+            if action == "schedule":
+                when = _aware(user, form.cleaned_data["send_at"]) or _quick(request, user)
+                if when is None:
+                    raise PostaError("no_time", _("Choose when to send it."), field="send_at")
+                outbox.check_schedule(user, row, when)
+                messages.success(request, _("The message is scheduled."))
+                return redirect("compose_scheduled")
+            messages.success(request, _("Draft saved."))
+            return redirect("compose_edit", outgoing_id=row.pk)
+        except PostaError as exc:
+            error = exc
+            if exc.field and exc.field in form.fields:
+                form.add_error(exc.field, str(exc.message))
+                error = None
+    context = {
+        "form": form,
+        "row": row,
+        "error": error,
+        "attachments": list(row.attachments.all()),
+        "limit_mb": CompanySettings.load().max_attachment_mb,
+        "signatures": outbox.signatures_by_account(user),
+        "quick_choices": [
+            (label, when.isoformat()) for label, when in outbox.quick_schedule_choices(user)
+        ],
+    }
+    return render(request, "web/compose/compose.html", context)
+
+
+def _quick(request: HttpRequest, user: User) -> datetime | None:
+    value = request.POST.get("quick", "")
+    if not value:
+        return None
+    try:
+        return _aware(user, datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+@login_required
+@require_POST
+def autosave(request: HttpRequest, outgoing_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    form = ComposeForm(request.POST, user=user)
+    if not form.is_valid():
+        return JsonResponse({"saved": False, "errors": form.errors}, status=400)
+    outbox.check_save_draft(user, row, form.draft())
+    saved = timezone.localtime(timezone.now(), outbox.user_timezone(user))
+    return JsonResponse({"saved": True, "at": saved.strftime("%H:%M:%S")})
+
+
+@login_required
+@require_POST
+def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    added = []
+    for upload in request.FILES.getlist("files"):
+        attachment = outbox.check_add_attachment(
+            user, row, filename=upload.name or "attachment",
+            content_type=upload.content_type or "", data=upload.read(),
+        )
+        added.append({"id": attachment.pk, "name": attachment.filename, "size": attachment.size})
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"added": added})
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+@require_POST
+def detach(request: HttpRequest, outgoing_id: int, attachment_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    outbox.do_remove_attachment(user, row, attachment_id)
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+def sending_page(request: HttpRequest, outgoing_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    remaining = 0.0
+    if row.state == OutgoingMessage.State.QUEUED and row.send_at and not row.error_code:
+        remaining = max(0.0, (row.send_at - timezone.now()).total_seconds())
+    return render(
+        request, "web/compose/sending.html",
+        {
+            "row": row,
+            "remaining": int(remaining + 0.999),
+            "error": outbox.outgoing_error_message(row),
+        },
+    )
+
+
+@login_required
+@require_POST
+def undo(request: HttpRequest, outgoing_id: int) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    if outbox.do_undo_send(user, row):
+        messages.info(request, _("Sending undone: the message is back in the editor."))
+        return redirect("compose_edit", outgoing_id=row.pk)
+    messages.error(request, _("Too late: the message has already left."))
+    return redirect("compose_sending", outgoing_id=row.pk)
+
+
+_ACTIONS = {
+    "send_now": (outbox.do_send_now, gettext_lazy("Sending now.")),
+    "pause": (outbox.do_pause, gettext_lazy("Paused.")),
+    "resume": (outbox.do_resume, gettext_lazy("Resumed.")),
+    "cancel": (outbox.do_cancel, gettext_lazy("Cancelled.")),
+    "mark_sent": (outbox.do_review_mark_sent, gettext_lazy("Marked as sent.")),
+    "send_again": (outbox.do_review_send_again, gettext_lazy("Sending again.")),
+}
+
+
+@login_required
+@require_POST
+def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
+    user = current_user(request)
+    row = outbox.access_outgoing(user, outgoing_id)
+    back = request.POST.get("next") or "compose_scheduled"
+    if action == "edit":
+        if outbox.do_edit(user, row):
+            return redirect("compose_edit", outgoing_id=row.pk)
+    elif action == "reschedule":
+        field = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+        try:
+            when = _aware(user, field.clean(request.POST.get("send_at", "")))
+        except forms.ValidationError as exc:
+            raise PostaError("no_time", _("Choose a date and time."), field="send_at") from exc
+        assert when is not None  # noqa: S101 - the field is required
+        if outbox.check_reschedule(user, row, when):
+            messages.success(request, _("Rescheduled."))
+            return redirect(back)
+    elif action in _ACTIONS:
+        service, done = _ACTIONS[action]
+        if service(user, row):
+            messages.success(request, str(done))
+            return redirect(back)
+    else:
+        raise PostaError("unknown_action", _("Unknown action."), status=404)
+    messages.error(request, _("This message has changed meanwhile; nothing was done."))
+    return redirect(back)
+
+
+@login_required
+def scheduled(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    rows = [
+        {"row": row, "error": outbox.outgoing_error_message(row)}
+        for row in outbox.scheduled_messages(user)
+    ]
+    return render(request, "web/compose/scheduled.html", {"rows": rows})
+
+
+@login_required
+def outbox_list(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    rows = [
+        {
+            "row": row,
+            "error": outbox.outgoing_error_message(row),
+            "settings": outbox.leads_to_settings(row),
+        }
+        for row in outbox.outbox_messages(user)
+    ]
+    return render(request, "web/compose/outbox.html", {"rows": rows})
+
+
+@login_required
+def addresses(request: HttpRequest) -> HttpResponse:
+    user = current_user(request)
+    return JsonResponse({"addresses": outbox.correspondents(user, request.GET.get("q", ""))})

@@ -1,0 +1,133 @@
+/* The compose page: signature follows the From, plain-text switch, autosave,
+   address suggestions, attachments with a size check before upload and progress. */
+(function () {
+  "use strict";
+  var form = document.getElementById("compose-form");
+  if (!form) return;
+  var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+  // --- signature preview follows the From
+  var signatures = JSON.parse(document.getElementById("signatures-data").textContent);
+  var from = document.getElementById("id_account");
+  var preview = document.getElementById("signature-preview");
+  function showSignature() {
+    // Trusted HTML: the user's own or the administrator's signature, sanitized on save.
+    preview.innerHTML = signatures[from.value] || "";
+  }
+  from.addEventListener("change", showSignature);
+  showSignature();
+
+  // --- plain text or rich text
+  var plain = document.getElementById("id_plain_text");
+  function showBody() {
+    document.getElementById("rich-body").hidden = plain.checked;
+    document.getElementById("plain-body").hidden = !plain.checked;
+  }
+  plain.addEventListener("change", showBody);
+  showBody();
+
+  // --- autosave every few seconds while something changed, and when leaving
+  var status = document.getElementById("autosave-status");
+  var dirty = false;
+  var submitting = false;
+  form.addEventListener("input", function () { dirty = true; });
+  form.addEventListener("change", function () { dirty = true; });
+  form.addEventListener("submit", function () { submitting = true; });
+  var inflight = Promise.resolve();
+  function save() {
+    if (!dirty || submitting) return inflight;
+    dirty = false;
+    inflight = fetch(form.dataset.autosaveUrl, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: {"X-CSRFToken": csrf}
+    }).then(function (r) { return r.json(); }).then(function (data) {
+      if (data.saved) status.textContent = status.dataset.savedText
+        ? status.dataset.savedText + " " + data.at : data.at;
+    }).catch(function () { dirty = true; });
+    return inflight;
+  }
+  setInterval(save, 5000);
+  window.addEventListener("pagehide", function () {
+    if (dirty && !submitting) navigator.sendBeacon(form.dataset.autosaveUrl, new FormData(form));
+  });
+
+  // --- address suggestions from correspondents
+  var list = document.getElementById("address-suggestions");
+  var pending = null;
+  Array.prototype.forEach.call(form.querySelectorAll("input.addresses"), function (input) {
+    input.addEventListener("input", function () {
+      var parts = input.value.split(/[,;]/);
+      var last = parts.pop().trim();
+      if (last.length < 2) return;
+      clearTimeout(pending);
+      pending = setTimeout(function () {
+        fetch(form.dataset.addressesUrl + "?q=" + encodeURIComponent(last), {credentials: "same-origin"})
+          .then(function (r) { return r.json(); })
+          .then(function (data) {
+            var prefix = parts.length ? parts.join(", ") + ", " : "";
+            list.replaceChildren();
+            data.addresses.forEach(function (address) {
+              var option = document.createElement("option");
+              option.value = prefix + address;
+              list.appendChild(option);
+            });
+          });
+      }, 200);
+    });
+  });
+
+  // --- attachments: refuse over the limit before uploading, show progress
+  var attachForm = document.getElementById("attach-form");
+  var fileInput = document.getElementById("id_files");
+  var progress = document.getElementById("attach-progress");
+  var error = document.getElementById("attach-error");
+  var limit = parseInt(attachForm.dataset.limitBytes, 10);
+  var current = 0;
+  Array.prototype.forEach.call(document.querySelectorAll("#attachment-list li"), function (li) {
+    current += parseInt(li.dataset.size || "0", 10);
+  });
+  function upload(files) {
+    var total = current;
+    for (var i = 0; i < files.length; i++) total += files[i].size;
+    error.hidden = true;
+    if (total > limit) {
+      error.textContent = error.dataset.tooLarge;
+      error.hidden = false;
+      fileInput.value = "";
+      return;
+    }
+    // Save what is typed first: the page reloads once the files are stored.
+    dirty = true;
+    save().then(function () { send(files); });
+  }
+  function send(files) {
+    var data = new FormData();
+    for (var j = 0; j < files.length; j++) data.append("files", files[j]);
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", attachForm.action);
+    xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Accept", "application/json");
+    progress.hidden = false;
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) progress.value = Math.round(100 * e.loaded / e.total);
+    });
+    xhr.addEventListener("load", function () {
+      progress.hidden = true;
+      if (xhr.status >= 200 && xhr.status < 300) { submitting = true; window.location.reload(); return; }
+      error.textContent = xhr.status === 413 ? error.dataset.tooLarge : xhr.statusText;
+      error.hidden = false;
+    });
+    xhr.send(data);
+  }
+  fileInput.addEventListener("change", function () { if (fileInput.files.length) upload(fileInput.files); });
+  var drop = attachForm.querySelector(".drop");
+  ["dragover", "dragenter"].forEach(function (name) {
+    drop.addEventListener(name, function (e) { e.preventDefault(); drop.classList.add("over"); });
+  });
+  drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
+  drop.addEventListener("drop", function (e) {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files.length) upload(e.dataTransfer.files);
+  });
+})();

@@ -1,0 +1,117 @@
+"""Writing, sending and scheduling mail in Chromium (issue 5)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+from tests.integration.test_send import make_sender, parsed
+from tests.servers.dovecot import DovecotServer
+from tests.servers.smtp import SmtpServer
+
+from posta.delivery import sending
+from posta.mail import outbox
+from posta.mail.outbox import OutgoingMessage
+from posta.users.models import User
+from posta.web.middleware import SetupMiddleware
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "Scrivere-Posta-26"
+
+
+@pytest.fixture(autouse=True)
+def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
+
+
+def log_in(page: Page, base: str, user: User) -> None:
+    user.set_password(PASSWORD)
+    user.save()
+    User.objects.create_superuser("admin", password=PASSWORD)
+    SetupMiddleware._ready = True
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def fill_message(page: Page, *, to: str, subject: str, body: str) -> None:
+    page.fill("#id_to", to)
+    page.fill("#id_subject", subject)
+    page.locator("#field-body [contenteditable=true]").click()
+    page.keyboard.type(body)
+
+
+def test_compose_with_attachment_send_and_find_it_in_sent(
+    page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    base = str(live_server)
+    mail_user = dovecot.add_user()
+    account = make_sender(dovecot, smtp_server, mail_user)
+    log_in(page, base, account.user)
+
+    page.goto(f"{base}/compose/")
+    expect(page).to_have_url(re.compile(r"/compose/\d+/$"))
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 quarterly report")
+    page.set_input_files("#id_files", str(report))
+    expect(page.locator("#attachment-list li")).to_contain_text("report.pdf")
+
+    fill_message(page, to="Bruno <bruno@example.test>", subject="Report", body="Here it is")
+    page.click("#send-button")
+    expect(page.locator("#undo-button")).to_be_visible()
+    page.goto("about:blank")  # the page makes no more requests while the worker runs
+
+    row = OutgoingMessage.objects.get(user=account.user, subject="Report")
+    assert row.state == OutgoingMessage.State.QUEUED
+    assert row.send_at is not None
+    assert sending.deliver(row.pk, now=row.send_at)
+    row.refresh_from_db()
+    assert row.state == OutgoingMessage.State.SENT
+
+    (received,) = smtp_server.messages
+    msg = parsed(received.data)
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["report.pdf"]
+    html = msg.get_body(preferencelist=("html",))
+    assert html is not None and "Here it is" in html.get_content()
+    assert len(dovecot.uids(mail_user, "Sent")) == 1
+
+    page.goto(f"{base}/compose/{row.pk}/sending/")
+    expect(page.locator("#sending-status")).to_have_text("Sent.")
+
+
+def test_schedule_appears_in_scheduled_and_leaves_at_its_time(
+    page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    base = str(live_server)
+    account = make_sender(dovecot, smtp_server, dovecot.add_user())
+    user = account.user
+    log_in(page, base, user)
+
+    page.goto(f"{base}/compose/")
+    fill_message(page, to="carla@example.test", subject="Later", body="See you")
+    when = timezone.localtime(timezone.now() + timedelta(seconds=6), outbox.user_timezone(user))
+    page.fill("#id_send_at", when.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("#schedule-button")
+    expect(page).to_have_url(re.compile(r"/compose/scheduled/$"))
+    expect(page.locator("#scheduled-list")).to_contain_text("Later")
+
+    row = OutgoingMessage.objects.get(user=user, subject="Later")
+    assert row.state == OutgoingMessage.State.SCHEDULED
+    assert row.send_at == when.replace(microsecond=0)
+    # Before its time a worker leaves it waiting.
+    assert sending.deliver_due(now=row.send_at - timedelta(seconds=1)) == 0
+    assert smtp_server.messages == []
+    while timezone.now() < row.send_at:
+        time.sleep(0.2)
+    assert sending.deliver_due() == 1
+    assert len(smtp_server.messages) == 1
+    page.reload()
+    expect(page.locator("#scheduled-empty")).to_be_visible()
