@@ -1,9 +1,10 @@
 """Test-wide set-up: a private data directory, and real servers as fixtures.
 
-Environment first, before anything below imports Django settings:
-``POSTA_DATA_DIR`` points at a temporary directory of this process (each pytest-xdist
-worker gets its own), so no test writes into ./var, and ``POSTA_ALLOWED_MAIL_HOSTS`` is
-empty (a test that needs loopback mail hosts allows them itself).
+Environment first: ``POSTA_DATA_DIR`` points at a temporary directory of this run (each
+pytest-xdist worker gets a subdirectory), so no test writes into ./var, and
+``POSTA_ALLOWED_MAIL_HOSTS`` is empty (a test that needs loopback mail hosts allows them
+itself). pytest-django has already loaded the settings by the time this file runs, so
+the settings derived from those variables are re-pointed too (``_redirect_loaded_settings``).
 
 Fixtures (see tests/servers/ for the full API of each object):
 - ``dovecot``: a private Dovecot per session and worker; isolate with ``add_user()``.
