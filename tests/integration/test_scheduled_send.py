@@ -49,7 +49,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         auth = conf["USER"] or "postgres"
         if conf["PASSWORD"]:
             auth += f":{conf['PASSWORD']}"
-        url = f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+        host = f"{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}"
+        url = f"postgres://{auth}@{host}/{conf['NAME']}"
     else:
         pytest.skip(f"no worker set-up for {connection.vendor}")
     env = dict(os.environ)
@@ -90,7 +91,6 @@ def test_scheduled_message_leaves_once_with_two_workers(
         smtp_server.wait_for(3, timeout=30)
     finally:
         outputs = [w.communicate(timeout=60)[0].decode(errors="replace") for w in workers]
-        print(outputs)
     assert all(w.returncode == 0 for w in workers), outputs
     received = smtp_server.messages
     assert len(received) == 3
