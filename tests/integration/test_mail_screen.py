@@ -42,11 +42,13 @@ class CountingServer:
 
     def __init__(self) -> None:
         self.hits: list[str] = []
+        self.agents: list[str] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 owner.hits.append(self.path)
+                owner.agents.append(self.headers.get("User-Agent", ""))
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(PNG)))

@@ -34,6 +34,9 @@ SPECIAL_FOLDERS: dict[str, object] = {
     "imported": _("Imported"),
 }
 OPEN_STATES = (RemoteAction.State.PENDING, RemoteAction.State.RUNNING)
+# Read marks on their way to the server are not worth a "saving…" note on every
+# message opened; their failures still show.
+QUIET_KINDS = (RemoteAction.Kind.SEEN, RemoteAction.Kind.UNSEEN)
 
 
 # --- the folder list --------------------------------------------------------------
@@ -139,15 +142,6 @@ def access_folder(user: User, folder_id: int) -> Folder:
     return folders_of(user).get(pk=folder_id)
 
 
-def move_targets(user: User) -> list[Folder]:
-    """Folders a message may be moved to, grouped by account."""
-    return list(
-        folders_of(user).filter(selectable=True, account__is_shared_sender=False).order_by(
-            "account__created_at", "account_id", "name"
-        )
-    )
-
-
 # --- message lists ----------------------------------------------------------------
 
 
@@ -231,6 +225,22 @@ def _base(user: User, scope: Scope) -> QuerySet[Location]:
     return rows.filter(deleted=False)
 
 
+# What a list row shows: reading fewer columns builds the page's models faster.
+_ROW_FIELDS = (
+    "id", "message_id", "folder_id", "uid", "seen", "flagged", "answered", "deleted",
+    "user_id", "role", "date",
+    "message__id", "message__thread_id", "message__subject", "message__from_name",
+    "message__from_email", "message__to", "message__date", "message__snippet",
+    "message__has_attachments",
+    "folder__id", "folder__account_id",
+    "folder__account__id", "folder__account__description", "folder__account__email",
+)  # fmt: skip
+
+
+def _rows(rows: QuerySet[Location]) -> QuerySet[Location]:
+    return rows.select_related("message", "folder__account").only(*_ROW_FIELDS)
+
+
 def _after(rows: QuerySet[Location], cursor: str) -> QuerySet[Location]:
     decoded = decode_cursor(cursor) if cursor else None
     if decoded is None:
@@ -244,11 +254,7 @@ def message_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAG
     folders of the scope (Gmail labels, Flagged) is listed once."""
     if scope.kind == "search":
         return search_page(user, scope.query, cursor=cursor, limit=limit)
-    rows = list(
-        _after(_base(user, scope), cursor)
-        .select_related("message", "folder__account")
-        .order_by("-date", "-id")[: limit + 1]
-    )
+    rows = list(_rows(_after(_base(user, scope), cursor)).order_by("-date", "-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     seen: set[int] = set()
@@ -269,31 +275,33 @@ def thread_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAGE
     if scope.kind == "search":
         return search_page(user, scope.query, cursor=cursor, limit=limit)
     base = _base(user, scope)
-    picked: dict[int, Location] = {}
+    picked: dict[int, int] = {}  # conversation key -> location id, newest first
     position = cursor
     exhausted = False
     batch = limit * 3
     for _round in range(10):
-        raw = list(
+        # A light walk (ids only); full rows are read for the picked copies alone.
+        raw: list[tuple[int, datetime, int, int | None]] = list(
             _after(base, position)
-            .select_related("message", "folder__account")
-            .order_by("-date", "-id")[:batch]
+            .order_by("-date", "-id")
+            .values_list("id", "date", "message_id", "message__thread_id")[:batch]
         )
         chunk = _drop_shown_threads(base, cursor, raw) if cursor and raw else raw
-        for loc in chunk:
-            key = loc.message.thread_id or -loc.message_id
+        for loc_id, date, message_id, thread_id in chunk:
+            key = thread_id or -message_id
             if key not in picked:
-                picked[key] = loc
+                picked[key] = loc_id
                 if len(picked) == limit:
-                    position = encode_cursor(loc.date, loc.pk)
+                    position = encode_cursor(date, loc_id)
                     break
         if len(picked) == limit:
             break
         if len(raw) < batch:
             exhausted = True
             break
-        position = encode_cursor(raw[-1].date, raw[-1].pk)
-    locations = list(picked.values())
+        position = encode_cursor(raw[-1][1], raw[-1][0])
+    by_id = _rows(Location.objects.filter(pk__in=list(picked.values()))).in_bulk()
+    locations = [by_id[pk] for pk in picked.values() if pk in by_id]
     thread_ids = [loc.message.thread_id for loc in locations if loc.message.thread_id]
     threads = Thread.objects.in_bulk(thread_ids)
     people: dict[int, list[str]] = defaultdict(list)
@@ -322,22 +330,22 @@ def thread_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAGE
 
 
 def _drop_shown_threads(
-    base: QuerySet[Location], cursor: str, chunk: list[Location]
-) -> list[Location]:
+    base: QuerySet[Location], cursor: str, chunk: list[tuple[int, datetime, int, int | None]]
+) -> list[tuple[int, datetime, int, int | None]]:
     """Leave out conversations already listed on an earlier page: those with a copy
     in the scope newer than the cursor."""
     decoded = decode_cursor(cursor)
     if decoded is None:
         return chunk
     date, pk = decoded
-    thread_ids = {loc.message.thread_id for loc in chunk if loc.message.thread_id}
+    thread_ids = {row[3] for row in chunk if row[3]}
     shown = set(
         base.filter(Q(date__gt=date) | Q(date=date, id__gte=pk))
         .filter(message__thread_id__in=thread_ids)
         .values_list("message__thread_id", flat=True)
         .distinct()
     )
-    return [loc for loc in chunk if loc.message.thread_id not in shown]
+    return [row for row in chunk if row[3] not in shown]
 
 
 def search_page(user: User, query: str, *, cursor: str = "", limit: int = PAGE_SIZE) -> Page:
@@ -378,10 +386,10 @@ def _attach_action_states(user: User, rows: list[Row]) -> None:
     if not ids:
         return
     states: dict[int, str] = {}
-    for message_id, state in RemoteAction.objects.filter(
+    for message_id, state, kind in RemoteAction.objects.filter(
         user=user, message_id__in=ids, state__in=[*OPEN_STATES, RemoteAction.State.FAILED]
-    ).values_list("message_id", "state"):
-        if message_id is None:
+    ).values_list("message_id", "state", "kind"):
+        if message_id is None or (state in OPEN_STATES and kind in QUIET_KINDS):
             continue
         if state == RemoteAction.State.FAILED or message_id not in states:
             states[message_id] = "failed" if state == RemoteAction.State.FAILED else "pending"
@@ -432,7 +440,7 @@ class MessageDetail:
 
     @property
     def open_actions(self) -> list[RemoteAction]:
-        return [a for a in self.actions if a.state in OPEN_STATES]
+        return [a for a in self.actions if a.state in OPEN_STATES and a.kind not in QUIET_KINDS]
 
     @property
     def failed_actions(self) -> list[RemoteAction]:

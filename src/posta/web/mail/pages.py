@@ -153,6 +153,8 @@ def _list_context(
         "other_view_url": f"{base}{sep}"
         + _encode({"view": "messages" if threads else "threads"}),
         "today": timezone.localdate(),
+        "message_prefix": reverse("mail_message", args=[0])[:-2],
+        "thread_prefix": reverse("mail_thread", args=[0])[:-2],
     }
 
 
@@ -178,7 +180,6 @@ def _screen(
         "scope_key": scope.key() if scope else f"special:{special}",
         "folder": folder,
         "special": special,
-        "move_targets": queries.move_targets(user),
         "poll_seconds": POLL_SECONDS,
         "query": scope.query if scope and scope.kind == "search" else "",
         "shortcuts": SHORTCUTS,
