@@ -201,7 +201,8 @@ def _record_probe_state(account: Account, result: ProbeResultLike) -> None:
         account.last_error_code = ""
         account.last_error_detail = ""
         account.last_error_at = None
-        if account.sync_state == Account.SyncState.ERROR:
+        # A working login ends a pause or an error: the sync service takes it again.
+        if account.sync_state in (Account.SyncState.ERROR, Account.SyncState.PAUSED):
             account.sync_state = Account.SyncState.NEW
         return
     account.sync_state = Account.SyncState.ERROR
