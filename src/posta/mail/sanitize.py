@@ -195,7 +195,7 @@ def _walk(
             return
         _note_defects(child, out)
         part_id = f"{prefix}.{number}" if prefix else str(number)
-        if child.is_multipart():
+        if child.is_multipart() and child.get_content_type() != "message/rfc822":
             _walk(child, part_id, out, texts, counter)
         elif alternative and child.get_content_type() == "text/plain" and texts:
             continue  # one plain alternative is enough
