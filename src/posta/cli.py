@@ -76,13 +76,14 @@ def run_supervisor() -> int:
     while not stopping:
         time.sleep(0.5)
         for role, child in list(children.items()):
-            if child.poll() is None:
+            if child.poll() is None or stopping:
                 continue
             lived = time.monotonic() - started[role]
             backoff[role] = 1.0 if lived > 60 else min(backoff[role] * 2, 60.0)
             print(f"posta {role} exited ({child.returncode}); restarting", flush=True)  # noqa: T201
             time.sleep(backoff[role])
-            start(role)
+            if not stopping:
+                start(role)
     for child in children.values():
         child.terminate()
     for child in children.values():
