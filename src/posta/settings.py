@@ -167,4 +167,6 @@ LOGGING: dict[str, Any] = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("POSTA_LOG_LEVEL", "INFO")},
+    # `posta worker` gives Huey's logger a handler of its own; keep lines single.
+    "loggers": {"huey": {"handlers": ["console"], "propagate": False}},
 }
