@@ -296,3 +296,52 @@ def test_sync_now_and_both_languages_render(
             assert page.status_code == 200 and marker in page.content.decode()
         poll = client.get(reverse("mail_poll") + "?scope=role:inbox&marker=x")
         assert poll.status_code == 200 and "mail-changed" in poll["HX-Trigger"]
+
+
+def test_keyset_pages_list_every_message_once_newest_first_and_search_finds(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    from posta.mail import queries
+
+    account = setup_account(dovecot, mail_user, settings)
+    for i in range(23):
+        subject = f"topic {i % 5}" if i % 2 else f"single {i}"
+        dovecot.deliver(
+            mail_user,
+            message(
+                f"Re: {subject}" if i >= 5 and i % 2 else subject,
+                msgid=f"<m{i}@example.test>",
+                date=f"Mon, 02 Mar 2026 10:{i:02d}:00 +0100",
+                **({"References": f"<m{i % 5 * 2 + 1}@example.test>"} if i >= 5 and i % 2 else {}),
+            ),
+        )
+    sync_account_once(account.pk)
+    user = account.user
+    scope = queries.Scope("role", role="inbox")
+
+    seen: list[int] = []
+    cursor = ""
+    while True:
+        page = queries.message_page(user, scope, cursor=cursor, limit=7)
+        seen += [row.message.pk for row in page.rows]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    dates = list(Message.objects.filter(pk__in=seen).order_by("-date").values_list("pk", flat=True))
+    assert seen == dates and len(seen) == 23
+
+    threads: list[int] = []
+    cursor = ""
+    while True:
+        page = queries.thread_page(user, scope, cursor=cursor, limit=4)
+        threads += [row.message.thread_id or -row.message.pk for row in page.rows]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    expected = Message.objects.filter(user=user).values("thread_id").distinct().count()
+    assert len(threads) == len(set(threads)) == expected
+
+    login(client, user)
+    found = client.get(reverse("mail_search") + "?q=single+2").content.decode()
+    assert "single 20" in found and "single 22" in found
+    assert "single 4" not in found and "topic" not in found
