@@ -247,7 +247,6 @@ def new_message_id(domain: str) -> str:
 
 # Seconds an "Undo" stays possible after Send, when the user has no setting of their
 # own (issue 5: default 10 s, 0 disables).
-DEFAULT_UNDO_SECONDS = 10
 # The worker is reached by name: the web layer must not import posta.delivery.
 WAKE_WORKER = "posta.delivery.tasks.wake"
 MORNING_HOUR = 8
@@ -278,8 +277,7 @@ class Draft:
 
 
 def undo_seconds(user: User) -> int:
-    value = getattr(user, "undo_send_seconds", None)
-    return DEFAULT_UNDO_SECONDS if value is None else max(0, int(value))
+    return max(0, user.undo_send_seconds)
 
 
 def user_timezone(user: User) -> ZoneInfo:

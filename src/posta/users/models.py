@@ -32,6 +32,11 @@ class User(AbstractUser):
     show_preview = models.BooleanField(_("preview snippet in the message list"), default=True)
     thread_view = models.BooleanField(_("thread view"), default=True)
     merge_folders = models.BooleanField(_("merge the folders of all accounts"), default=True)
+    undo_send_seconds = models.PositiveSmallIntegerField(
+        _("undo send delay (seconds)"),
+        default=10,
+        help_text=_("How long a sent message can be called back; 0 sends at once."),
+    )
 
     REQUIRED_FIELDS: ClassVar[list[str]] = ["email"]
 

@@ -164,7 +164,13 @@ class FolderRolesForm(forms.Form):
 class LayoutForm(forms.ModelForm[User]):
     class Meta:
         model = User
-        fields = ["show_preview", "thread_view", "merge_folders"]
+        fields = ["show_preview", "thread_view", "merge_folders", "undo_send_seconds"]
+
+    def clean_undo_send_seconds(self) -> int:
+        value: int = self.cleaned_data["undo_send_seconds"]
+        if value > 120:
+            raise forms.ValidationError(_("Choose at most 120 seconds."))
+        return value
 
 
 def time_zone_choices() -> list[tuple[str, str | Any]]:
