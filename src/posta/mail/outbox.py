@@ -245,8 +245,6 @@ def new_message_id(domain: str) -> str:
 # Called by the web layer. Validation happens here, in the reader's language; the
 # worker checks again when it builds the message (posta.mailproto.mime.compose).
 
-# Seconds an "Undo" stays possible after Send, when the user has no setting of their
-# own (issue 5: default 10 s, 0 disables).
 # The worker is reached by name: the web layer must not import posta.delivery.
 WAKE_WORKER = "posta.delivery.tasks.wake"
 MORNING_HOUR = 8
