@@ -236,7 +236,7 @@ def thread(request: HttpRequest, thread_id: int) -> HttpResponse:
         return render(request, "web/mail/_thread.html", context)
     if not Thread.objects.filter(pk=thread_id, user=user).exists():
         raise Http404
-    return redirect(f"{reverse('mail_index')}?t={thread_id}")
+    return redirect(f"{reverse('mail_role', args=['inbox'])}?t={thread_id}")
 
 
 @login_required
