@@ -11,6 +11,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -280,6 +281,16 @@ def test_sieve_script_runs_on_lmtp_delivery(
     assert reply.mail_from == ""
     assert reply.rcpt_tos == ["sender@example.test"]
     assert reply.message()["Auto-Submitted"].startswith("auto-replied")
+
+
+def test_kick_drops_open_connections(dovecot: DovecotServer, mail_user: MailUser) -> None:
+    client = dovecot.imap(mail_user)
+    client.select("INBOX")
+    dovecot.kick(mail_user)
+    with pytest.raises((imaplib.IMAP4.abort, OSError)):
+        for _ in range(100):  # the kicked process may take a moment to say BYE
+            client.noop()
+            time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------- SMTP

@@ -492,6 +492,14 @@ plugin {{
         )
         return new_value
 
+    def kick(self, user: MailUser | str) -> None:
+        """Drop every open IMAP/POP3 connection of ``user`` (``doveadm kick``).
+
+        The client gets ``* BYE`` and a closed socket: a server restart or a network
+        failure as the client sees it.
+        """
+        self.doveadm("kick", _user_name(user))
+
     # --------------------------------------------------------------------- mail
 
     def deliver(
