@@ -67,8 +67,7 @@ def _subjects(client: imaplib.IMAP4, folder: str) -> list[str]:
 def test_imap_login_and_capabilities(dovecot: DovecotServer, mail_user: MailUser) -> None:
     client = imaplib.IMAP4(dovecot.host, dovecot.imap_port)
     try:
-        typ, _ = client.login(mail_user.name, mail_user.password)
-        assert typ == "OK"
+        assert client.login(mail_user.name, mail_user.password)[0] == "OK"
         typ, data = client.capability()
         capabilities = set(data[0].decode().upper().split())
         assert {"IDLE", "CONDSTORE", "QRESYNC", "SPECIAL-USE", "UIDPLUS", "MOVE"} <= capabilities

@@ -84,8 +84,11 @@ class _Controller(Controller):
     """A Controller whose per-connection SMTP object reads the server's current TLS mode."""
 
     def __init__(self, owner: SmtpServer, port: int) -> None:
-        ssl_context = owner.tls_files.server_context() if owner.tls == "implicit" else None
-        assert owner.tls != "implicit" or owner.tls_files is not None
+        ssl_context = None
+        if owner.tls == "implicit":
+            if owner.tls_files is None:
+                raise ValueError("implicit TLS needs tls_files")
+            ssl_context = owner.tls_files.server_context()
         super().__init__(
             owner,
             hostname=net.HOST,
