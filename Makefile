@@ -44,6 +44,8 @@ lint: venv-test
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 
+# The suite keeps its files in a directory of its own, never in ./var.
+test: export POSTA_DATA_DIR := $(CURDIR)/.test-data
 test: venv-test messages lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 	@if [ -n "$$POSTA_TEST_DATABASE_URL" ]; then \
