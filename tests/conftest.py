@@ -45,6 +45,7 @@ if str(_REPO_ROOT) not in sys.path:
 
 import pytest  # noqa: E402 - the environment above must be set first
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
+
 from tests.servers.browser import launch_browser, new_context  # noqa: E402
 from tests.servers.dovecot import DovecotServer, MailUser, start_dovecot  # noqa: E402
 from tests.servers.smtp import SmtpServer, TlsMode, start_smtp  # noqa: E402

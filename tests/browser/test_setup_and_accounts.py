@@ -6,12 +6,12 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.servers.dovecot import DovecotServer
-from tests.servers.smtp import SmtpServer
 
 from posta.accounts.models import Account, Folder
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
+from tests.servers.dovecot import DovecotServer
+from tests.servers.smtp import SmtpServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.utils import translation
-from tests.servers.dovecot import DovecotServer, MailUser
-from tests.servers.smtp import SmtpServer
 
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.accounts.services import (
@@ -16,6 +14,8 @@ from posta.accounts.services import (
 )
 from posta.core.crypto import unseal
 from posta.users.models import User
+from tests.servers.dovecot import DovecotServer, MailUser
+from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from imapclient import IMAPClient
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.mailproto.imap import fastfetch
 from posta.mailproto.mime.headers import parse_envelope
+from tests.servers.dovecot import DovecotServer, MailUser
 
 MESSAGES = [
     b"From: =?utf-8?q?Jos=C3=A9?= <jose@example.es>\r\nTo: a@b.it\r\n"

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from pytest_django import Settings as SettingsWrapper
-from tests.servers.dovecot import DovecotServer, MailUser
-from tests.servers.smtp import SmtpServer
 
 from posta.accounts.models import Account, CompanySettings
 from posta.core.crypto import seal
 from posta.sync.probe import ProbeResult, probe_account
 from posta.users.models import User
+from tests.servers.dovecot import DovecotServer, MailUser
+from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db
 

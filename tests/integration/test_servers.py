@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sievelib.managesieve
 from playwright.sync_api import Page
+
 from tests.servers.dovecot import SPECIAL_USE, DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
 
