@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
-from tests.integration.test_send import make_sender, parsed
-from tests.servers.dovecot import DovecotServer
-from tests.servers.smtp import SmtpServer
 
 from posta.delivery import sending
 from posta.mail import outbox
 from posta.mail.outbox import OutgoingMessage
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
+from tests.integration.test_send import make_sender, parsed
+from tests.servers.dovecot import DovecotServer
+from tests.servers.smtp import SmtpServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

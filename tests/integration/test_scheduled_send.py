@@ -19,13 +19,13 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from tests.integration.test_send import make_sender, no_wake, write  # noqa: F401
-from tests.servers.dovecot import DovecotServer
-from tests.servers.smtp import SmtpServer
 
 from posta.delivery import sending
 from posta.mail import outbox
 from posta.mail.outbox import OutgoingMessage
+from tests.integration.test_send import make_sender, no_wake, write  # noqa: F401
+from tests.servers.dovecot import DovecotServer
+from tests.servers.smtp import SmtpServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
+    monkeypatch.setattr(outbox, "WAKE_DRAFT", "tests.integration.test_send.no_wake")
 
 
 def worker_env(**extra: str) -> dict[str, str]:

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from tests.servers.dovecot import DovecotServer, MailUser
-from tests.servers.smtp import SmtpServer
 
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.core.crypto import seal
@@ -27,19 +25,22 @@ from posta.mail.models import Location, Message
 from posta.mail.outbox import OutgoingMessage
 from posta.sync.engine import sync_account_once
 from posta.users.models import User
+from tests.servers.dovecot import DovecotServer, MailUser
+from tests.servers.smtp import SmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 State = OutgoingMessage.State
 
 
-def no_wake(outgoing_id: int, send_at: Any) -> None:
+def no_wake(outgoing_id: int, send_at: Any = None) -> None:
     """The tests drive the worker themselves; nothing consumes the queue here."""
 
 
 @pytest.fixture(autouse=True)
 def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox, "WAKE_WORKER", f"{__name__}.no_wake")
+    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.no_wake")
 
 
 def allow_loopback() -> None:

@@ -43,7 +43,12 @@ from posta.core.netguard import GuardError, resolve_allowed
 from posta.delivery.policy import Verdict, verdict_for_error, verdict_for_reply
 from posta.mail import blobs
 from posta.mail.models import Location, Message
-from posta.mail.outbox import OutgoingAttachment, OutgoingMessage, new_claim_token
+from posta.mail.outbox import (
+    BLOCKED_ACCOUNT_STATES,
+    OutgoingAttachment,
+    OutgoingMessage,
+    new_claim_token,
+)
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly as imap_close
 from posta.mailproto.imap.client import imap_errors
@@ -125,16 +130,28 @@ def claim(outgoing_id: int, *, now: datetime | None = None) -> str | None:
     return token if changed == 1 else None
 
 
+def _account_blocked(outgoing_id: int) -> bool:
+    """Scheduled work re-checks at run time that it may go (STYLE 7): not from an
+    account that is paused or in error."""
+    return OutgoingMessage.objects.filter(
+        pk=outgoing_id, account__sync_state__in=BLOCKED_ACCOUNT_STATES
+    ).exists()
+
+
 def _owned(outgoing_id: int, token: str) -> Q:
     return Q(pk=outgoing_id, claim_token=token, state=State.SENDING)
 
 
 def due_ids(*, now: datetime | None = None, limit: int = 50) -> list[int]:
+    """Rows whose time has come, except those of a paused account or one in error:
+    they wait (the Scheduled and Outbox pages say why) and leave with the first
+    sweep after the account works again."""
     now = now or timezone.now()
     return list(
         OutgoingMessage.objects.filter(
             state__in=[State.QUEUED, State.SCHEDULED], send_at__lte=now
         )
+        .exclude(account__sync_state__in=BLOCKED_ACCOUNT_STATES)
         .order_by("send_at", "id")
         .values_list("id", flat=True)[:limit]
     )
@@ -150,7 +167,10 @@ def deliver_due(*, now: datetime | None = None, limit: int = 50) -> int:
 
 
 def deliver(outgoing_id: int, *, now: datetime | None = None) -> bool:
-    """Claim and send one row if it is due; True if this call attempted it."""
+    """Claim and send one row if it is due and its account may send; True if this
+    call attempted it."""
+    if _account_blocked(outgoing_id):
+        return False
     token = claim(outgoing_id, now=now)
     if token is None:
         return False
@@ -419,7 +439,7 @@ def _record(row: OutgoingMessage, token: str, outcome: SmtpOutcome, raw: bytes) 
                 error_detail="",
                 sent_copy=FollowUp.PENDING if _wants_sent_copy(row) else FollowUp.NONE,
                 mark_original=FollowUp.PENDING if _marks_original(row) else FollowUp.NONE,
-                draft_cleanup=FollowUp.PENDING if row.draft_uid else FollowUp.NONE,
+                draft_cleanup=FollowUp.PENDING if _may_have_draft(row) else FollowUp.NONE,
                 follow_up_at=now,
             )
             if changed:
@@ -471,6 +491,12 @@ def _record_unexpected(outgoing_id: int, token: str) -> None:
 def _wants_sent_copy(row: OutgoingMessage) -> bool:
     preset = PRESETS.get(row.account.preset)
     return not (preset is not None and preset.stores_sent_copy)
+
+
+def _may_have_draft(row: OutgoingMessage) -> bool:
+    """Whether a copy of the draft can be on the server: it was saved at least once
+    (a save in flight may have appended one) or it was opened from one."""
+    return row.draft_revision > 0 or row.draft_uid is not None
 
 
 def _marks_original(row: OutgoingMessage) -> bool:
@@ -555,22 +581,29 @@ def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
 
 
 def _remove_draft(client: IMAPClient, row: OutgoingMessage) -> None:
-    if row.draft_folder is None or row.draft_uid is None:
-        return
-    remove_uid(client, row.draft_folder, row.draft_uid)
+    """Every server copy of the draft goes once the message has left."""
+    # posta.delivery.drafts builds on this module: imported here, not at the top.
+    from posta.delivery import drafts
+
+    pool = drafts.Connections()
+    pool.lend(row.account, client)
+    try:
+        drafts.discard_copies(row, pool)
+    finally:
+        pool.close()
 
 
-def remove_uid(client: IMAPClient, folder: Folder, uid: int) -> None:
-    """Delete one message by UID: \\Deleted, then UID EXPUNGE (RFC 4315) where the
-    server has UIDPLUS, else EXPUNGE."""
+def remove_uids(client: IMAPClient, folder: Folder, uids: list[int]) -> None:
+    """Delete messages by UID: \\Deleted, then UID EXPUNGE of those UIDs only
+    (RFC 4315 §2.1) where the server has UIDPLUS, else EXPUNGE."""
     with imap_errors(host=str(client.host)):
         client.select_folder(folder.name)
-        client.add_flags([uid], [b"\\Deleted"], silent=True)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
         if b"UIDPLUS" in client.capabilities():
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
         else:
             client.expunge()
-    Location.objects.filter(folder=folder, uid=uid).delete()
+    Location.objects.filter(folder=folder, uid__in=uids).delete()
 
 
 _STEPS = (
@@ -671,7 +704,7 @@ def recover_stalled(*, stale_after: timedelta = SENDING_LEASE) -> int:
                 sent_at=row.data_started_at,
                 sent_copy=FollowUp.DONE,
                 mark_original=FollowUp.PENDING if _marks_original(row) else FollowUp.NONE,
-                draft_cleanup=FollowUp.PENDING if row.draft_uid else FollowUp.NONE,
+                draft_cleanup=FollowUp.PENDING if _may_have_draft(row) else FollowUp.NONE,
                 follow_up_at=timezone.now(),
             )
             continue

@@ -13,7 +13,7 @@ from datetime import datetime
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from posta.delivery import sending
+from posta.delivery import drafts, sending
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,29 @@ def send_outgoing(outgoing_id: int) -> None:
     sending.deliver(outgoing_id)
 
 
+@db_task()  # type: ignore[untyped-decorator]  # huey is untyped
+def store_draft(outgoing_id: int) -> None:
+    drafts.store_draft(outgoing_id)
+
+
 @db_periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]  # huey is untyped
 def sweep() -> None:
-    """Every minute: recover stalled rows, send what is due, retry follow-ups."""
+    """Every minute: recover stalled rows, send what is due, retry follow-ups,
+    bring the server copies of drafts up to date."""
     try:
-        sending.recover_stalled()
-        sending.deliver_due()
-        for outgoing_id in sending.follow_ups_due():
-            sending.run_follow_ups(outgoing_id)
+        run_pass()
     except Exception:
         log.exception("delivery sweep failed; the next one tries again")
+
+
+def run_pass() -> None:
+    """One pass of everything the delivery worker looks after (also the loop of
+    `posta delivery_worker`)."""
+    sending.recover_stalled()
+    sending.deliver_due()
+    for outgoing_id in sending.follow_ups_due():
+        sending.run_follow_ups(outgoing_id)
+    drafts.store_due()
 
 
 def wake(outgoing_id: int, send_at: datetime | None) -> None:
@@ -44,3 +57,12 @@ def wake(outgoing_id: int, send_at: datetime | None) -> None:
         send_outgoing(outgoing_id)
     else:
         send_outgoing.schedule((outgoing_id,), eta=send_at)
+
+
+def wake_draft(outgoing_id: int) -> None:
+    """Ask a worker to update the server copy of a draft a moment from now: the
+    saves of a burst are appended once, the newest (posta.delivery.drafts).
+
+    Called by posta.mail.outbox by name after its transaction commits.
+    """
+    store_draft.schedule((outgoing_id,), delay=drafts.DEBOUNCE.total_seconds())

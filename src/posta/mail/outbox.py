@@ -47,13 +47,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import ClassVar
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -171,6 +171,9 @@ class OutgoingMessage(models.Model):
     draft_uid = models.BigIntegerField(null=True, blank=True)
     draft_revision = models.PositiveIntegerField(default=0)
     draft_saved_revision = models.PositiveIntegerField(default=0)
+    # Written into every server copy as X-Posta-Draft-Id, so that the copies of this
+    # draft can be found again (after a kill, or when the draft is opened from Drafts).
+    draft_key = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -184,6 +187,7 @@ class OutgoingMessage(models.Model):
                 condition=Q(state__in=["queued", "scheduled"]),
             ),
             models.Index(fields=["user", "state"], name="outgoing_user_state"),
+            models.Index(fields=["user", "draft_key"], name="outgoing_user_draft_key"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(
@@ -195,6 +199,13 @@ class OutgoingMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject or '(no subject)'} [{self.state}]"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.draft_key:
+            self.draft_key = new_draft_key()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = [*kwargs["update_fields"], "draft_key"]
+        super().save(*args, **kwargs)
 
     @property
     def is_waiting(self) -> bool:
@@ -235,6 +246,10 @@ def new_claim_token() -> str:
     return secrets.token_hex(16)
 
 
+def new_draft_key() -> str:
+    return uuid.uuid4().hex
+
+
 def new_message_id(domain: str) -> str:
     """A globally unique Message-ID (RFC 5322 §3.6.4) for `domain`, without <>."""
     return f"{uuid.uuid4().hex}.posta@{domain or 'localhost'}"
@@ -247,6 +262,13 @@ def new_message_id(domain: str) -> str:
 
 # The worker is reached by name: the web layer must not import posta.delivery.
 WAKE_WORKER = "posta.delivery.tasks.wake"
+WAKE_DRAFT = "posta.delivery.tasks.wake_draft"
+# Headers of the server copy of a draft (posta.delivery.drafts): which draft it is,
+# and which save of it.
+DRAFT_ID_HEADER = "X-Posta-Draft-Id"
+DRAFT_REVISION_HEADER = "X-Posta-Draft-Revision"
+# Account states in which nothing is sent from the account: the message waits.
+BLOCKED_ACCOUNT_STATES = ("paused", "error")
 MORNING_HOUR = 8
 # Error codes meaning the From account's settings must change (posta.delivery.policy).
 ACCOUNT_ERRORS = frozenset(
@@ -490,16 +512,28 @@ def check_save_draft(user: User, outgoing: OutgoingMessage, draft: Draft) -> Out
         raise PostaError(
             "not_editable", _("This message is no longer a draft: it was sent or queued.")
         )
-    outgoing.account = access_sender(user, draft.account_id)
-    outgoing.to = lenient_address_list(draft.to)
-    outgoing.cc = lenient_address_list(draft.cc)
-    outgoing.bcc = lenient_address_list(draft.bcc)
-    outgoing.subject = _no_newline(draft.subject, _("the subject"))[:998]
-    outgoing.body_html = draft.body_html
-    outgoing.body_text = draft.body_text
-    outgoing.plain_text = draft.plain_text
-    outgoing.draft_revision += 1
-    outgoing.save()
+    fields = {
+        "account": access_sender(user, draft.account_id),
+        "to": lenient_address_list(draft.to),
+        "cc": lenient_address_list(draft.cc),
+        "bcc": lenient_address_list(draft.bcc),
+        "subject": _no_newline(draft.subject, _("the subject"))[:998],
+        "body_html": draft.body_html,
+        "body_text": draft.body_text,
+        "plain_text": draft.plain_text,
+    }
+    # One conditional UPDATE of the editor's fields only: a Send from another tab
+    # wins, and what the draft worker recorded about the server copy (draft_uid,
+    # draft_saved_revision) is never overwritten by a stale copy of the row.
+    changed = OutgoingMessage.objects.filter(
+        pk=outgoing.pk, user=user, state=OutgoingMessage.State.DRAFT
+    ).update(draft_revision=F("draft_revision") + 1, updated_at=timezone.now(), **fields)
+    if changed != 1:
+        raise PostaError(
+            "not_editable", _("This message is no longer a draft: it was sent or queued.")
+        )
+    outgoing.refresh_from_db()
+    wake_draft_after_commit(outgoing.pk)
     return outgoing
 
 
@@ -514,7 +548,11 @@ def _check_sendable(outgoing: OutgoingMessage) -> None:
     check_attachment_total(outgoing, 0)
 
 
-def _enqueue(outgoing: OutgoingMessage, *, send_at: datetime, scheduled: bool) -> None:
+def _enqueue(
+    outgoing: OutgoingMessage, *, send_at: datetime, scheduled: bool, wake_at: datetime | None
+) -> None:
+    """Into queued/scheduled for `send_at`; the worker is woken at `wake_at` (now
+    when None) once the transaction commits."""
     now = timezone.now()
     if not outgoing.message_id:
         domain = outgoing.account.email.rpartition("@")[2] or "localhost"
@@ -529,7 +567,20 @@ def _enqueue(outgoing: OutgoingMessage, *, send_at: datetime, scheduled: bool) -
     outgoing.failed_recipients = []
     outgoing.raw_blob_key = ""  # the content may have changed since the last queueing
     outgoing.save()
-    wake_after_commit(outgoing.pk, send_at)
+    wake_after_commit(outgoing.pk, wake_at)
+
+
+def wake_draft_after_commit(outgoing_id: int) -> None:
+    """Ask the worker to bring the server copy of the draft up to date (or remove
+    it); the worker's sweep finds the row anyway if the queue loses this."""
+
+    def wake() -> None:
+        try:
+            import_string(WAKE_DRAFT)(outgoing_id)
+        except Exception:
+            log.warning("could not wake the draft worker for %s", outgoing_id, exc_info=True)
+
+    transaction.on_commit(wake)
 
 
 def wake_after_commit(outgoing_id: int, send_at: datetime | None) -> None:
@@ -551,8 +602,10 @@ def check_send(user: User, outgoing: OutgoingMessage) -> OutgoingMessage:
         raise PostaError("not_editable", _("This message was already sent or queued."))
     access_sender(user, outgoing.account_id)
     _check_sendable(outgoing)
-    send_at = timezone.now() + timedelta(seconds=undo_seconds(user))
-    _enqueue(outgoing, send_at=send_at, scheduled=False)
+    delay = undo_seconds(user)
+    send_at = timezone.now() + timedelta(seconds=delay)
+    # No undo window: the worker is woken now rather than at a time already passed.
+    _enqueue(outgoing, send_at=send_at, scheduled=False, wake_at=send_at if delay else None)
     return outgoing
 
 
@@ -568,7 +621,7 @@ def check_schedule(user: User, outgoing: OutgoingMessage, when: datetime) -> Out
         raise PostaError("time_in_past", _("Choose a time in the future."), field="send_at")
     access_sender(user, outgoing.account_id)
     _check_sendable(outgoing)
-    _enqueue(outgoing, send_at=when, scheduled=True)
+    _enqueue(outgoing, send_at=when, scheduled=True, wake_at=when)
     return outgoing
 
 
@@ -600,10 +653,14 @@ def do_edit(user: User, outgoing: OutgoingMessage) -> bool:
 
 
 def do_cancel(user: User, outgoing: OutgoingMessage) -> bool:
-    return _transition(
+    """Cancelled for good; the draft's copy on the server goes too."""
+    done = _transition(
         user, outgoing.pk, OutgoingMessage.WAITING_STATES + (OutgoingMessage.State.DRAFT,),
         state=OutgoingMessage.State.CANCELLED, send_at=None,
     )
+    if done:
+        wake_draft_after_commit(outgoing.pk)
+    return done
 
 
 def do_pause(user: User, outgoing: OutgoingMessage) -> bool:
@@ -891,19 +948,204 @@ def do_start_forward(
     outgoing.save(update_fields=["quote_html", "quote_text"])
     parsed, _html, _text = _original_parts(message)
     if parsed is not None:
-        for part in parsed.iter_attachments():
+        _copy_attachments(outgoing, parsed)
+    return outgoing
+
+
+def _copy_attachments(outgoing: OutgoingMessage, parsed: EmailMessage) -> None:
+    """The attachments and inline images of `parsed`, attached to `outgoing`."""
+    for part in parsed.iter_attachments():
+        try:
             data = part.get_payload(decode=True)
-            if not isinstance(data, bytes):
-                continue
-            OutgoingAttachment.objects.create(
-                outgoing=outgoing,
-                filename=_safe_filename(part.get_filename() or "attachment"),
-                content_type=part.get_content_type(),
-                size=len(data),
-                blob_key=blobs.put(data),
-                content_id=(str(part.get("Content-ID", "")).strip("<> ")
-                            if part.get_content_disposition() == "inline" else ""),
+        except Exception:  # a broken part must not block the rest
+            log.warning("outgoing %s: unreadable attachment skipped", outgoing.pk, exc_info=True)
+            continue
+        if not isinstance(data, bytes):
+            continue
+        OutgoingAttachment.objects.create(
+            outgoing=outgoing,
+            filename=_safe_filename(part.get_filename() or "attachment"),
+            content_type=part.get_content_type()[:255],
+            size=len(data),
+            blob_key=blobs.put(data),
+            content_id=(str(part.get("Content-ID", "")).strip("<> ")[:250]
+                        if part.get_content_disposition() == "inline" else ""),
+        )
+
+
+# --- drafts from the server, and "send again"
+
+_ASSEMBLED = re.compile(
+    r'^<div class="posta-body">(?P<body>.*)</div>\n<div class="posta-quote">(?P<quote>.*)</div>$',
+    re.S,
+)
+_ASSEMBLED_BODY = re.compile(r'^<div class="posta-body">(?P<body>.*)</div>$', re.S)
+
+
+def _split_assembled(markup: str) -> tuple[str, str]:
+    """Body and quote of HTML that posta.mailproto.mime.compose.assemble_html made
+    for a draft copy (no signature); any other HTML is all body."""
+    markup = markup.strip()
+    found = _ASSEMBLED.match(markup)
+    if found:
+        return found["body"], found["quote"]
+    found = _ASSEMBLED_BODY.match(markup)
+    if found and "<div" not in found["body"]:
+        return found["body"], ""
+    return markup, ""
+
+
+def _header_pairs(parsed: EmailMessage, name: str) -> list[list[str]]:
+    try:
+        header = parsed.get(name)
+        addresses = getattr(header, "addresses", ()) if header is not None else ()
+        return [[a.display_name, a.addr_spec] for a in addresses if a.addr_spec]
+    except Exception:  # a malformed header yields no recipients rather than an error
+        log.warning("unreadable %s header in a stored message", name, exc_info=True)
+        return []
+
+
+def _parsed_blob(message: Message) -> EmailMessage:
+    if not message.blob_key:
+        raise PostaError(
+            "not_downloaded",
+            _("This message has not been downloaded yet; try again in a moment."),
+            status=409,
+        )
+    try:
+        parsed = email.message_from_bytes(blobs.get(message.blob_key), policy=email.policy.default)
+    except Exception as exc:
+        log.warning("message %s: stored copy unreadable", message.pk, exc_info=True)
+        raise PostaError(
+            "unreadable", _("This message cannot be read, so it cannot be edited."), status=409
+        ) from exc
+    assert isinstance(parsed, EmailMessage)  # noqa: S101 - policy.default makes these
+    return parsed
+
+
+def _draft_from_parsed(
+    user: User, message: Message, parsed: EmailMessage, *, sender: Account, with_bcc: bool
+) -> OutgoingMessage:
+    """A new draft holding what `parsed` holds: recipients, subject, body, quote,
+    references and attachments."""
+    _p, html_body, text_body = _original_parts(message)
+    outgoing = OutgoingMessage(
+        user=user,
+        account=sender,
+        to=_header_pairs(parsed, "To"),
+        cc=_header_pairs(parsed, "Cc"),
+        bcc=_header_pairs(parsed, "Bcc") if with_bcc else [],
+        subject=message.subject.replace("\r", " ").replace("\n", " ")[:998],
+    )
+    if html_body:
+        body, quote = _split_assembled(html_body)
+        outgoing.body_html = nh3.clean(body)
+        outgoing.quote_html = nh3.clean(quote) if quote else ""
+    else:
+        outgoing.plain_text = True
+        outgoing.body_text = text_body
+    if message.in_reply_to:
+        outgoing.in_reply_to = message.in_reply_to
+        outgoing.references = [str(r) for r in message.references]
+        outgoing.original = Message.objects.filter(
+            user=user, message_id=message.in_reply_to
+        ).first()
+        outgoing.kind = OutgoingMessage.Kind.REPLY
+    outgoing.save()
+    _copy_attachments(outgoing, parsed)
+    return outgoing
+
+
+def _draft_location(user: User, message: Message) -> Location | None:
+    """The copy of `message` in one of the user's Drafts folders, if any."""
+    return (
+        Location.objects.filter(
+            message=message, folder__account__user=user, folder__role=Folder.Role.DRAFTS,
+            uid__gt=0,
+        )
+        .select_related("folder__account")
+        .order_by("-uid")
+        .first()
+    )
+
+
+@transaction.atomic
+def do_open_draft(user: User, message: Message) -> OutgoingMessage:
+    """The draft to continue editing for a message of the user's Drafts folder.
+
+    A copy Posta saved carries its draft's X-Posta-Draft-Id: that draft is
+    returned while it is still being written. Any other copy (another mail
+    client's, or one of a draft already sent) becomes a new draft that remembers
+    the server copy, so that its first save replaces it (posta.delivery.drafts).
+    Opening the same copy twice returns the same draft.
+    """
+    parsed = _parsed_blob(message)
+    key = str(parsed.get(DRAFT_ID_HEADER, "") or "").strip()
+    if key:
+        own = (
+            OutgoingMessage.objects.filter(
+                user=user, draft_key=key, state__in=OutgoingMessage.EDITABLE_STATES
             )
+            .order_by("-id")
+            .first()
+        )
+        if own is not None:
+            return own
+    location = _draft_location(user, message)
+    if location is not None:
+        already = OutgoingMessage.objects.filter(
+            user=user, state=OutgoingMessage.State.DRAFT,
+            draft_folder=location.folder, draft_uid=location.uid,
+        ).first()
+        if already is not None:
+            return already
+    sender = location.folder.account if location is not None else default_sender(user, message)
+    if sender is None:
+        raise PostaError("no_account", _("Add a mail account before writing mail."))
+    outgoing = _draft_from_parsed(user, message, parsed, sender=sender, with_bcc=True)
+    if location is not None:
+        outgoing.draft_folder = location.folder
+        outgoing.draft_uid = location.uid
+        outgoing.save(update_fields=["draft_folder", "draft_uid"])
+    return outgoing
+
+
+@transaction.atomic
+def do_send_again(user: User, message: Message) -> OutgoingMessage:
+    """A new draft with the recipients, subject, body and attachments of a message
+    the user sent ("send again" from Sent). When Posta sent it, the outbox row is
+    the source (it knows the Bcc and keeps the quote apart)."""
+    source = (
+        OutgoingMessage.objects.filter(
+            user=user, message_id=message.message_id, state=OutgoingMessage.State.SENT
+        ).first()
+        if message.message_id
+        else None
+    )
+    if source is None:
+        sender = default_sender(user, message)
+        if sender is None:
+            raise PostaError("no_account", _("Add a mail account before writing mail."))
+        return _draft_from_parsed(user, message, _parsed_blob(message), sender=sender,
+                                  with_bcc=True)
+    sender = source.account
+    try:
+        access_sender(user, sender.pk)
+    except Http404:
+        sender = default_sender(user) or sender
+    outgoing = OutgoingMessage.objects.create(
+        user=user, account=sender, kind=source.kind, subject=source.subject,
+        to=source.to, cc=source.cc, bcc=source.bcc, body_html=source.body_html,
+        body_text=source.body_text, plain_text=source.plain_text,
+        quote_html=source.quote_html, quote_text=source.quote_text,
+        original=source.original, in_reply_to=source.in_reply_to,
+        references=source.references,
+    )
+    for att in source.attachments.all():
+        OutgoingAttachment.objects.create(
+            outgoing=outgoing, filename=att.filename, content_type=att.content_type,
+            size=att.size, blob_key=att.blob_key, content_id=att.content_id,
+        )
     return outgoing
 
 
@@ -999,3 +1241,43 @@ def outgoing_error_message(outgoing: OutgoingMessage) -> str:
 
 def leads_to_settings(outgoing: OutgoingMessage) -> bool:
     return outgoing.error_code in ACCOUNT_ERRORS
+
+
+def account_blocked(account: Account) -> bool:
+    """Nothing is sent from a paused account or one in error: it waits."""
+    return account.sync_state in BLOCKED_ACCOUNT_STATES
+
+
+def waiting_reason(outgoing: OutgoingMessage) -> str:
+    """Why a waiting message does not leave, in words, or "" (issue 5: "When the
+    account is paused or broken at the scheduled time, the message waits and the
+    user is told")."""
+    if outgoing.state not in (OutgoingMessage.State.QUEUED, OutgoingMessage.State.SCHEDULED):
+        return ""
+    account = outgoing.account
+    if not account_blocked(account):
+        return ""
+    name = account.email or account.description
+    if account.sync_state == Account.SyncState.PAUSED:
+        text = _(
+            "Waiting: the account %(account)s is paused. The message leaves once the "
+            "account works again."
+        )
+    else:
+        text = _(
+            "Waiting: the account %(account)s has a problem. The message leaves once the "
+            "account works again."
+        )
+    detail = ""
+    if account.last_error_code:
+        detail = connection_error_message(
+            account.last_error_code, protocol="imap", host=account.imap_host,
+            detail=account.last_error_detail,
+        )
+    return f"{text % {'account': name}} {detail}".strip()
+
+
+def may_open_settings(user: User, outgoing: OutgoingMessage) -> bool:
+    """Whether the account settings the message waits for are the user's own (a
+    shared sender is the administrator's)."""
+    return outgoing.account.user_id == user.pk

@@ -133,6 +133,24 @@ def compose_forward(request: HttpRequest, message_id: int) -> HttpResponse:
 
 
 @login_required
+def compose_draft(request: HttpRequest, message_id: int) -> HttpResponse:
+    """A message of the Drafts folder opens in the editor, to continue writing it."""
+    user = current_user(request)
+    message = outbox.access_message(user, message_id)
+    row = outbox.do_open_draft(user, message)
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+def compose_again(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The "send again" of a Sent message: a new draft with its content."""
+    user = current_user(request)
+    message = outbox.access_message(user, message_id)
+    row = outbox.do_send_again(user, message)
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
 def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
@@ -298,7 +316,12 @@ def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
 def scheduled(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     rows = [
-        {"row": row, "error": outbox.outgoing_error_message(row)}
+        {
+            "row": row,
+            "error": outbox.outgoing_error_message(row),
+            "waiting": outbox.waiting_reason(row),
+            "settings": outbox.may_open_settings(user, row),
+        }
         for row in outbox.scheduled_messages(user)
     ]
     return render(request, "web/compose/scheduled.html", {"rows": rows})
@@ -307,14 +330,18 @@ def scheduled(request: HttpRequest) -> HttpResponse:
 @login_required
 def outbox_list(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
-    rows = [
-        {
-            "row": row,
-            "error": outbox.outgoing_error_message(row),
-            "settings": outbox.leads_to_settings(row),
-        }
-        for row in outbox.outbox_messages(user)
-    ]
+    rows = []
+    for row in outbox.outbox_messages(user):
+        waiting = outbox.waiting_reason(row)
+        rows.append(
+            {
+                "row": row,
+                "error": outbox.outgoing_error_message(row),
+                "waiting": waiting,
+                "settings": outbox.may_open_settings(user, row)
+                and (outbox.leads_to_settings(row) or bool(waiting)),
+            }
+        )
     return render(request, "web/compose/outbox.html", {"rows": rows})
 
 

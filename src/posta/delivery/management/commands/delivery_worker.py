@@ -1,9 +1,9 @@
 """`posta delivery_worker`: the delivery loop without Huey.
 
 For operators who want a dedicated sender process, and for tests that run several
-workers side by side. Each pass settles stalled rows, sends what is due and runs
-pending follow-ups; the claims in posta.delivery.sending keep concurrent workers
-from sending a message twice.
+workers side by side. Each pass settles stalled rows, sends what is due, runs
+pending follow-ups and brings the server copies of drafts up to date; the claims
+in posta.delivery.sending keep concurrent workers from sending a message twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from posta.delivery import sending
+from posta.delivery import drafts, sending
 
 
 class Command(BaseCommand):
@@ -41,6 +41,7 @@ class Command(BaseCommand):
             sending.deliver_due()
             for outgoing_id in sending.follow_ups_due():
                 sending.run_follow_ups(outgoing_id)
+            drafts.store_due()
             if options["once"] or (deadline is not None and time.monotonic() >= deadline):
                 return
             time.sleep(options["interval"])

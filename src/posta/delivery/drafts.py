@@ -1,0 +1,356 @@
+"""Drafts on the server: every autosave replaces the copy in the Drafts folder.
+
+The row (posta.mail.outbox.OutgoingMessage, state draft) is the truth; the server
+copy follows it. Each save increments `draft_revision`; `draft_saved_revision` is
+the revision the recorded copy (`draft_folder`, `draft_uid`) holds. Every copy
+carries the draft's `X-Posta-Draft-Id` and its `X-Posta-Draft-Revision`, so the
+copies of one draft can always be found again by SEARCH HEADER (RFC 3501 §6.4.4),
+whatever was or was not recorded before a crash.
+
+`store_draft` brings one draft up to date::
+
+    read row ──(nothing newer than the recorded copy)──> done
+       │
+    SEARCH the Drafts folder for the draft id
+       │
+    newest copy already holds this revision?  ──yes──> adopt it
+       │ no                                            │
+    APPEND (\\Draft \\Seen), UID from APPENDUID         │
+       │ <─────────────────────────────────────────────┘
+    remove every other copy: older ones found by the search, the remembered copy
+    (also in another account's Drafts after the From changed, or another client's
+    copy the draft was opened from)
+       │
+    record folder + UID + revision (never over a newer copy)
+
+Only the newest revision is appended (the task runs a moment after the save and
+reads the row then), and a kill at any point leaves at most one extra copy, which
+the next run removes: the row still says its revision is not saved, so the sweep
+runs it again, and the newest copy wins. Two runs racing keep the copy with the
+highest UID; the loser's copy is removed, and if it held an older revision the row
+says so and the next run appends again.
+
+When the message is sent (posta.delivery.sending, follow-up "draft_cleanup") or the
+draft cancelled, every copy is removed.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+
+from django.db.models import F, Q
+from django.utils import timezone
+from imapclient import IMAPClient
+
+from posta.accounts.models import Account, Folder
+from posta.delivery.sending import composition_for, remove_uids, sender_mailbox
+from posta.mail.outbox import (
+    DRAFT_ID_HEADER,
+    DRAFT_REVISION_HEADER,
+    OutgoingMessage,
+    account_blocked,
+    new_draft_key,
+)
+from posta.mailproto import errors
+from posta.mailproto.imap.client import close_quietly, imap_errors
+from posta.mailproto.mime import compose
+from posta.sync import faults
+from posta.sync.engine import open_account
+
+log = logging.getLogger(__name__)
+
+State = OutgoingMessage.State
+
+KILL_AFTER_APPEND = "drafts.after_append"
+KILL_AFTER_REMOVE = "drafts.after_remove"
+# How long after a save the worker stores it: saves in a burst append once.
+DEBOUNCE = timedelta(seconds=2)
+
+
+class Connections:
+    """One logged-in IMAP connection per account, opened when first needed; a
+    connection lent by the caller (`lend`) is used but left open."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, IMAPClient] = {}
+        self._lent: set[int] = set()
+
+    def get(self, account: Account) -> IMAPClient:
+        if account.pk not in self._open:
+            self._open[account.pk] = open_account(account)
+        return self._open[account.pk]
+
+    def lend(self, account: Account, client: IMAPClient) -> None:
+        self._open.setdefault(account.pk, client)
+        self._lent.add(account.pk)
+
+    def close(self) -> None:
+        for account_id, client in self._open.items():
+            if account_id not in self._lent:
+                close_quietly(client)
+        self._open.clear()
+
+
+@contextmanager
+def connections() -> Iterator[Connections]:
+    pool = Connections()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+# ------------------------------------------------------------------------ building
+
+
+def drafts_folder(account: Account) -> Folder | None:
+    return Folder.objects.filter(account=account, role=Folder.Role.DRAFTS).first()
+
+
+def _ensure_key(row: OutgoingMessage) -> str:
+    if not row.draft_key:
+        OutgoingMessage.objects.filter(pk=row.pk, draft_key="").update(draft_key=new_draft_key())
+        row.draft_key = OutgoingMessage.objects.values_list("draft_key", flat=True).get(pk=row.pk)
+    return row.draft_key
+
+
+def _lenient(pairs: list[list[str]]) -> list[compose.Mailbox]:
+    """The recipients a draft can hold: what is typed, less what cannot be written
+    as a header at all (a draft is saved even when an address is still wrong)."""
+    out = []
+    for name, address in pairs:
+        try:
+            out.append(compose.Mailbox(name=name, address=compose.check_addr_spec(address)))
+        except compose.ComposeError:
+            continue
+    return out
+
+
+def draft_bytes(row: OutgoingMessage, *, revision: int, date: datetime) -> bytes:
+    """The server copy of a draft: body and quote (the signature is added when the
+    message is sent), To/Cc/Bcc, \\Draft headers identifying the draft and revision."""
+    composition = composition_for(row, date=date)
+    composition.to = _lenient(row.to)
+    composition.cc = _lenient(row.cc)
+    composition.message_id = f"{row.draft_key}.{revision}.draft@{sender_mailbox(row).domain}"
+    composition.subject = " ".join(row.subject.split())
+    composition.text = compose.assemble_text(
+        row.body_text if row.plain_text else compose.text_from_html(row.body_html),
+        quote=row.quote_text or compose.text_from_html(row.quote_html),
+    )
+    composition.html = (
+        "" if row.plain_text else compose.assemble_html(row.body_html, quote=row.quote_html)
+    )
+    composition.extra_headers = [
+        (DRAFT_ID_HEADER, row.draft_key),
+        (DRAFT_REVISION_HEADER, str(revision)),
+    ]
+    message = compose.build(composition)
+    bcc = _lenient(row.bcc)
+    if bcc:
+        # Kept in the draft so that reopening it keeps them; never in what is sent.
+        message["Bcc"] = [m.header_address() for m in bcc]
+    everyone = [composition.sender, *composition.to, *composition.cc, *bcc]
+    return compose.serialize(message, utf8=compose.needs_smtputf8(everyone))
+
+
+# -------------------------------------------------------------------- server side
+
+
+def _search_copies(client: IMAPClient, folder: Folder, key: str) -> list[int]:
+    with imap_errors(host=str(client.host)):
+        client.select_folder(folder.name)
+        found = client.search(["HEADER", DRAFT_ID_HEADER, key])
+    return sorted(int(uid) for uid in found)
+
+
+def _revision_of(client: IMAPClient, uid: int) -> int | None:
+    """The X-Posta-Draft-Revision of a copy in the selected folder."""
+    with imap_errors(host=str(client.host)):
+        data = client.fetch([uid], [f"BODY.PEEK[HEADER.FIELDS ({DRAFT_REVISION_HEADER})]"])
+    for values in data.values():
+        for name, value in values.items():
+            if not (isinstance(name, bytes) and name.startswith(b"BODY[")):
+                continue
+            raw = value if isinstance(value, bytes) else b""
+            header = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+            try:
+                return int(str(header.get(DRAFT_REVISION_HEADER, "")).strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _append(client: IMAPClient, folder: Folder, raw: bytes, key: str) -> int:
+    """APPEND a draft copy; its UID from APPENDUID (RFC 4315 §3) or a search."""
+    with imap_errors(host=str(client.host)):
+        reply = client.append(folder.name, raw, flags=[b"\\Draft", b"\\Seen"])
+    uid = _appenduid(reply)
+    if uid is not None:
+        return uid
+    found = _search_copies(client, folder, key)
+    if not found:
+        raise errors.ProtocolError(f"{client.host}: appended draft not found")
+    return found[-1]
+
+
+def _appenduid(reply: object) -> int | None:
+    text = reply.decode("ascii", "replace") if isinstance(reply, bytes) else str(reply)
+    marker = "APPENDUID"
+    if marker not in text.upper():
+        return None
+    tail = text[text.upper().index(marker) + len(marker):].strip(" []").split()
+    try:
+        return int(tail[1].rstrip("]"))
+    except (IndexError, ValueError):
+        return None
+
+
+def _remove(client: IMAPClient, folder: Folder, uids: list[int]) -> None:
+    if uids:
+        remove_uids(client, folder, uids)
+
+
+# ------------------------------------------------------------------------ storing
+
+
+def store_draft(outgoing_id: int) -> bool:
+    """Bring the server copy of one draft up to date (or remove the copies of a
+    draft that was cancelled or sent meanwhile). True when it did something.
+
+    The worker's boundary (STYLE 7): errors are logged, the row is left as it was,
+    and the sweep tries again.
+    """
+    try:
+        with connections() as pool:
+            return _store(outgoing_id, pool)
+    except errors.MailError as exc:
+        log.warning("draft %s: server copy not updated: %s", outgoing_id, exc)
+    except Exception:
+        log.exception("draft %s: server copy not updated", outgoing_id)
+    return False
+
+
+def _store(outgoing_id: int, pool: Connections) -> bool:
+    row = (
+        OutgoingMessage.objects.select_related("account", "user", "draft_folder__account")
+        .filter(pk=outgoing_id)
+        .first()
+    )
+    if row is None:
+        return False
+    if row.state == State.CANCELLED:
+        return discard_copies(row, pool)
+    if row.state != State.DRAFT:
+        return False  # queued or sent: the copy stays until the send removes it
+    folder = drafts_folder(row.account)
+    if folder is None:
+        # Nowhere to keep it; not an error, and nothing for the sweep to retry.
+        OutgoingMessage.objects.filter(pk=row.pk, draft_revision=row.draft_revision).update(
+            draft_saved_revision=row.draft_revision
+        )
+        return False
+    if row.draft_saved_revision >= row.draft_revision and row.draft_folder_id == folder.pk:
+        return False
+    if account_blocked(row.account):
+        return False  # the sweep tries again once the account works
+    key = _ensure_key(row)
+    revision = row.draft_revision
+    client = pool.get(row.account)
+    existing = _search_copies(client, folder, key)
+    if existing and _revision_of(client, existing[-1]) == revision:
+        uid = existing[-1]  # appended by a run that died before recording it
+    else:
+        raw = draft_bytes(row, revision=revision, date=timezone.now())
+        uid = _append(client, folder, raw, key)
+        faults.point(KILL_AFTER_APPEND)
+        existing = _search_copies(client, folder, key)
+    newest = max([uid, *existing])
+    _remove(client, folder, [u for u in existing if u != newest])
+    _remove_remembered(row, folder, newest, existing, pool)
+    faults.point(KILL_AFTER_REMOVE)
+    if newest == uid:
+        _record(row, folder, uid, revision)
+    # Sent or cancelled while we appended: the send's clean-up may have run already.
+    state = OutgoingMessage.objects.values_list("state", flat=True).get(pk=row.pk)
+    if state in (State.SENT, State.CANCELLED):
+        discard_copies(row, pool)
+    return True
+
+
+def _remove_remembered(
+    row: OutgoingMessage, folder: Folder, newest: int, found: list[int], pool: Connections
+) -> None:
+    """The copy the row remembers, when it is not one the search found: another
+    client's copy the draft was opened from, or a copy in the Drafts of the account
+    the From was before it changed (with any copy of ours left there)."""
+    old = row.draft_folder
+    if old is None:
+        return
+    if old.pk == folder.pk:
+        if row.draft_uid is not None and row.draft_uid not in found and row.draft_uid != newest:
+            _remove(pool.get(row.account), folder, [row.draft_uid])
+        return
+    client = pool.get(old.account)
+    stale = _search_copies(client, old, row.draft_key)
+    if row.draft_uid is not None and row.draft_uid not in stale:
+        stale.append(row.draft_uid)
+    _remove(client, old, stale)
+
+
+def _record(row: OutgoingMessage, folder: Folder, uid: int, revision: int) -> None:
+    """Remember the copy, unless a newer one was recorded meanwhile."""
+    newer = Q(draft_folder=folder, draft_uid__gt=uid)
+    OutgoingMessage.objects.filter(pk=row.pk).exclude(newer).update(
+        draft_folder=folder, draft_uid=uid, draft_saved_revision=revision
+    )
+
+
+def discard_copies(row: OutgoingMessage, pool: Connections | None = None) -> bool:
+    """Remove every server copy of the draft: by its id in the Drafts folder of the
+    From account, and the remembered copy wherever it is."""
+    if pool is None:
+        with connections() as own:
+            return discard_copies(row, own)
+    places: dict[int, Folder] = {}
+    folder = drafts_folder(row.account)
+    if folder is not None:
+        places[folder.pk] = folder
+    if row.draft_folder is not None:
+        places[row.draft_folder.pk] = row.draft_folder
+    key = row.draft_key
+    for place in places.values():
+        client = pool.get(place.account)
+        uids = _search_copies(client, place, key) if key else []
+        if place.pk == row.draft_folder_id and row.draft_uid is not None:
+            uids.append(row.draft_uid)
+        _remove(client, place, sorted(set(uids)))
+    OutgoingMessage.objects.filter(pk=row.pk).update(draft_folder=None, draft_uid=None)
+    return bool(places)
+
+
+# -------------------------------------------------------------------------- sweep
+
+
+def drafts_due(*, now: datetime | None = None, limit: int = 50) -> list[int]:
+    """Drafts whose newest save is not on the server, and cancelled drafts whose
+    copy still is: what a lost queue item left behind."""
+    now = now or timezone.now()
+    unsaved = Q(state=State.DRAFT, draft_revision__gt=F("draft_saved_revision"),
+                updated_at__lte=now - DEBOUNCE)
+    cancelled = Q(state=State.CANCELLED, draft_folder__isnull=False)
+    return list(
+        OutgoingMessage.objects.filter(unsaved | cancelled)
+        .exclude(account__sync_state__in=("paused", "error"))
+        .order_by("updated_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def store_due(*, now: datetime | None = None) -> int:
+    return sum(1 for outgoing_id in drafts_due(now=now) if store_draft(outgoing_id))
