@@ -469,3 +469,44 @@ def test_forward_keeps_attachments_and_marks_forwarded(
     assert b"$Forwarded" in server_flags(dovecot, mail_b, "INBOX", uid)
     sent_folder = Folder.objects.get(account=b, role="sent")
     assert sent_folder is not None
+
+
+WAKES: list[tuple[int, Any]] = []
+
+
+def record_wake(outgoing_id: int, send_at: Any = None) -> None:
+    WAKES.append((outgoing_id, send_at))
+
+
+def test_an_undo_delay_of_zero_sends_at_once(
+    dovecot: DovecotServer, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    WAKES.clear()
+    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{__name__}.record_wake")
+    a = make_sender(dovecot, smtp_server, dovecot.add_user())
+    User.objects.filter(pk=a.user_id).update(undo_send_seconds=0)
+    user = User.objects.get(pk=a.user_id)
+    row = write(a, to="x@example.test")
+    before = timezone.now()
+    row = outbox.check_send(user, row)
+    assert row.state == State.QUEUED
+    assert row.send_at is not None and row.send_at <= timezone.now()
+    # The worker is woken now, not at the end of a window.
+    assert WAKES == [(row.pk, None)]
+    # Undo has nothing to undo once a worker passes by, and one passes by at once.
+    assert sending.deliver_due(now=timezone.now()) == 1
+    row.refresh_from_db()
+    assert row.state == State.SENT
+    assert row.sent_at is not None and row.sent_at >= before
+    assert len(smtp_server.messages) == 1
+    assert not outbox.do_undo_send(user, row)
+
+    # The user's own delay is honoured too: 30 s, nothing leaves before then.
+    User.objects.filter(pk=a.user_id).update(undo_send_seconds=30)
+    user = User.objects.get(pk=a.user_id)
+    later = outbox.check_send(user, write(a, to="y@example.test"))
+    assert later.send_at is not None
+    assert later.send_at >= timezone.now() + timedelta(seconds=25)
+    assert WAKES[-1] == (later.pk, later.send_at)
+    assert sending.deliver_due(now=later.send_at - timedelta(seconds=1)) == 0
+    assert len(smtp_server.messages) == 1
