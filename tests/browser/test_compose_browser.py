@@ -5,19 +5,20 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from posta.delivery import sending
+from posta.delivery import drafts, sending
 from posta.mail import outbox
 from posta.mail.outbox import OutgoingMessage
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
 from tests.integration.test_send import make_sender, parsed
-from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -25,9 +26,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "Scrivere-Posta-26"
 
 
+DRAFT_WAKES: list[int] = []
+
+
+def record_draft_wake(outgoing_id: int) -> None:
+    DRAFT_WAKES.append(outgoing_id)
+
+
 @pytest.fixture(autouse=True)
 def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    DRAFT_WAKES.clear()
     monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
+    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.record_draft_wake")
 
 
 def log_in(page: Page, base: str, user: User) -> None:
@@ -115,3 +125,69 @@ def test_schedule_appears_in_scheduled_and_leaves_at_its_time(
     assert len(smtp_server.messages) == 1
     page.reload()
     expect(page.locator("#scheduled-empty")).to_be_visible()
+
+
+def run_draft_worker() -> None:
+    """What the queue does with the wake-ups the autosaves asked for."""
+    for outgoing_id in sorted(set(DRAFT_WAKES)):
+        drafts.store_draft(outgoing_id)
+    DRAFT_WAKES.clear()
+
+
+def server_drafts(dovecot: DovecotServer, mail_user: MailUser) -> list[EmailMessage]:
+    client = dovecot.imap(mail_user)
+    try:
+        client.select("Drafts")
+        _typ, data = client.uid("SEARCH", "ALL")
+        found = []
+        for uid in data[0].split() if data and data[0] else []:
+            _typ, fetched = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            item = fetched[0]
+            assert isinstance(item, tuple)
+            found.append(parsed(item[1]))
+        return found
+    finally:
+        client.logout()
+
+
+def test_autosave_keeps_one_draft_on_the_server_and_sending_removes_it(
+    page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    base = str(live_server)
+    mail_user = dovecot.add_user()
+    account = make_sender(dovecot, smtp_server, mail_user)
+    log_in(page, base, account.user)
+
+    page.goto(f"{base}/compose/")
+    fill_message(page, to="carla@example.test", subject="Budget", body="First thoughts")
+    status = page.locator("#autosave-status")
+    expect(status).to_contain_text("Draft saved at", timeout=15000)
+    first_status = status.inner_text()
+    assert DRAFT_WAKES
+    run_draft_worker()
+    (draft,) = server_drafts(dovecot, mail_user)
+    assert draft["Subject"] == "Budget"
+    html = draft.get_body(preferencelist=("html",))
+    assert html is not None and "First thoughts" in html.get_content()
+
+    page.locator("#field-body [contenteditable=true]").click()
+    page.keyboard.press("End")
+    page.keyboard.type(" and second thoughts")
+    expect(status).not_to_have_text(first_status, timeout=15000)
+    run_draft_worker()
+    (draft,) = server_drafts(dovecot, mail_user)
+    html = draft.get_body(preferencelist=("html",))
+    assert html is not None and "second thoughts" in html.get_content()
+
+    page.click("#send-button")
+    expect(page.locator("#undo-button")).to_be_visible()
+    page.goto("about:blank")  # the page makes no more requests while the worker runs
+    run_draft_worker()  # a wake-up for a draft that left is harmless
+    row = OutgoingMessage.objects.get(user=account.user, subject="Budget")
+    assert row.send_at is not None
+    assert sending.deliver(row.pk, now=row.send_at)
+    row.refresh_from_db()
+    assert row.state == OutgoingMessage.State.SENT
+    assert server_drafts(dovecot, mail_user) == []
+    assert len(dovecot.uids(mail_user, "Sent")) == 1
+    assert len(smtp_server.messages) == 1
