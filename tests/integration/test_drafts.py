@@ -373,3 +373,34 @@ def test_the_draft_worker_leaves_a_sent_message_alone_and_removes_late_copies(
         pool.close()
     assert dovecot.uids(mail_a, "Drafts") == []
     assert email.message_from_bytes(raw, policy=email.policy.default)["Subject"] == "late"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", [drafts.KILL_AFTER_APPEND, drafts.KILL_AFTER_REMOVE])
+def test_worker_process_killed_while_saving_a_draft(
+    dovecot: DovecotServer, smtp_server: SmtpServer, kill_at: str
+) -> None:
+    """SIGKILL of a real `posta delivery_worker` at each point of a draft save."""
+    from tests.integration.test_scheduled_send import start_worker, worker_env
+
+    env = worker_env()
+    mail_a = dovecot.add_user()
+    a = make_sender(dovecot, smtp_server, mail_a)
+    row = save(outbox.do_new_draft(a.user, account=a), subject="v1")
+    assert drafts.store_draft(row.pk)
+    row = save(row, subject="v2")
+    OutgoingMessage.objects.filter(pk=row.pk).update(
+        updated_at=row.updated_at - drafts.DEBOUNCE  # due for the sweep at once
+    )
+    killed = start_worker({**env, "POSTA_KILL_AT": kill_at}, "--once")
+    killed.communicate(timeout=60)
+    assert killed.returncode == -9
+    assert 1 <= len(copies(dovecot, mail_a)) <= 2
+
+    survivor = start_worker(env, "--once")
+    output, _err = survivor.communicate(timeout=60)
+    assert survivor.returncode == 0, output.decode(errors="replace")
+    (raw,) = copies(dovecot, mail_a)
+    assert parsed(raw)["Subject"] == "v2"
+    row.refresh_from_db()
+    assert row.draft_saved_revision == row.draft_revision
