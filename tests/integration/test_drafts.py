@@ -345,7 +345,9 @@ def test_a_draft_not_downloaded_yet_says_so(
 def test_the_draft_worker_leaves_a_sent_message_alone_and_removes_late_copies(
     dovecot: DovecotServer, smtp_server: SmtpServer
 ) -> None:
-    """A save whose copy lands after the message was sent: the copy goes anyway."""
+    """A copy the row never recorded (a save that landed after the send began) is
+    found by its draft id: the draft worker appends nothing for a sent message, and
+    the send's clean-up removes the copy."""
     mail_a = dovecot.add_user()
     a = make_sender(dovecot, smtp_server, mail_a)
     row = save(outbox.do_new_draft(a.user, account=a), subject="late")

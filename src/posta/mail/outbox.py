@@ -27,6 +27,11 @@ sends (DESIGN §5, "Outgoing"). Its state machine::
   the removal of the draft are follow-ups of their own, retried alone: nothing
   after the 250 ever sends the message again.
 
+While the row is a draft, each save bumps `draft_revision` and wakes the draft
+worker (posta.delivery.drafts), which replaces the copy in the From account's
+Drafts folder; every copy carries X-Posta-Draft-Id (`draft_key`), so opening it
+from Drafts finds this row again (`do_open_draft`).
+
 The rows are declared here, in the mail layer, because the web layer reads and
 writes them and may not import `posta.delivery`; they belong to the delivery app,
 whose worker (posta.delivery.tasks) does the network work.
