@@ -245,8 +245,10 @@ def _store(outgoing_id: int, pool: Connections) -> bool:
     if row is None:
         return False
     if row.state == State.CANCELLED:
+        if row.draft_folder_id is None and row.draft_revision == row.draft_saved_revision:
+            return False  # no copy was ever made, or it is gone already
         return discard_copies(row, pool)
-    if row.state != State.DRAFT:
+    if row.state != State.DRAFT or row.draft_revision == 0:
         return False  # queued or sent: the copy stays until the send removes it
     folder = drafts_folder(row.account)
     if folder is None:
@@ -330,7 +332,9 @@ def discard_copies(row: OutgoingMessage, pool: Connections | None = None) -> boo
         if place.pk == row.draft_folder_id and row.draft_uid is not None:
             uids.append(row.draft_uid)
         _remove(client, place, sorted(set(uids)))
-    OutgoingMessage.objects.filter(pk=row.pk).update(draft_folder=None, draft_uid=None)
+    OutgoingMessage.objects.filter(pk=row.pk).update(
+        draft_folder=None, draft_uid=None, draft_saved_revision=F("draft_revision")
+    )
     return bool(places)
 
 
@@ -343,7 +347,9 @@ def drafts_due(*, now: datetime | None = None, limit: int = 50) -> list[int]:
     now = now or timezone.now()
     unsaved = Q(state=State.DRAFT, draft_revision__gt=F("draft_saved_revision"),
                 updated_at__lte=now - DEBOUNCE)
-    cancelled = Q(state=State.CANCELLED, draft_folder__isnull=False)
+    cancelled = Q(state=State.CANCELLED) & (
+        Q(draft_folder__isnull=False) | Q(draft_revision__gt=F("draft_saved_revision"))
+    )
     return list(
         OutgoingMessage.objects.filter(unsaved | cancelled)
         .exclude(account__sync_state__in=("paused", "error"))
