@@ -40,12 +40,16 @@ level `sync_account(client, account)` on a connection it keeps for IDLE.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
+import re
+import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -79,23 +83,27 @@ from posta.mailproto.imap.fastfetch import (
 from posta.mailproto.imap.roles import detect_roles
 from posta.sync import faults
 from posta.sync.models import FolderSyncState
-from posta.sync.parsing import identity, parse_envelope, summarize_body
-from posta.sync.threads import assign_threads
+from posta.sync.parsing import summarize_body
+from posta.sync.store import (
+    FLAG_FIELDS,
+    flag_values,
+    flags_of,
+    parse_records,
+    update_flags,
+    write_batch,
+)
+from posta.sync.threads import ThreadIndex
 
 log = logging.getLogger(__name__)
 
 # Messages per FETCH and per transaction in the first pass (tests make it small).
-HEADER_BATCH = int(os.environ.get("POSTA_SYNC_BATCH", "500"))
+# Large batches keep the per-statement and per-round-trip costs negligible; 5,000
+# header records are a few MB in memory.
+HEADER_BATCH = int(os.environ.get("POSTA_SYNC_BATCH", "5000"))
 BODY_BATCH = 200  # bodies fetched per account per pass
 MAX_BODY_ATTEMPTS = 3
 OPEN_STATES = (RemoteAction.State.PENDING, RemoteAction.State.RUNNING)
-_FLAG_FIELDS = {
-    "\\seen": "seen",
-    "\\flagged": "flagged",
-    "\\answered": "answered",
-    "\\draft": "draft",
-    "\\deleted": "deleted",
-}
+_FLAG_FIELDS = FLAG_FIELDS
 
 
 class HostRefused(errors.MailError):
@@ -140,6 +148,24 @@ def open_account(account: Account) -> IMAPClient:
     return client
 
 
+# One Session per connection: ENABLE is legal once, before any SELECT (RFC 5161
+# §3.1), so a second pass on the same connection must reuse what the first learnt.
+_SESSIONS: weakref.WeakKeyDictionary[IMAPClient, Session] = weakref.WeakKeyDictionary()
+_FETCH_UID = re.compile(rb"\bUID (\d+)", re.I)
+_FETCH_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.I)
+_FETCH_MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)", re.I)
+
+
+@dataclass
+class Resync:
+    """What a QRESYNC EXAMINE reported before its tagged OK (RFC 7162 §3.2.5):
+    copies whose flags changed since the stored HIGHESTMODSEQ, and UIDs expunged
+    since then (VANISHED (EARLIER), §3.2.10)."""
+
+    changes: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
+    vanished: set[int] = field(default_factory=set)
+
+
 @dataclass
 class Session:
     """What one connection offers, learnt once after login."""
@@ -151,19 +177,34 @@ class Session:
     idle: bool
     move: bool
     uidplus: bool
+    qresync: bool = False
     selected: str | None = None
 
     @classmethod
-    def start(cls, client: IMAPClient) -> Session:
+    def start(cls, client: IMAPClient, *, modseq: bool = True) -> Session:
+        """The session of `client`, created (and extensions ENABLEd) on first use.
+
+        `modseq=False` ignores CONDSTORE/QRESYNC even where offered: the path for
+        servers without them, which tests and the benchmark exercise on Dovecot.
+        """
+        known = _SESSIONS.get(client)
+        if known is not None:
+            return known
         caps = capabilities(client)
-        condstore = "CONDSTORE" in caps or "QRESYNC" in caps
         host = str(client.host)
-        if condstore and "ENABLE" in caps:
+        can_enable = "ENABLE" in caps and client._imap.state == "AUTH"
+        qresync = modseq and can_enable and "QRESYNC" in caps
+        condstore = modseq and ("CONDSTORE" in caps or "QRESYNC" in caps)
+        if condstore and can_enable:
             # RFC 7162 §3.1: after ENABLE CONDSTORE every SELECT/EXAMINE reports
-            # HIGHESTMODSEQ, and FETCH may ask for MODSEQ.
+            # HIGHESTMODSEQ, and FETCH may ask for MODSEQ. ENABLE QRESYNC implies
+            # CONDSTORE (§3.2.3) and makes EXAMINE accept the QRESYNC parameter.
             with imap_errors(host=host):
-                client.enable("CONDSTORE")
-        return cls(
+                enabled = client.enable("QRESYNC" if qresync else "CONDSTORE")
+            qresync = qresync and any(
+                bytes(e).upper() == b"QRESYNC" for e in enabled if isinstance(e, bytes)
+            )
+        session = cls(
             client=client,
             host=host,
             condstore=condstore,
@@ -171,7 +212,10 @@ class Session:
             idle="IDLE" in caps,
             move="MOVE" in caps,
             uidplus="UIDPLUS" in caps,
+            qresync=qresync,
         )
+        _SESSIONS[client] = session
+        return session
 
     def examine(self, name: str) -> dict[bytes, object]:
         """EXAMINE `name` (read-only: syncing never changes \\Seen or \\Recent)."""
@@ -179,6 +223,69 @@ class Session:
             result: dict[bytes, object] = self.client.select_folder(name, readonly=True)
         self.selected = name
         return result
+
+    def examine_qresync(
+        self, name: str, *, uidvalidity: int, modseq: int, uidnext: int
+    ) -> tuple[dict[bytes, object], Resync]:
+        """EXAMINE `name` with the QRESYNC parameter (RFC 7162 §3.2.5): the answer
+        carries the flag changes since `modseq` and the expunges since then, in the
+        same round trip. The server ignores the parameter when `uidvalidity` is no
+        longer current; the caller compares the returned UIDVALIDITY.
+
+        IMAPClient has no QRESYNC select, so the command goes out on its imaplib
+        connection, as IMAPClient's own select_folder does.
+        """
+        imap = self.client._imap
+        known = f" 1:{uidnext - 1}" if uidnext > 1 else ""
+        parameter = f"(QRESYNC ({int(uidvalidity)} {int(modseq)}{known}))"
+        imap.untagged_responses = {}  # what imaplib's select() does first
+        with imap_errors(host=self.host):
+            typ, data = imap._simple_command(
+                "EXAMINE", self.client._normalise_folder(name), parameter
+            )
+        if typ != "OK":
+            self.selected = None
+            raise errors.ProtocolError(f"EXAMINE {name}: {data!r}"[:300])
+        imap.state = "SELECTED"
+        fetched = imap.untagged_responses.pop("FETCH", [])
+        vanished = imap.untagged_responses.pop("VANISHED", [])
+        result: dict[bytes, object] = self.client._process_select_response(
+            imap.untagged_responses
+        )
+        self.selected = name
+        return result, _resync_from(fetched, vanished)
+
+
+def _resync_from(fetched: list[object], vanished: list[object]) -> Resync:
+    resync = Resync()
+    for item in fetched:
+        text = item[0] if isinstance(item, tuple) else item
+        if not isinstance(text, bytes):
+            continue
+        uid = _FETCH_UID.search(text)
+        flags = _FETCH_FLAGS.search(text)
+        if uid is None or flags is None:
+            continue
+        mod = _FETCH_MODSEQ.search(text)
+        names = tuple(flags.group(1).decode("utf-8", "replace").split())
+        resync.changes.append((int(uid.group(1)), names, int(mod.group(1)) if mod else None))
+    for item in vanished:
+        if not isinstance(item, bytes):
+            continue
+        # "(EARLIER) 41,43:116" (RFC 7162 §3.2.10); EARLIER marks the answer to our
+        # QRESYNC, as opposed to an expunge happening now: both mean "gone".
+        text = item.decode("ascii", "replace").replace("(EARLIER)", "").strip()
+        resync.vanished.update(_uids_in(text))
+    return resync
+
+
+def _uids_in(uid_set: str) -> Iterator[int]:
+    for part in uid_set.split(","):
+        first, _, last = part.strip().partition(":")
+        if not first.isdigit() or (last and not last.isdigit()):
+            continue
+        low, high = int(first), int(last or first)
+        yield from range(min(low, high), max(low, high) + 1)
 
 
 @dataclass
@@ -232,19 +339,20 @@ def sync_account(
 ) -> Session:
     """One full pass over the account's folders on a logged-in connection.
 
-    Pass the `session` of an earlier pass on the same connection: ENABLE is legal
-    only before a folder is selected (RFC 5161 §3.1)."""
+    May be called again on the same connection: the Session (and the extensions
+    ENABLEd once, RFC 5161 §3.1) is kept per connection."""
     session = session or Session.start(client)
     folders = refresh_folders(session, account)
     statuses = _folder_statuses(session, folders)
     progress = _start_progress(account, folders, statuses)
+    index = ThreadIndex(account.user_id)
     ordered = sorted(folders, key=lambda f: (f.role != Folder.Role.INBOX, f.role == "", f.name))
     for folder in ordered:
         if not folder.selectable:
             continue
         if _unchanged(session, folder, statuses.get(folder.pk)):
             continue
-        sync_folder(session, folder, progress=progress)
+        sync_folder(session, folder, progress=progress, index=index)
     if bodies:
         fetch_pending_bodies(session, account)
     record_success(account.pk)
@@ -284,18 +392,22 @@ def _start_progress(
     account: Account, folders: list[Folder], statuses: dict[int, dict[bytes, int]]
 ) -> Progress:
     total = sum(s.get(b"MESSAGES", 0) for s in statuses.values())
-    done = Location.objects.filter(folder__account=account, uid__gt=0).count()
-    first_pass = done < total or FolderSyncState.objects.filter(
-        folder__account=account, initial_done=False
-    ).exists() or len(statuses) > FolderSyncState.objects.filter(folder__account=account).count()
-    progress = Progress(account.pk, done=done, total=total, active=first_pass)
-    if first_pass:
-        Account.objects.filter(pk=account.pk).update(
-            sync_state=Account.SyncState.SYNCING,
-            sync_progress_done=min(done, total),
-            sync_progress_total=total,
+    states = dict(
+        FolderSyncState.objects.filter(folder__account=account).values_list(
+            "folder_id", "initial_done"
         )
-    return progress
+    )
+    if all(states.get(pk, False) for pk in statuses):
+        # Every folder is past its first pass (a resync): no progress to show, and
+        # no counting over the whole mailbox.
+        return Progress(account.pk, done=total, total=total, active=False)
+    done = Location.objects.filter(folder__account=account, uid__gt=0).count()
+    Account.objects.filter(pk=account.pk).update(
+        sync_state=Account.SyncState.SYNCING,
+        sync_progress_done=min(done, total),
+        sync_progress_total=total,
+    )
+    return Progress(account.pk, done=done, total=total, active=True)
 
 
 def record_success(account_id: int) -> None:
@@ -440,20 +552,49 @@ def _pins(folder: Folder) -> _Pins:
     return pins
 
 
-def sync_folder(session: Session, folder: Folder, *, progress: Progress | None = None) -> None:
+def sync_folder(
+    session: Session,
+    folder: Folder,
+    *,
+    progress: Progress | None = None,
+    index: ThreadIndex | None = None,
+) -> None:
     """Bring one folder up to date (see the state machine in the module docstring)."""
     progress = progress or Progress(folder.account_id)
-    sel = _selected(session.examine(folder.name))
+    index = index or ThreadIndex(folder.account.user_id)
+    raw, resync = _examine(session, folder)
+    sel = _selected(raw)
+    if resync is not None and sel.uidvalidity != folder.uidvalidity:
+        resync = None  # RFC 7162 §3.2.5: ignored by the server; the state resets
     state = _ensure_state(folder, sel)
     pins = _pins(folder)
     if sel.uidnext == 0:
         uids = fetch_uids(session.client, "1:*") if sel.exists else []
         sel.uidnext = (max(uids) + 1) if uids else 1
-    _sync_new(session, folder, sel, pins, progress)
+    _sync_new(session, folder, sel, pins, progress, index)
     if not state.initial_done:
-        _first_pass(session, folder, state, pins, progress)
-    _reconcile(session, folder, sel, pins)
+        _first_pass(session, folder, state, pins, progress, index)
+    _reconcile(session, folder, sel, pins, index, resync=resync)
     _store_counts(folder)
+
+
+def _examine(session: Session, folder: Folder) -> tuple[dict[bytes, object], Resync | None]:
+    """EXAMINE the folder; with QRESYNC (RFC 7162 §3.2.5) when the folder is past
+    its first pass and its HIGHESTMODSEQ is stored."""
+    if (
+        session.qresync
+        and folder.uidvalidity is not None
+        and folder.highestmodseq
+        and folder.uidnext
+        and FolderSyncState.objects.filter(folder=folder, initial_done=True).exists()
+    ):
+        return session.examine_qresync(
+            folder.name,
+            uidvalidity=folder.uidvalidity,
+            modseq=folder.highestmodseq,
+            uidnext=folder.uidnext,
+        )
+    return session.examine(folder.name), None
 
 
 def _ensure_state(folder: Folder, sel: _Selected) -> FolderSyncState:
@@ -490,32 +631,45 @@ def _set_aside(folder: Folder) -> None:
 
 
 def _sync_new(
-    session: Session, folder: Folder, sel: _Selected, pins: _Pins, progress: Progress
+    session: Session,
+    folder: Folder,
+    sel: _Selected,
+    pins: _Pins,
+    progress: Progress,
+    index: ThreadIndex,
 ) -> None:
     start = folder.uidnext or sel.uidnext
     if sel.uidnext <= start:
         return
     # "n:*" always includes the highest UID even when it is below n (RFC 3501 §6.4.8).
     new = [u for u in fetch_uids(session.client, f"{start}:*") if u >= start]
-    for i in range(0, len(new), HEADER_BATCH):
-        chunk = new[i : i + HEADER_BATCH]
-        _store_batch(session, folder, chunk, pins, progress, next_uidnext=chunk[-1] + 1)
+    chunks = [new[i : i + HEADER_BATCH] for i in range(0, len(new), HEADER_BATCH)]
+    for chunk, records in _prefetched(session, chunks, pins):
+        _store_records(folder, records, progress, index, next_uidnext=chunk[-1] + 1)
     Folder.objects.filter(pk=folder.pk).update(uidnext=sel.uidnext)
     folder.uidnext = sel.uidnext
 
 
 def _first_pass(
-    session: Session, folder: Folder, state: FolderSyncState, pins: _Pins, progress: Progress
+    session: Session,
+    folder: Folder,
+    state: FolderSyncState,
+    pins: _Pins,
+    progress: Progress,
+    index: ThreadIndex,
 ) -> None:
     remaining = (
         [u for u in fetch_uids(session.client, f"1:{state.low_uid - 1}") if u < state.low_uid]
         if state.low_uid > 1
         else []
     )
-    while remaining:
-        chunk = remaining[-HEADER_BATCH:]
-        del remaining[-HEADER_BATCH:]
-        _store_batch(session, folder, chunk, pins, progress, state=state, new_low=chunk[0])
+    # Newest first: the batches are cut from the top of the UID list down.
+    chunks = [
+        remaining[max(0, end - HEADER_BATCH) : end]
+        for end in range(len(remaining), 0, -HEADER_BATCH)
+    ]
+    for chunk, records in _prefetched(session, chunks, pins):
+        _store_records(folder, records, progress, index, state=state, new_low=chunk[0])
     with transaction.atomic():
         # The whole folder is listed now: copies still set aside are not on the server.
         Location.objects.filter(folder=folder, uid__lt=0).delete()
@@ -523,40 +677,86 @@ def _first_pass(
     state.low_uid, state.initial_done = 1, True
 
 
-def _flag_values(flags: Iterable[str]) -> dict[str, object]:
-    values: dict[str, object] = dict.fromkeys(_FLAG_FIELDS.values(), False)
-    keywords: list[str] = []
-    for flag in flags:
-        name = _FLAG_FIELDS.get(flag.lower())
-        if name:
-            values[name] = True
-        elif flag.lower() != "\\recent":
-            keywords.append(flag[:100])
-    values["keywords"] = sorted(keywords)[:50]
-    return values
+def _flag_values(flags: tuple[str, ...] | list[str]) -> dict[str, object]:
+    return flag_values(flags)
 
 
-def _message_from(record: HeaderRecord, user_id: int) -> Message:
-    env = parse_envelope(record.header)
-    when: datetime = env.date or record.internaldate or timezone.now()
-    sender = env.from_[0] if env.from_ else ("", "")
-    return Message(
-        user_id=user_id,
-        identity=identity(env, record.size),
-        message_id=env.message_id,
-        subject=env.subject,
-        from_name=sender[0][:500],
-        from_email=sender[1][:500],
-        to=[list(a) for a in env.to],
-        cc=[list(a) for a in env.cc],
-        reply_to=[list(a) for a in env.reply_to],
-        date=when,
-        in_reply_to=env.in_reply_to[:998],
-        references=env.references,
-        size=min(record.size, 2**31 - 1),
-        gm_thrid=record.gm_thrid,
-        gm_msgid=record.gm_msgid,
+def _fetch_records(session: Session, uids: list[int], pins: _Pins) -> list[HeaderRecord]:
+    wanted = [u for u in uids if u not in pins.gone]
+    if not wanted:
+        return []
+    records = fetch_headers(
+        session.client, uid_set_from(wanted), modseq=session.condstore, gmail=session.gmail
     )
+    keep = set(wanted)
+    return [r for r in records if r.uid in keep]
+
+
+def _prefetched(
+    session: Session, chunks: list[list[int]], pins: _Pins
+) -> Iterator[tuple[list[int], list[HeaderRecord]]]:
+    """Yield (chunk, its header records), FETCHing the next chunk on a helper
+    thread while the caller stores this one.
+
+    The server keeps streaming while we parse and write instead of waiting for
+    us between batches, and the socket reads release the GIL. The connection is
+    used by one thread at a time: the caller never touches it while iterating, and
+    leaving the loop early (an exception) waits for the FETCH in flight to be read
+    whole, so the connection stays usable.
+    """
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posta-fetch") as pool:
+        future: Future[list[HeaderRecord]] = pool.submit(_fetch_records, session, chunks[0], pins)
+        for number, chunk in enumerate(chunks):
+            records = future.result()
+            if number + 1 < len(chunks):
+                future = pool.submit(_fetch_records, session, chunks[number + 1], pins)
+            yield chunk, records
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while a batch becomes rows: it allocates tens of
+    thousands of acyclic objects, and each burst would trigger collections that
+    walk every live object (the thread index included)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _store_records(
+    folder: Folder,
+    records: list[HeaderRecord],
+    progress: Progress,
+    index: ThreadIndex,
+    *,
+    state: FolderSyncState | None = None,
+    new_low: int | None = None,
+    next_uidnext: int | None = None,
+) -> None:
+    """Store a batch of header records with the folder's new cursor in one
+    transaction: a kill leaves either the whole batch or none of it."""
+    with _gc_paused():
+        parsed = parse_records(records)
+    faults.point("sync_batch_fetched")
+    try:
+        with _gc_paused(), transaction.atomic():
+            added = write_batch(folder, parsed, index)
+            if state is not None and new_low is not None:
+                FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)
+                state.low_uid = new_low
+            if next_uidnext is not None:
+                Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
+                folder.uidnext = next_uidnext
+            progress.add(added)
+    except BaseException:
+        index.forget()  # it may name threads the rollback removed
+        raise
 
 
 def _store_batch(
@@ -565,95 +765,21 @@ def _store_batch(
     uids: list[int],
     pins: _Pins,
     progress: Progress,
-    *,
-    state: FolderSyncState | None = None,
-    new_low: int | None = None,
-    next_uidnext: int | None = None,
+    index: ThreadIndex,
 ) -> None:
-    """FETCH the headers of `uids` and store them, with the folder's new cursor, in
-    one transaction: a kill leaves either the whole batch or none of it."""
-    wanted = [u for u in uids if u not in pins.gone]
-    records = (
-        fetch_headers(
-            session.client, uid_set_from(wanted), modseq=session.condstore, gmail=session.gmail
-        )
-        if wanted
-        else []
-    )
-    records = [r for r in records if r.uid in set(wanted)]
-    user_id = folder.account.user_id
-    messages = {r.uid: _message_from(r, user_id) for r in records}
-    faults.point("sync_batch_fetched")
-    with transaction.atomic():
-        added = _write_copies(folder, records, messages, user_id)
-        if state is not None and new_low is not None:
-            FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)
-            state.low_uid = new_low
-        if next_uidnext is not None:
-            Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
-            folder.uidnext = next_uidnext
-        progress.add(added)
+    """FETCH the headers of `uids` and store them (see _store_records)."""
+    _store_records(folder, _fetch_records(session, uids, pins), progress, index)
 
 
-def _write_copies(
-    folder: Folder, records: list[HeaderRecord], messages: dict[int, Message], user_id: int
-) -> int:
-    """Insert Messages (once per identity) and Locations; adopt set-aside or
-    UID-less copies of the same message in this folder. Returns copies added."""
-    if not records:
-        return 0
-    identities = {m.identity for m in messages.values()}
-    ids = dict(
-        Message.objects.filter(user_id=user_id, identity__in=identities).values_list(
-            "identity", "id"
-        )
-    )
-    new: dict[str, Message] = {}
-    for msg in messages.values():
-        if msg.identity not in ids and msg.identity not in new:
-            new[msg.identity] = msg
-    if new:
-        assign_threads(user_id, list(new.values()))
-        Message.objects.bulk_create(new.values(), ignore_conflicts=True)
-        ids.update(
-            Message.objects.filter(user_id=user_id, identity__in=list(new)).values_list(
-                "identity", "id"
-            )
-        )
-    adoptable: dict[int, list[Location]] = defaultdict(list)
-    for loc in Location.objects.filter(
-        Q(uid__isnull=True) | Q(uid__lt=0), folder=folder, message_id__in=set(ids.values())
-    ).order_by("id"):
-        adoptable[loc.message_id].append(loc)
-    adopted: list[Location] = []
-    created: list[Location] = []
-    for record in records:
-        msg = messages[record.uid]
-        message_id = ids[msg.identity]
-        flags = _flag_values(record.flags)
-        candidates = adoptable.get(message_id)
-        if candidates:
-            loc = candidates.pop(0)
-            adopted.append(loc)
-        else:
-            loc = Location(
-                message_id=message_id, folder=folder, user_id=user_id, role=folder.role
-            )
-            created.append(loc)
-        loc.uid = record.uid
-        loc.modseq = record.modseq
-        loc.date = msg.date
-        for key, value in flags.items():
-            setattr(loc, key, value)
-    fields = ["uid", "modseq", "date", "keywords", *_FLAG_FIELDS.values()]
-    if adopted:
-        Location.objects.bulk_update(adopted, fields)
-    if created:
-        Location.objects.bulk_create(created, ignore_conflicts=True)
-    return len(created) + len(adopted)
-
-
-def _reconcile(session: Session, folder: Folder, sel: _Selected, pins: _Pins) -> None:
+def _reconcile(
+    session: Session,
+    folder: Folder,
+    sel: _Selected,
+    pins: _Pins,
+    index: ThreadIndex,
+    *,
+    resync: Resync | None,
+) -> None:
     """Flag changes and expunges of the copies below the selected UIDNEXT."""
     top = sel.uidnext - 1
     if top < 1 or sel.exists == 0:
@@ -662,20 +788,27 @@ def _reconcile(session: Session, folder: Folder, sel: _Selected, pins: _Pins) ->
         _store_modseq(folder, sel)
         return
     server_uids: set[int] | None = None
-    if session.condstore and folder.highestmodseq is not None and sel.highestmodseq:
+    if resync is not None:
+        # QRESYNC answered in the EXAMINE: flag changes and expunges in one round
+        # trip (RFC 7162 §3.2.5). Copies _sync_new fetched after the EXAMINE carry
+        # a MODSEQ at least as high, so _apply_flags leaves them alone.
+        _apply_flags(folder, resync.changes, pins, everything=False)
+        if resync.vanished:
+            _delete_uids(folder, sorted(resync.vanished))
+    elif session.condstore and folder.highestmodseq is not None and sel.highestmodseq:
         if sel.highestmodseq != folder.highestmodseq:
             changes = fetch_flags(session.client, f"1:{top}", changed_since=folder.highestmodseq)
             _apply_flags(folder, changes, pins, everything=False)
     else:
         changes = fetch_flags(session.client, f"1:{top}")
         server_uids = {uid for uid, _flags, _m in changes if uid <= top}
-        _apply_flags(folder, changes, pins, everything=True)
+        _apply_flags(folder, changes, pins, everything=True, server_uids=server_uids)
     stored = Location.objects.filter(folder=folder, uid__gt=0, uid__lte=top).count()
     present_pins = len(pins.gone)
     if stored + present_pins != sel.exists:
         if server_uids is None:
             server_uids = {u for u in fetch_uids(session.client, f"1:{top}") if u <= top}
-        _apply_expunges(session, folder, server_uids, top, pins)
+        _apply_expunges(session, folder, server_uids, top, pins, index)
     _store_modseq(folder, sel)
 
 
@@ -693,48 +826,69 @@ def _apply_flags(
     pins: _Pins,
     *,
     everything: bool,
+    server_uids: set[int] | None = None,
 ) -> None:
+    """Write the server's flags onto the stored copies that differ. A change older
+    than what is stored (a lower MODSEQ) is ignored: it was read before a fresher
+    FETCH of the same copy."""
     wanted = {uid: (flags, modseq) for uid, flags, modseq in changes if uid not in pins.flags}
     if not wanted:
         return
     rows = Location.objects.filter(folder=folder, uid__gt=0)
-    if not everything:
-        rows = rows.filter(uid__in=list(wanted)) if len(wanted) < 5000 else rows
-    fields = ["modseq", "keywords", *_FLAG_FIELDS.values()]
-    changed: list[Location] = []
-    for row in rows.only("id", "uid", *fields):
-        got = wanted.get(row.uid or 0)
+    if not everything and len(wanted) < 5000:
+        rows = rows.filter(uid__in=list(wanted))
+    updates = []
+    for pk, uid, seen, flagged, answered, draft, deleted, keywords, modseq in rows.values_list(
+        "id", "uid", "seen", "flagged", "answered", "draft", "deleted", "keywords", "modseq"
+    ):
+        got = wanted.get(uid or 0)
         if got is None:
             continue
-        values = _flag_values(got[0])
-        values["modseq"] = got[1]
-        if any(getattr(row, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(row, key, value)
-            changed.append(row)
-    if changed:
+        flags, new_modseq = got
+        if new_modseq is not None and modseq is not None and new_modseq < modseq:
+            continue
+        now = flags_of(flags)
+        if (
+            now.seen != seen
+            or now.flagged != flagged
+            or now.answered != answered
+            or now.draft != draft
+            or now.deleted != deleted
+            or now.keywords != keywords
+            or new_modseq != modseq
+        ):
+            updates.append((pk, now, new_modseq))
+    if updates:
         with transaction.atomic():
-            Location.objects.bulk_update(changed, fields, batch_size=500)
+            update_flags(updates)
+
+
+def _delete_uids(folder: Folder, uids: list[int]) -> None:
+    for i in range(0, len(uids), 1000):
+        with transaction.atomic():
+            Location.objects.filter(folder=folder, uid__in=uids[i : i + 1000]).delete()
 
 
 def _apply_expunges(
-    session: Session, folder: Folder, server_uids: set[int], top: int, pins: _Pins
+    session: Session,
+    folder: Folder,
+    server_uids: set[int],
+    top: int,
+    pins: _Pins,
+    index: ThreadIndex,
 ) -> None:
     stored = set(
         Location.objects.filter(folder=folder, uid__gt=0, uid__lte=top).values_list(
             "uid", flat=True
         )
     )
-    gone = [u for u in stored if u is not None and u not in server_uids]
-    for i in range(0, len(gone), 1000):
-        with transaction.atomic():
-            Location.objects.filter(folder=folder, uid__in=gone[i : i + 1000]).delete()
+    _delete_uids(folder, sorted(u for u in stored if u is not None and u not in server_uids))
     # Holes: on the server, below UIDNEXT, not stored (only after a crash between a
     # write and its cursor, or a bug). Fetch them rather than lose them.
     missing = sorted(server_uids - stored - pins.gone)
     progress = Progress(folder.account_id)
     for i in range(0, len(missing), HEADER_BATCH):
-        _store_batch(session, folder, missing[i : i + HEADER_BATCH], pins, progress)
+        _store_batch(session, folder, missing[i : i + HEADER_BATCH], pins, progress, index)
 
 
 def _store_counts(folder: Folder) -> None:

@@ -1,122 +1,80 @@
 """What the sync needs from a message's bytes: envelope, identity, body summary.
 
-Small and defensive: a malformed header or body never raises out of here; what
-cannot be read becomes empty, and body defects are returned by name. (The richer
-parsers of posta.mailproto.mime can replace these functions one for one.)
+The decoding itself lives in posta.mailproto.mime (regular-expression fast paths,
+`email` with `policy.default` behind them for what they do not recognize); this
+module only normalizes what the database keys on:
+
+- Message-IDs without angle brackets, domain lower-cased
+  (posta.mailproto.mime.threading.normalize_message_id), so a copy and a reply
+  naming it meet;
+- a Date outside 1970-2200 is treated as missing (the list would sort it first or
+  last forever, and far-off years overflow when converted to UTC);
+- a message's identity (DESIGN §5: Message-ID plus a few fields, since some
+  servers reuse Message-IDs).
+
+Nothing here raises on malformed input.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html as html_lib
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import Message
-from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
-# RFC 5256 §2.1: subject leaders and trailers removed to find the base subject.
-_SUBJ_LEADER = re.compile(
-    r"^\s*((re|fwd?|aw|wg|r|i|rif|tr|sv|vs)(\[\d+\])?\s*:\s*|\[[^\]]*\]\s*)+", re.I
-)
-_SUBJ_TRAILER = re.compile(r"\s*\(fwd\)\s*$", re.I)
+from posta.mailproto.mime import headers
+from posta.mailproto.mime.headers import Envelope
+from posta.mailproto.mime.parse import parse_message
+from posta.mailproto.mime.threading import base_subject, normalize_message_id
+
 MAX_REFERENCES = 100
 MAX_ADDRESSES = 200
+MAX_ID = 990
 
 
-@dataclass
-class Envelope:
-    subject: str = ""
-    from_: list[tuple[str, str]] = field(default_factory=list)
-    to: list[tuple[str, str]] = field(default_factory=list)
-    cc: list[tuple[str, str]] = field(default_factory=list)
-    reply_to: list[tuple[str, str]] = field(default_factory=list)
-    date: datetime | None = None
-    message_id: str = ""
-    in_reply_to: str = ""
-    references: list[str] = field(default_factory=list)
+_KEYS: dict[str, str] = {}
 
 
-def normalize_message_id(value: str) -> str:
-    """The first `<id>` in `value` without brackets, or the bare text when a broken
-    client left the brackets out; "" when there is none."""
-    found = _MSGID.search(value or "")
-    if found:
-        return found.group(1)[:990]
-    bare = (value or "").strip()
-    return bare[:990] if bare and " " not in bare else ""
-
-
-def message_ids(value: str) -> list[str]:
-    return [m[:990] for m in _MSGID.findall(value or "")]
-
-
-def base_subject(subject: str) -> str:
-    """RFC 5256 §2.1 base subject, lower-cased, whitespace collapsed."""
-    text = " ".join((subject or "").split())
-    previous = None
-    while previous != text:
-        previous = text
-        text = _SUBJ_TRAILER.sub("", _SUBJ_LEADER.sub("", text))
-    return text.lower()
-
-
-def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-        return str(value) if value is not None else ""
-    except Exception:  # noqa: BLE001 - a header the policy cannot parse is just unreadable
-        raw = msg.get_all(name, failobj=[])
-        return str(raw[0]) if raw else ""
-
-
-def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [_header(msg, name)] if msg.get(name) is not None else []
-    try:
-        pairs = getaddresses(values)
-    except Exception:  # noqa: BLE001 - unparsable address lists are dropped, not fatal
-        return []
-    out = [(n.strip()[:300], a.strip()[:300]) for n, a in pairs if a.strip() or n.strip()]
-    return out[:MAX_ADDRESSES]
-
-
-def _date(text: str) -> datetime | None:
-    try:
-        value = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if value.tzinfo is None:
-        # RFC 5322 §3.3: "-0000" means the zone is unknown; treat it as UTC.
-        value = value.replace(tzinfo=UTC)
-    if not 1970 <= value.year <= 2200:
-        return None
-    return value
+def _key(raw: str) -> str:
+    """normalize_message_id, remembered: thread roots and parents recur in the
+    References of every later message of their conversation."""
+    if not raw:
+        return ""
+    key = _KEYS.get(raw)
+    if key is None:
+        key = normalize_message_id(raw)[:MAX_ID]
+        if len(_KEYS) >= 50000:
+            _KEYS.clear()
+        _KEYS[raw] = key
+    return key
 
 
 def parse_envelope(header: bytes) -> Envelope:
-    """The envelope fields of a header block; never raises."""
+    """The envelope of a header block, identifiers normalized; never raises.
+
+    `message_id` and `in_reply_to` are keys (no brackets), `references` the keys of
+    the References field, oldest first, at most MAX_REFERENCES of them.
+    """
     try:
-        msg = BytesHeaderParser(policy=policy.default).parsebytes(header)
+        env = headers.parse_envelope(header)
     except Exception:  # noqa: BLE001 - keep syncing; an empty envelope is shown
         return Envelope()
-    refs = message_ids(_header(msg, "References"))
-    if len(refs) > MAX_REFERENCES:
-        # RFC 5322 §3.6.4 lets a long chain keep its first and last ids.
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1) :]
-    return Envelope(
-        subject=_header(msg, "Subject").replace("\r", "").replace("\n", "")[:2000],
-        from_=_addresses(msg, "From"),
-        to=_addresses(msg, "To"),
-        cc=_addresses(msg, "Cc"),
-        reply_to=_addresses(msg, "Reply-To"),
-        date=_date(_header(msg, "Date")),
-        message_id=normalize_message_id(_header(msg, "Message-ID")),
-        in_reply_to=normalize_message_id(_header(msg, "In-Reply-To")),
-        references=refs,
-    )
+    env.message_id = _key(env.message_id)
+    env.in_reply_to = _key(env.in_reply_to)
+    refs = env.references
+    if refs:
+        if len(refs) > MAX_REFERENCES:
+            # RFC 5322 §3.6.4 lets a long chain keep its first and last ids.
+            refs = refs[:1] + refs[-(MAX_REFERENCES - 1) :]
+        env.references = [k for k in map(_key, refs) if k]
+    if "\n" in env.subject or "\r" in env.subject:
+        env.subject = env.subject.replace("\r", "").replace("\n", "")
+    if len(env.subject) > 2000:
+        env.subject = env.subject[:2000]
+    if env.date is not None and not 1970 <= env.date.year <= 2200:
+        env.date = None
+    for name in ("to", "cc", "reply_to"):
+        if len(getattr(env, name)) > MAX_ADDRESSES:
+            setattr(env, name, getattr(env, name)[:MAX_ADDRESSES])
+    return env
 
 
 def identity(env: Envelope, size: int) -> str:
@@ -131,7 +89,7 @@ def identity(env: Envelope, size: int) -> str:
     if env.message_id:
         parts = ["id", env.message_id, sender, date, env.subject]
     else:
-        rcpt = ",".join(sorted(a.lower() for _, a in env.to + env.cc))
+        rcpt = ",".join(sorted(a[1].lower() for a in env.to + env.cc))
         parts = ["noid", sender, rcpt, date, env.subject, str(size)]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()
 
@@ -143,83 +101,19 @@ class BodySummary:
     defects: list[str] = field(default_factory=list)
 
 
-_QUOTE_START = re.compile(r"^(on .{0,200} wrote:|il .{0,200} ha scritto:)\s*$", re.I)
-
-
-def _snippet_from(text: str, limit: int = 200) -> str:
-    lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped in {"--", "-- "} or line == "-- ":
-            break  # RFC 3676 §4.3 signature separator
-        if stripped.startswith(">") or _QUOTE_START.match(stripped):
-            continue
-        if stripped:
-            lines.append(stripped)
-        if sum(len(x) + 1 for x in lines) > limit:
-            break
-    return " ".join(" ".join(lines).split())[:limit]
-
-
-def _html_text(html: str) -> str:
-    html = re.sub(r"(?is)<(script|style|head)[^>]*>.*?</\1>", " ", html)
-    html = re.sub(r"(?s)<br\s*/?>|</p>|</div>", "\n", html)
-    text = re.sub(r"(?s)<[^>]+>", " ", html)
-    return html_lib.unescape(text)
-
-
-def _defects(msg: Message) -> list[str]:
-    names: set[str] = set()
-    for part in msg.walk():
-        for defect in getattr(part, "defects", []):
-            names.add(type(defect).__name__)
-    return sorted(names)
-
-
 def summarize_body(raw: bytes) -> BodySummary:
-    """Snippet, attachment mark and defects of a raw message; never raises."""
+    """Snippet, attachment mark and defects of a raw message; never raises
+    (posta.mailproto.mime.parse: charset fallbacks, compat32 when policy.default
+    gives up, quoted text and signatures left out of the snippet)."""
     try:
-        msg = message_from_bytes(raw, policy=policy.default)
+        parsed = parse_message(raw)
     except Exception as exc:  # noqa: BLE001 - the raw bytes stay in the blob store
         return BodySummary(defects=[type(exc).__name__])
-    summary = BodySummary(defects=_defects(msg))
-    text = ""
-    html = ""
-    try:
-        for part in msg.walk():
-            if part.is_multipart():
-                continue
-            disposition = part.get_content_disposition()
-            if disposition == "attachment" or (
-                part.get_filename() and part.get_content_maintype() != "text"
-            ):
-                summary.has_attachments = True
-                continue
-            ctype = part.get_content_type()
-            if ctype == "text/plain" and not text:
-                text = _part_text(part)
-            elif ctype == "text/html" and not html:
-                html = _part_text(part)
-    except Exception as exc:  # noqa: BLE001 - keep what was found so far
-        summary.defects.append(type(exc).__name__)
-    summary.snippet = _snippet_from(text or _html_text(html))
-    return summary
-
-
-def _part_text(part: Message) -> str:
-    """The part's text, with charset fallbacks for undeclared or wrong charsets."""
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
-        return ""
-    declared = part.get_content_charset() or ""
-    for charset in (declared, "utf-8", "windows-1252"):
-        if not charset:
-            continue
-        try:
-            return payload.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("latin-1")
+    return BodySummary(
+        snippet=parsed.snippet,
+        has_attachments=parsed.has_attachments,
+        defects=list(parsed.defects),
+    )
 
 
 __all__ = [

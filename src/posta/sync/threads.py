@@ -12,125 +12,288 @@ A batch of new messages is placed with a fixed number of queries, whatever its s
 3. No references at all: a thread with the same base subject *and* the same set of
    participants (sender and recipients), so two strangers writing "Hello" are never
    merged; else a new thread.
+
+`ThreadIndex` remembers, for one pass over one user's mail, which thread each
+Message-ID, root key, subject key and X-GM-THRID went to. Threads are never merged
+or deleted, so what the index knows stays true for the pass; the database is asked
+only about ids the index has not met yet (mail stored before the pass, or by
+another account). That keeps the first sync of a large mailbox from asking the
+same questions batch after batch.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-
-from django.db.models import Q
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from posta.mail.models import Message, Thread
-from posta.sync.parsing import base_subject
+from posta.mailproto.mime.threading import base_subject
+from posta.sync import rawsql
 
 
-def _root(msg: Message) -> str:
-    refs = [str(r) for r in msg.references]
-    return refs[0] if refs else (msg.in_reply_to or msg.message_id)
+@dataclass(slots=True)
+class Placement:
+    """What threading needs of one new message; `thread_id` is the answer."""
+
+    message_id: str
+    in_reply_to: str
+    references: list[str]
+    subject: str
+    from_email: str
+    to_emails: list[str]
+    date: datetime
+    gm_thrid: int | None = None
+    thread_id: int | None = None
+
+    @property
+    def root(self) -> str:
+        return (
+            self.references[0] if self.references else (self.in_reply_to or self.message_id)
+        )
 
 
-def subject_key(msg: Message) -> str:
-    people = {msg.from_email.lower()} | {str(a[1]).lower() for a in msg.to}
-    basis = base_subject(msg.subject) + "\x1f" + ",".join(sorted(p for p in people if p))
-    return hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
+@dataclass
+class _Counter:
+    count: int = 0
+    last: datetime | None = None
+
+
+@dataclass
+class ThreadIndex:
+    """What one pass over one user's mail learnt about threads (module docstring)."""
+
+    user_id: int
+    by_msgid: dict[str, int] = field(default_factory=dict)
+    by_key: dict[str, int] = field(default_factory=dict)
+    by_skey: dict[str, int] = field(default_factory=dict)
+    by_thrid: dict[int, int] = field(default_factory=dict)
+    _subjects: dict[str, str] = field(default_factory=dict)
+    _placeholders: list[tuple[dict[Any, int], Any]] = field(default_factory=list)
+
+    def forget(self) -> None:
+        """Drop everything learnt (after a rolled-back batch)."""
+        for mapping in (self.by_msgid, self.by_key, self.by_skey, self.by_thrid):
+            mapping.clear()
+        self._placeholders.clear()
+
+    def base(self, subject: str) -> str:
+        """RFC 5256 §2.1 base subject, remembered: a mailbox repeats its subjects."""
+        found = self._subjects.get(subject)
+        if found is None:
+            found = base_subject(subject)
+            if len(self._subjects) > 20000:
+                self._subjects.clear()
+            self._subjects[subject] = found
+        return found
+
+    def subject_key(self, item: Placement) -> str:
+        people = {item.from_email.lower(), *item.to_emails}
+        people.discard("")
+        basis = self.base(item.subject) + "\x1f" + ",".join(sorted(people))
+        return hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
+
+    # --- the batch ----------------------------------------------------------------
+
+    def place(self, items: Sequence[Placement]) -> None:
+        """Set `thread_id` on every item, creating threads as needed, and bring the
+        threads' `message_count` and `last_date` up to date. Call inside the
+        transaction that stores the messages."""
+        if not items:
+            return
+        skeys = self._learn(items)
+        created: list[Thread] = []
+        pending: list[tuple[Placement, Thread]] = []
+        counters: dict[int, _Counter] = {}
+        fresh: dict[int, Thread] = {}  # id(Thread) -> Thread, for unsaved ones
+        for item, skey in zip(items, skeys, strict=True):
+            tid = self._find(item, skey)
+            if tid is None:
+                thread = self._new_thread(item, skey, fresh, created)
+                pending.append((item, thread))
+                continue
+            if tid < 0:  # created earlier in this batch (see _new_thread)
+                thread = fresh[-tid]
+                thread.message_count += 1
+                thread.last_date = max(thread.last_date, item.date)
+                pending.append((item, thread))
+                self._remember(item, tid)
+                continue
+            item.thread_id = tid
+            counter = counters.setdefault(tid, _Counter())
+            counter.count += 1
+            if counter.last is None or item.date > counter.last:
+                counter.last = item.date
+            self._remember(item, tid)
+        if created:
+            Thread.objects.bulk_create(created, batch_size=500)
+            self._resolve(fresh)
+        for item, thread in pending:
+            item.thread_id = thread.pk
+        if counters:
+            _bump(counters)
+
+    def _learn(self, items: Sequence[Placement]) -> list[str]:
+        """Ask the database, in two queries, about every id of the batch the index
+        does not know yet. Returns each item's subject key ("" when it has
+        references)."""
+        ref_ids: set[str] = set()
+        keys: set[str] = set()
+        skeys: list[str] = []
+        wanted_skeys: set[str] = set()
+        thrids: set[int] = set()
+        for item in items:
+            for ref in item.references:
+                if ref not in self.by_msgid:
+                    ref_ids.add(ref)
+            if item.in_reply_to and item.in_reply_to not in self.by_msgid:
+                ref_ids.add(item.in_reply_to)
+            root = item.root
+            if root and root not in self.by_key:
+                keys.add(root)
+            if item.message_id and item.message_id not in self.by_key:
+                keys.add(item.message_id)
+            skey = ""
+            if not item.references and not item.in_reply_to:
+                skey = self.subject_key(item)
+                if skey not in self.by_skey:
+                    wanted_skeys.add(skey)
+            skeys.append(skey)
+            if item.gm_thrid and item.gm_thrid not in self.by_thrid:
+                thrids.add(item.gm_thrid)
+        user_id = self.user_id
+        for mid, tid in rawsql.select_in(
+            Message,
+            ("message_id", "thread_id"),
+            user_id=user_id,
+            column="message_id",
+            values=ref_ids,
+            where=f" AND {rawsql.quote('thread_id')} IS NOT NULL",
+        ):
+            self.by_msgid.setdefault(mid, tid)
+        columns = ("id", "key", "subject_key", "gm_thrid")
+        for column, values in (("key", keys), ("subject_key", wanted_skeys), ("gm_thrid", thrids)):
+            rows = rawsql.select_in(
+                Thread, columns, user_id=user_id, column=column, values=sorted(values),
+                where=" ORDER BY id",
+            )
+            for tid, key, skey, thrid in rows:
+                if key:
+                    self.by_key.setdefault(key, tid)
+                if skey:
+                    self.by_skey.setdefault(skey, tid)
+                if thrid:
+                    self.by_thrid.setdefault(thrid, tid)
+        return skeys
+
+    def _find(self, item: Placement, skey: str) -> int | None:
+        if item.gm_thrid:
+            found = self.by_thrid.get(item.gm_thrid)
+            if found is not None:
+                return found
+        by_msgid = self.by_msgid
+        if item.in_reply_to:
+            found = by_msgid.get(item.in_reply_to)
+            if found is not None:
+                return found
+        for ref in reversed(item.references):
+            found = by_msgid.get(ref)
+            if found is not None:
+                return found
+        found = self.by_key.get(item.root)
+        if found is None and item.message_id:
+            found = self.by_key.get(item.message_id)
+        if found is None and skey:
+            found = self.by_skey.get(skey)
+        return found
+
+    def _new_thread(
+        self, item: Placement, skey: str, fresh: dict[int, Thread], created: list[Thread]
+    ) -> Thread:
+        thread = Thread(
+            user_id=self.user_id,
+            subject=self.base(item.subject)[:500],
+            key=item.root[:998],
+            subject_key=skey,
+            gm_thrid=item.gm_thrid,
+            last_date=item.date,
+            message_count=1,
+        )
+        created.append(thread)
+        # Until the batch is inserted the index points at the new thread with a
+        # negative placeholder; _resolve swaps in the real id.
+        placeholder = len(fresh) + 1
+        fresh[placeholder] = thread
+        tid = -placeholder
+        if thread.key:
+            self._set(self.by_key, thread.key, tid)
+        if skey:
+            self._set(self.by_skey, skey, tid)
+        if item.gm_thrid:
+            self._set(self.by_thrid, item.gm_thrid, tid)
+        self._remember(item, tid)
+        return thread
+
+    def _remember(self, item: Placement, tid: int) -> None:
+        if item.message_id:
+            self._set(self.by_msgid, item.message_id, tid)
+            self._set(self.by_key, item.message_id, tid)
+
+    def _set(self, mapping: dict[Any, int], key: Any, tid: int) -> None:
+        if key in mapping:
+            return
+        mapping[key] = tid
+        if tid < 0:
+            self._placeholders.append((mapping, key))
+
+    def _resolve(self, fresh: dict[int, Thread]) -> None:
+        """Swap the batch's placeholders for the ids the insert gave the threads."""
+        for mapping, key in self._placeholders:
+            tid = mapping[key]
+            if tid < 0:
+                pk = fresh[-tid].pk
+                assert pk is not None  # noqa: S101 - bulk_create returned ids
+                mapping[key] = pk
+        self._placeholders.clear()
+
+
+def _bump(counters: dict[int, _Counter]) -> None:
+    """Add the batch's messages to existing threads: relative increments, so two
+    processes adding to one user's thread (two accounts) never lose a count."""
+    table = rawsql.table(Thread)
+    count = rawsql.quote("message_count")
+    last = rawsql.quote("last_date")
+    # Names from the model's metadata; values are parameters.
+    newer = f"CASE WHEN {last} < %s THEN %s ELSE {last} END"
+    sql = f"UPDATE {table} SET {count} = {count} + %s, {last} = {newer} WHERE id = %s"  # noqa: S608
+    adapt = rawsql.Adapt()
+    rows = []
+    for tid, counter in counters.items():
+        assert counter.last is not None  # noqa: S101 - set with every count
+        when = adapt.when(counter.last)
+        rows.append((counter.count, when, when, tid))
+    rawsql.executemany(sql, rows)
+
+
+def placement_of(msg: Message) -> Placement:
+    return Placement(
+        message_id=msg.message_id,
+        in_reply_to=msg.in_reply_to,
+        references=[str(r) for r in msg.references],
+        subject=msg.subject,
+        from_email=msg.from_email,
+        to_emails=[str(a[1]).lower() for a in msg.to if len(a) > 1],
+        date=msg.date,
+        gm_thrid=msg.gm_thrid,
+    )
 
 
 def assign_threads(user_id: int, messages: Sequence[Message]) -> None:
     """Set `thread` on each unsaved message of `messages`, creating threads as needed,
     and bring the threads' `last_date` and `message_count` up to date."""
-    if not messages:
-        return
-    ref_ids: set[str] = set()
-    keys: set[str] = set()
-    skeys: set[str] = set()
-    thrids: set[int] = set()
-    for msg in messages:
-        ref_set = {str(r) for r in msg.references} | ({msg.in_reply_to} - {""})
-        ref_ids |= ref_set
-        if msg.message_id:
-            keys.add(msg.message_id)
-        keys.add(_root(msg))
-        if not ref_set:
-            skeys.add(subject_key(msg))
-        if msg.gm_thrid:
-            thrids.add(msg.gm_thrid)
-    keys.discard("")
-    by_msgid: dict[str, int] = {}
-    if ref_ids:
-        for mid, ref_tid in Message.objects.filter(
-            user_id=user_id, message_id__in=ref_ids, thread__isnull=False
-        ).values_list("message_id", "thread_id"):
-            if ref_tid is not None:
-                by_msgid.setdefault(mid, ref_tid)
-    threads: dict[int, Thread] = {}
-    by_key: dict[str, Thread] = {}
-    by_skey: dict[str, Thread] = {}
-    by_thrid: dict[int, Thread] = {}
-    query = Q(key__in=keys) | Q(subject_key__in=skeys) | Q(gm_thrid__in=thrids)
-    wanted_ids = set(by_msgid.values())
-    if wanted_ids:
-        query |= Q(id__in=wanted_ids)
-    for thread in Thread.objects.filter(query, user_id=user_id):
-        threads[thread.pk] = thread
-        if thread.key:
-            by_key.setdefault(thread.key, thread)
-        if thread.subject_key:
-            by_skey.setdefault(thread.subject_key, thread)
-        if thread.gm_thrid:
-            by_thrid.setdefault(thread.gm_thrid, thread)
-    created: list[Thread] = []
-    touched: dict[int, Thread] = {}
-
-    def new_thread(msg: Message, *, skey: str) -> Thread:
-        thread = Thread(
-            user_id=user_id,
-            subject=base_subject(msg.subject)[:500],
-            key=_root(msg)[:998],
-            subject_key=skey,
-            gm_thrid=msg.gm_thrid,
-            last_date=msg.date,
-            message_count=0,
-        )
-        created.append(thread)
-        return thread
-
-    placed: list[tuple[Message, Thread]] = []
-    for msg in messages:
-        refs = [str(r) for r in msg.references] + ([msg.in_reply_to] if msg.in_reply_to else [])
-        found: Thread | None = by_thrid.get(msg.gm_thrid) if msg.gm_thrid else None
-        if found is None:
-            for ref in reversed(refs):
-                tid = by_msgid.get(ref)
-                if tid is not None and tid in threads:
-                    found = threads[tid]
-                    break
-        if found is None:
-            found = by_key.get(_root(msg))
-        if found is None and msg.message_id:
-            found = by_key.get(msg.message_id)
-        skey = "" if refs else subject_key(msg)
-        if found is None and skey:
-            found = by_skey.get(skey)
-        if found is None:
-            found = new_thread(msg, skey=skey)
-            if found.key:
-                by_key.setdefault(found.key, found)
-            if skey:
-                by_skey.setdefault(skey, found)
-            if msg.gm_thrid:
-                by_thrid.setdefault(msg.gm_thrid, found)
-        if msg.message_id:
-            by_key.setdefault(msg.message_id, found)
-        placed.append((msg, found))
-        found.message_count += 1
-        if msg.date > found.last_date:
-            found.last_date = msg.date
-        if found.pk is not None:
-            touched[found.pk] = found
-    if created:
-        Thread.objects.bulk_create(created)
-    if touched:
-        Thread.objects.bulk_update(list(touched.values()), ["message_count", "last_date"])
-    for msg, thread in placed:
-        msg.thread = thread
+    items = [placement_of(m) for m in messages]
+    ThreadIndex(user_id).place(items)
+    for msg, item in zip(messages, items, strict=True):
+        msg.thread_id = item.thread_id

@@ -1,0 +1,337 @@
+"""One FETCH batch of headers written into Message, Thread and Location.
+
+The first sync of a large mailbox is a bulk load, so this module writes a batch
+with a fixed number of statements whatever its size, and builds the rows as plain
+tuples rather than model instances (Django's bulk_create spends more time
+preparing each object than SQLite spends storing it):
+
+1. SELECT the batch's identities already stored for the user (copies in another
+   folder or account, or a message the user sent from Posta);
+2. place the new messages in threads (posta.sync.threads: two SELECTs, one INSERT
+   of new threads, one UPDATE per touched thread in one executemany);
+3. INSERT the new messages (executemany, ON CONFLICT DO NOTHING: a concurrent
+   writer of the same identity wins, and its row is used), then SELECT their ids;
+4. adopt set-aside or UID-less copies in this folder (only when the folder has
+   any: after a UIDVALIDITY change or during a move), else
+5. INSERT the locations (executemany, ON CONFLICT DO NOTHING on (folder, uid)).
+
+The caller runs all of it in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from posta.accounts.models import Folder
+from posta.mail.models import Location, Message
+from posta.mailproto.imap.fastfetch import HeaderRecord
+from posta.mailproto.mime.headers import Address, Envelope
+from posta.sync import rawsql
+from posta.sync.parsing import identity, parse_envelope
+from posta.sync.threads import Placement, ThreadIndex
+
+FLAG_FIELDS = {
+    "\\seen": "seen",
+    "\\flagged": "flagged",
+    "\\answered": "answered",
+    "\\draft": "draft",
+    "\\deleted": "deleted",
+}
+_MESSAGE_COLUMNS = (
+    "user_id",
+    "identity",
+    "message_id",
+    "thread_id",
+    "subject",
+    "from_name",
+    "from_email",
+    "to",
+    "cc",
+    "reply_to",
+    "date",
+    "in_reply_to",
+    "references",
+    "size",
+    "snippet",
+    "has_attachments",
+    "blob_key",
+    "body_state",
+    "body_attempts",
+    "defects",
+    "gm_thrid",
+    "gm_msgid",
+    "created_at",
+)
+_LOCATION_COLUMNS = (
+    "message_id",
+    "folder_id",
+    "uid",
+    "seen",
+    "flagged",
+    "answered",
+    "draft",
+    "deleted",
+    "keywords",
+    "modseq",
+    "user_id",
+    "role",
+    "date",
+)
+
+
+@dataclass(slots=True)
+class _Flags:
+    seen: bool
+    flagged: bool
+    answered: bool
+    draft: bool
+    deleted: bool
+    keywords: list[str]
+
+
+_FLAG_CACHE: dict[tuple[str, ...], _Flags] = {}
+
+
+def flags_of(flags: tuple[str, ...]) -> _Flags:
+    """The IMAP flags of a copy as Location columns; a mailbox has few distinct
+    flag sets, so they are remembered (fastfetch hands out one tuple per set)."""
+    found = _FLAG_CACHE.get(flags)
+    if found is None:
+        on: set[str] = set()
+        keywords: list[str] = []
+        for flag in flags:
+            name = FLAG_FIELDS.get(flag.lower())
+            if name:
+                on.add(name)
+            elif flag.lower() != "\\recent":  # RFC 3501 §2.3.2: session-only
+                keywords.append(flag[:100])
+        found = _Flags(
+            seen="seen" in on,
+            flagged="flagged" in on,
+            answered="answered" in on,
+            draft="draft" in on,
+            deleted="deleted" in on,
+            keywords=sorted(keywords)[:50],
+        )
+        if len(_FLAG_CACHE) < 4096:
+            _FLAG_CACHE[flags] = found
+    return found
+
+
+def flag_values(flags: Iterable[str]) -> dict[str, object]:
+    """Location field values for a set of IMAP flags (for ORM updates)."""
+    found = flags_of(tuple(flags))
+    return {
+        "seen": found.seen,
+        "flagged": found.flagged,
+        "answered": found.answered,
+        "draft": found.draft,
+        "deleted": found.deleted,
+        "keywords": found.keywords,
+    }
+
+
+def _ids_of(user_id: int, identities: list[str]) -> dict[str, int]:
+    rows = rawsql.select_in(
+        Message, ("identity", "id"), user_id=user_id, column="identity", values=identities
+    )
+    return {identity: pk for identity, pk in rows}
+
+
+class _AddressJson:
+    """JSON of address lists, remembered: a mailbox's To and Cc lists repeat."""
+
+    def __init__(self, adapt: rawsql.Adapt) -> None:
+        self.adapt = adapt
+        self.known: dict[tuple[Address, ...], Any] = {}
+
+    def __call__(self, addresses: list[Address]) -> Any:
+        if not addresses:
+            return self.adapt.empty
+        key = tuple(addresses)
+        found = self.known.get(key)
+        if found is None:
+            found = self.adapt.json([[a[0][:300], a[1][:300]] for a in addresses])
+            if len(self.known) > 10000:
+                self.known.clear()
+            self.known[key] = found
+        return found
+
+
+# --- the batch ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Parsed:
+    record: HeaderRecord
+    env: Envelope
+    identity: str
+    date: datetime
+    when: Any = None  # `date` as the database driver takes it
+
+
+def parse_records(records: list[HeaderRecord]) -> list[_Parsed]:
+    """Envelope and identity of each record (the CPU part of a batch, done before
+    the transaction opens)."""
+    out = []
+    now = timezone.now()
+    for record in records:
+        env = parse_envelope(record.header)
+        when = env.date or record.internaldate or now
+        out.append(_Parsed(record, env, identity(env, record.size), when))
+    return out
+
+
+def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> int:
+    """Store the batch's messages and copies (see the module docstring); returns
+    how many copies were added or adopted. Run inside a transaction."""
+    if not parsed:
+        return 0
+    adapt = rawsql.Adapt()
+    for item in parsed:
+        item.when = adapt.when(item.date)
+    user_id = index.user_id
+    ids = _ids_of(user_id, list({p.identity for p in parsed}))
+    new: dict[str, _Parsed] = {}
+    for item in parsed:
+        if item.identity not in ids and item.identity not in new:
+            new[item.identity] = item
+    if new:
+        _insert_messages(user_id, list(new.values()), index, adapt)
+        ids.update(_ids_of(user_id, list(new)))
+    adoptable = _adoptable(folder, set(ids.values()))
+    rows = []
+    adopted: list[Location] = []
+    for item in parsed:
+        message_id = ids.get(item.identity)
+        if message_id is None:
+            continue  # cannot happen short of a concurrent delete; skip the copy
+        record = item.record
+        flags = flags_of(record.flags)
+        candidates = adoptable.get(message_id) if adoptable else None
+        if candidates:
+            loc = candidates.pop(0)
+            loc.uid = record.uid
+            loc.modseq = record.modseq
+            loc.date = item.date
+            loc.seen, loc.flagged, loc.answered = flags.seen, flags.flagged, flags.answered
+            loc.draft, loc.deleted, loc.keywords = flags.draft, flags.deleted, flags.keywords
+            adopted.append(loc)
+            continue
+        rows.append(
+            (
+                message_id,
+                folder.pk,
+                record.uid,
+                flags.seen,
+                flags.flagged,
+                flags.answered,
+                flags.draft,
+                flags.deleted,
+                adapt.json_strings(flags.keywords),
+                record.modseq,
+                user_id,
+                folder.role,
+                item.when,
+            )
+        )
+    if adopted:
+        fields = ["uid", "modseq", "date", "keywords", *FLAG_FIELDS.values()]
+        Location.objects.bulk_update(adopted, fields, batch_size=500)
+    rawsql.executemany(
+        rawsql.insert_sql(Location, _LOCATION_COLUMNS, ignore_conflicts=True), rows
+    )
+    return len(rows) + len(adopted)
+
+
+def _insert_messages(
+    user_id: int, items: list[_Parsed], index: ThreadIndex, adapt: rawsql.Adapt
+) -> None:
+    placements = []
+    for item in items:
+        env = item.env
+        placements.append(
+            Placement(
+                message_id=env.message_id,
+                in_reply_to=env.in_reply_to,
+                references=env.references,
+                subject=env.subject,
+                from_email=env.from_[0][1] if env.from_ else "",
+                to_emails=[a[1].lower() for a in env.to],
+                date=item.date,
+                gm_thrid=item.record.gm_thrid,
+            )
+        )
+    index.place(placements)
+    now = adapt.when(timezone.now())
+    empty = adapt.empty
+    addresses = _AddressJson(adapt)
+    pending = Message.BodyState.PENDING.value
+    rows = []
+    for item, placement in zip(items, placements, strict=True):
+        env = item.env
+        record = item.record
+        sender = env.from_[0] if env.from_ else ("", "")
+        structure = record.bodystructure
+        rows.append(
+            (
+                user_id,
+                item.identity,
+                env.message_id,
+                placement.thread_id,
+                env.subject,
+                sender[0][:500],
+                sender[1][:500],
+                addresses(env.to),
+                addresses(env.cc),
+                addresses(env.reply_to),
+                item.when,
+                env.in_reply_to[:998],
+                adapt.json_strings(env.references),
+                min(record.size, 2**31 - 1),
+                "",
+                structure is not None and structure.has_attachments,
+                "",
+                pending,
+                0,
+                empty,
+                record.gm_thrid,
+                record.gm_msgid,
+                now,
+            )
+        )
+    rawsql.executemany(rawsql.insert_sql(Message, _MESSAGE_COLUMNS, ignore_conflicts=True), rows)
+
+
+def _adoptable(folder: Folder, message_ids: set[int]) -> dict[int, list[Location]]:
+    """Copies of these messages in `folder` waiting for a UID: set aside by a
+    UIDVALIDITY change (negative UID) or moved here locally (NULL UID)."""
+    waiting = Location.objects.filter(Q(uid__isnull=True) | Q(uid__lt=0), folder=folder)
+    if not message_ids or not waiting.exists():
+        return {}
+    found: dict[int, list[Location]] = defaultdict(list)
+    for chunk in rawsql.chunks(sorted(message_ids)):
+        for loc in waiting.filter(message_id__in=chunk).order_by("id"):
+            found[loc.message_id].append(loc)
+    return found
+
+
+def update_flags(updates: list[tuple[int, _Flags, int | None]]) -> None:
+    """Set flags and MODSEQ of Locations by id, in one executemany."""
+    adapt = rawsql.Adapt()
+    columns = ("seen", "flagged", "answered", "draft", "deleted", "keywords", "modseq")
+    assignments = ", ".join(f"{rawsql.quote(c)} = %s" for c in columns)
+    table = rawsql.table(Location)
+    sql = f"UPDATE {table} SET {assignments} WHERE id = %s"  # noqa: S608 - names are ours
+    rows = [
+        (f.seen, f.flagged, f.answered, f.draft, f.deleted, adapt.json(f.keywords), modseq, pk)
+        for pk, f, modseq in updates
+    ]
+    rawsql.executemany(sql, rows)
