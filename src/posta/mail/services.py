@@ -1,10 +1,11 @@
 """What the web layer calls when a user acts on mail (STYLE §1, §3: intents).
 
 Each `do_` function changes the local state the user sees and writes one
-RemoteAction per server copy, in one transaction; after commit it wakes the worker
-(posta.sync.tasks), which carries the actions out on the server. Inputs are already
-validated: `message_ids` are the user's (others' ids are silently ignored, since the
-queries filter by user).
+RemoteAction per server copy, in one transaction; after commit it sends
+`posta.mail.signals.actions_created`, on which the sync app wakes its worker to
+carry the actions out on the server (this module never imports the sync app).
+Inputs are already validated: `message_ids` are the user's (others' ids are
+silently ignored, since the queries filter by user).
 
 Copies without a UID yet (a move still on its way) are left out of flag changes
 and moves; they get their UID within seconds.
@@ -19,7 +20,8 @@ from django.db import transaction
 from django.db.models import F
 
 from posta.accounts.models import Folder
-from posta.mail.models import Location, RemoteAction
+from posta.mail import signals
+from posta.mail.models import Location, Message, RemoteAction
 from posta.users.models import User
 
 Kind = RemoteAction.Kind
@@ -29,15 +31,41 @@ def _wake_worker(account_ids: Iterable[int]) -> None:
     ids = sorted(set(account_ids))
     if not ids:
         return
+    transaction.on_commit(
+        lambda: signals.actions_created.send(sender=RemoteAction, account_ids=ids)
+    )
 
-    def enqueue() -> None:
-        # Imported here: the worker's task module pulls in the IMAP code, which the
-        # web process needs only once something is to be enqueued.
-        from posta.sync.tasks import enqueue_account_actions
 
-        enqueue_account_actions(ids)
+def request_body_fetch(user: User, message_id: int) -> bool:
+    """Ask for the body of one of the user's messages now (it was opened before the
+    background download reached it). Returns True when a download was asked for,
+    False when the body is already there or no server copy can give it.
 
-    transaction.on_commit(enqueue)
+    Nothing is written: the message's `body_state` ("pending") is the durable
+    request, which every sync pass serves anyway; the signal only makes it happen
+    at once, from the account of one of the message's server copies.
+    """
+    message = (
+        Message.objects.filter(pk=message_id, user=user)
+        .only("id", "body_state")
+        .first()
+    )
+    if message is None or message.body_state != Message.BodyState.PENDING:
+        return False
+    account_id = (
+        Location.objects.filter(message_id=message_id, user=user, uid__gt=0)
+        .order_by("id")
+        .values_list("folder__account_id", flat=True)
+        .first()
+    )
+    if account_id is None:
+        return False
+    transaction.on_commit(
+        lambda: signals.body_fetch_requested.send(
+            sender=Message, account_id=account_id, message_ids=[message_id]
+        )
+    )
+    return True
 
 
 def _copies(user: User, message_ids: Iterable[int]) -> list[Location]:

@@ -59,6 +59,7 @@ from imapclient import IMAPClient
 
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.core.crypto import unseal
+from posta.core.errors import PostaError
 from posta.core.netguard import GuardError, resolve_allowed
 from posta.mail import blobs
 from posta.mail.models import Location, Message, RemoteAction
@@ -112,6 +113,22 @@ class HostRefused(errors.MailError):
     code = "host_not_allowed"
 
 
+class SecretUnreadable(errors.MailError):
+    """The stored password or token cannot be decrypted (the key changed): the
+    user must enter it again. Retrying cannot help, so it pauses the account."""
+
+    code = "secret_unreadable"
+
+
+def _unsealed(token: str) -> str:
+    try:
+        return unseal(token)
+    except PostaError as exc:
+        if exc.code == "secret_unreadable":
+            raise SecretUnreadable("the stored secret cannot be decrypted") from exc
+        raise
+
+
 # --- connection -----------------------------------------------------------------
 
 
@@ -136,8 +153,8 @@ def open_account(account: Account) -> IMAPClient:
             port=account.imap_port,
             security=account.imap_security,
             username=account.username,
-            password="" if oauth else unseal(account.password_secret),
-            oauth2_token=unseal(account.oauth_secret) if oauth else "",
+            password="" if oauth else _unsealed(account.password_secret),
+            oauth2_token=_unsealed(account.oauth_secret) if oauth else "",
             address=address,
             timeout=settings.POSTA_NETWORK_TIMEOUT,
             ca_file=settings.POSTA_EXTRA_CA_FILE or None,
@@ -368,6 +385,11 @@ def _folder_statuses(session: Session, folders: list[Folder]) -> dict[int, dict[
     out: dict[int, dict[bytes, int]] = {}
     for folder in folders:
         if not folder.selectable:
+            continue
+        if folder.name == session.selected:
+            # RFC 3501 §6.3.10: STATUS is no way to look for news in the selected
+            # mailbox (Dovecot answers with this session's view of it); the folder
+            # is EXAMINEd again instead, with QRESYNC one round trip.
             continue
         with imap_errors(host=session.host):
             raw = session.client.folder_status(folder.name, items)
@@ -903,6 +925,29 @@ def _store_counts(folder: Folder) -> None:
 
 
 # --- bodies ---------------------------------------------------------------------
+
+
+def fetch_bodies_now(account_id: int, message_ids: list[int]) -> int:
+    """Download the bodies of `message_ids` (the user's open message) on a
+    connection of its own, beside the service's IDLE connection. Returns how many
+    were stored; a failure is recorded on the account and counts as none."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return 0
+    try:
+        client = open_account(account)
+    except errors.MailError as exc:
+        log.info("account %s: body fetch: %s", account_id, exc)
+        return 0
+    try:
+        return fetch_pending_bodies(
+            Session.start(client), account, limit=len(message_ids), message_ids=message_ids
+        )
+    except errors.MailError as exc:
+        log.info("account %s: body fetch: %s", account_id, exc)
+        return 0
+    finally:
+        close_quietly(client)
 
 
 def fetch_pending_bodies(

@@ -170,6 +170,11 @@ class AccountWorker(threading.Thread):
             self.auth_failures = self.failures = 0
             self._watch(session, account)
             return 0.0 if not self.stop_event.is_set() else None
+        except engine.SecretUnreadable as exc:
+            # Retrying cannot decrypt it: pause until the user enters it again.
+            engine.record_failure(self.account_id, exc, pause=True)
+            log.warning("account %s: stored secret unreadable", self.account_id)
+            return None
         except errors.AuthenticationFailed as exc:
             self.auth_failures += 1
             pause = self.auth_failures >= AUTH_FAILURES_TO_PAUSE

@@ -1,25 +1,38 @@
-"""Huey tasks of the sync app: remote actions, and the sweep that finds lost ones.
+"""Huey tasks of the sync app: remote actions, bodies wanted now, and the sweep that
+finds lost actions.
 
 The database row is the source of truth (DESIGN §2); a queue item only wakes a
 worker. `sweep_actions` runs every minute and re-enqueues accounts with due pending
 actions, so an item lost with a crashed queue or worker delays an action, never
-loses it.
+loses it. A lost body request costs nothing either: the body is still "pending",
+and every sync pass downloads pending bodies.
+
+posta.mail announces its work with signals (posta.mail.signals); the receivers
+below, connected in SyncConfig.ready(), turn them into queue items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from posta.sync import actions
+from posta.sync import actions, engine
 
 
 @db_task()  # type: ignore[untyped-decorator]  # huey ships no types
 def run_actions(account_id: int) -> int:
     """Carry out the account's pending RemoteActions (posta.sync.actions)."""
     return actions.run_account_actions(account_id)
+
+
+@db_task()  # type: ignore[untyped-decorator]  # huey ships no types
+def fetch_bodies(account_id: int, message_ids: list[int]) -> int:
+    """Download the bodies of `message_ids` from the account now (a message was
+    opened before the background download reached it)."""
+    return engine.fetch_bodies_now(account_id, message_ids)
 
 
 @db_periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]  # huey ships no types
@@ -33,3 +46,19 @@ def enqueue_account_actions(account_ids: Iterable[int]) -> None:
     """Wake a worker for each account (called after the actions' transaction)."""
     for account_id in sorted(set(account_ids)):
         run_actions(account_id)
+
+
+def enqueue_body_fetch(account_id: int, message_ids: list[int]) -> None:
+    fetch_bodies(account_id, sorted(set(message_ids)))
+
+
+def on_actions_created(sender: Any, *, account_ids: list[int], **_: Any) -> None:
+    """Receiver of posta.mail.signals.actions_created."""
+    enqueue_account_actions(account_ids)
+
+
+def on_body_fetch_requested(
+    sender: Any, *, account_id: int, message_ids: list[int], **_: Any
+) -> None:
+    """Receiver of posta.mail.signals.body_fetch_requested."""
+    enqueue_body_fetch(account_id, message_ids)

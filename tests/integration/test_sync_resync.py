@@ -1,0 +1,166 @@
+"""Resync paths against Dovecot: QRESYNC on one long-lived connection, the full
+comparison for servers without CONDSTORE, an unreadable stored secret, and a body
+asked for when its message is opened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from posta.accounts.models import Account, Folder
+from posta.mail import services
+from posta.mail.models import Location, Message
+from posta.mailproto.imap.client import close_quietly
+from posta.sync import engine, tasks
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    calls: list[str] = []
+    original = getattr(engine, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, name, spy)
+    return calls
+
+
+def test_two_passes_on_one_connection_resync_through_qresync(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    for i in range(8):
+        dovecot.deliver(mail_user, message(f"q{i}"))
+    client = engine.open_account(account)
+    try:
+        session = engine.sync_account(client, account)
+        assert session.qresync  # Dovecot offers QRESYNC (RFC 7162)
+        assert_mirrored(dovecot, mail_user, account)
+
+        uids = dovecot.uids(mail_user, "INBOX")
+        dovecot.set_flags(mail_user, "INBOX", uids[0], "\\Flagged")
+        dovecot.set_flags(mail_user, "INBOX", uids[1], "\\Seen $Work")
+        dovecot.expunge(mail_user, "INBOX", uids[2])
+        dovecot.expunge(mail_user, "INBOX", uids[5])
+        dovecot.deliver(mail_user, message("after"))
+        flag_fetches = _count_calls(monkeypatch, "fetch_flags")
+        uid_lists = _count_calls(monkeypatch, "fetch_uids")
+
+        # Same connection, no session passed: ENABLE must not be sent again
+        # (RFC 5161 §3.1 forbids it once a folder is selected).
+        again = engine.sync_account(client, account)
+        assert again is session
+    finally:
+        close_quietly(client)
+    assert_mirrored(dovecot, mail_user, account)
+    # Flag changes and expunges came with the EXAMINE (RFC 7162 §3.2.5); only the
+    # new message needed its UID list.
+    assert flag_fetches == []
+    assert uid_lists == ["fetch_uids"]
+    inbox = Folder.objects.get(account=account, name="INBOX")
+    assert Location.objects.get(folder=inbox, uid=uids[0]).flagged
+    assert Location.objects.get(folder=inbox, uid=uids[1]).keywords == ["$Work"]
+    assert not Location.objects.filter(folder=inbox, uid__in=[uids[2], uids[5]]).exists()
+
+
+def _stored_flags(account: Account) -> dict[int, frozenset[str]]:
+    rows = Location.objects.filter(folder__account=account, folder__name="INBOX")
+    return {loc.uid or 0: frozenset(f.lower() for f in loc.flag_names()) for loc in rows}
+
+
+def _server_flags(dovecot: DovecotServer, user: MailUser) -> dict[int, frozenset[str]]:
+    imap = dovecot.imap(user)
+    try:
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.uid("FETCH", "1:*", "(UID FLAGS)")
+        assert typ == "OK"
+        out: dict[int, frozenset[str]] = {}
+        for item in data:
+            assert isinstance(item, bytes)
+            head, _, rest = item.partition(b"FLAGS (")
+            uid = int(head.split(b"UID ")[1].split()[0]) if b"UID " in head else None
+            if uid is None:  # "FLAGS (...) UID n"
+                uid = int(rest.split(b"UID ")[1].split(b")")[0])
+            flags = rest.split(b")")[0].decode().lower().split()
+            out[uid] = frozenset(f for f in flags if f != "\\recent")
+        return out
+    finally:
+        imap.logout()
+
+
+def test_without_condstore_a_full_comparison_finds_every_change(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    for i in range(6):
+        dovecot.deliver(mail_user, message(f"p{i}"))
+    client = engine.open_account(account)
+    try:
+        session = engine.Session.start(client, modseq=False)
+        assert not session.condstore and not session.qresync
+        engine.sync_account(client, account, session=session)
+        assert _stored_flags(account) == _server_flags(dovecot, mail_user)
+
+        uids = dovecot.uids(mail_user, "INBOX")
+        dovecot.set_flags(mail_user, "INBOX", uids[3], "\\Answered \\Seen")
+        dovecot.set_flags(mail_user, "INBOX", uids[0], "$Later")
+        dovecot.expunge(mail_user, "INBOX", uids[1])
+        engine.sync_account(client, account)
+    finally:
+        close_quietly(client)
+    assert _stored_flags(account) == _server_flags(dovecot, mail_user)
+    assert len(_stored_flags(account)) == 5
+
+
+def test_an_unreadable_stored_password_is_an_account_error(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    Account.objects.filter(pk=account.pk).update(password_secret="gAAAAA-not-a-token")
+    with pytest.raises(engine.SecretUnreadable):
+        engine.sync_account_once(account.pk)
+    account.refresh_from_db()
+    assert account.sync_state == Account.SyncState.ERROR
+    assert account.last_error_code == "secret_unreadable"
+
+
+def test_opening_a_message_before_its_body_arrived_fetches_it(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    dovecot.deliver(mail_user, message("open me", body="The body you asked for\n"))
+    dovecot.deliver(mail_user, message("not me"))
+    client = engine.open_account(account)
+    try:
+        engine.sync_account(client, account, bodies=False)
+    finally:
+        close_quietly(client)
+    wanted = Message.objects.get(user=account.user, subject="open me")
+    assert wanted.body_state == Message.BodyState.PENDING
+    # The queue is not consumed in tests: the receiver's enqueue runs the task's
+    # work inline, as the worker would.
+    queued: list[tuple[int, list[int]]] = []
+
+    def run_now(account_id: int, message_ids: list[int]) -> None:
+        queued.append((account_id, message_ids))
+        engine.fetch_bodies_now(account_id, message_ids)
+
+    monkeypatch.setattr(tasks, "enqueue_body_fetch", run_now)
+
+    assert services.request_body_fetch(account.user, wanted.pk)
+
+    assert queued == [(account.pk, [wanted.pk])]
+    wanted.refresh_from_db()
+    assert wanted.body_state == Message.BodyState.STORED
+    assert wanted.snippet == "The body you asked for"
+    other = Message.objects.get(user=account.user, subject="not me")
+    assert other.body_state == Message.BodyState.PENDING
+    # Asking again for a stored body does nothing.
+    assert not services.request_body_fetch(account.user, wanted.pk)
+    assert len(queued) == 1
