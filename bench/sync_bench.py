@@ -10,13 +10,17 @@ written straight into the Maildir and indexed by doveadm, then measures side by 
   BODY.PEEK[HEADER.FIELDS (...)])`, results discarded;
 - IMAPClient's own parse of the same FETCH (the library path Posta replaces);
 - fastfetch.fetch_headers alone, and with parse_envelope of every header block;
-- Posta's first sync into the database, when posta.sync.engine provides it;
+- Posta's first sync into the database, when posta.sync.engine provides it, and
+  its no-change passes with QRESYNC and without CONDSTORE;
 - the full mirror with bodies: fastfetch.fetch_bodies into content-addressed files,
-  against mbsync (FSync no, and FSync yes) mirroring the same mailbox to a Maildir;
-- a no-change resync: CONDSTORE CHANGEDSINCE (what QRESYNC costs) and a full
-  UID + FLAGS comparison (the no-CONDSTORE path);
+  and Posta's own (engine.fetch_pending_bodies: blob store, snippets, rows), against
+  mbsync (FSync no, and FSync yes, its default) mirroring the same mailbox to a
+  Maildir;
+- a no-change resync at the protocol level: CONDSTORE CHANGEDSINCE and a full
+  UID + FLAGS comparison;
 - IDLE delivery latency: LMTP delivery → IDLE notice → headers fetched and parsed,
-  95th percentile over 50 deliveries;
+  and LMTP delivery → Message row stored by the sync service, 95th percentile over
+  50 deliveries;
 - peak RSS of each measured phase (each runs in a forked child).
 
 Ends with `RESULT sync_ratio=<posta msgs/s ÷ reference msgs/s>`. Never part of the
@@ -51,10 +55,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.servers.dovecot import DovecotServer, MailUser, start_dovecot  # noqa: E402
-
 from posta.mailproto.imap import fastfetch  # noqa: E402
 from posta.mailproto.mime.headers import parse_envelope  # noqa: E402
+from tests.servers.dovecot import DovecotServer, MailUser, start_dovecot  # noqa: E402
 
 FIELDS = " ".join(fastfetch.SYNC_HEADER_FIELDS)
 REFERENCE_ITEMS = f"(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({FIELDS})])"
@@ -303,12 +306,8 @@ def phase_fastfetch(server: DovecotServer, user: MailUser) -> dict[str, Any]:
     }
 
 
-def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
-    """Posta's first sync of the mailbox into a fresh SQLite database, then a
-    no-change pass, through posta.sync.engine (runs in a forked child, so Django is
-    set up here and nowhere else)."""
-    if importlib.util.find_spec("posta.sync.engine") is None:
-        return {"missing": "posta.sync.engine does not exist yet"}
+def _django(server: DovecotServer, work: str) -> None:
+    """Set Django up in this (forked child) process on the bench's SQLite file."""
     os.environ["POSTA_DATA_DIR"] = str(Path(work) / "posta-data")
     os.environ["POSTA_ALLOWED_MAIL_HOSTS"] = server.host
     os.environ.pop("POSTA_DATABASE_URL", None)
@@ -316,6 +315,15 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     import django
 
     django.setup()
+
+
+def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
+    """Posta's first sync of the mailbox into a fresh SQLite database, then
+    no-change passes, through posta.sync.engine (runs in a forked child, so Django
+    is set up here and nowhere else)."""
+    if importlib.util.find_spec("posta.sync.engine") is None:
+        return {"missing": "posta.sync.engine does not exist yet"}
+    _django(server, work)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
@@ -343,16 +351,90 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     elapsed = time.perf_counter() - started
     count = Location.objects.count()
     client.logout()
-    nochange = []
-    for _ in range(3):
-        # A fresh connection each time: sync_account() ENABLEs CONDSTORE, which
-        # RFC 5161 §3.1 forbids once a folder is selected. Login is not timed.
-        client = engine.open_account(account)
-        again = time.perf_counter()
-        engine.sync_account(client, account, bodies=False)
-        nochange.append(time.perf_counter() - again)
-        client.logout()
-    return {"seconds": elapsed, "count": count, "nochange_seconds": min(nochange)}
+
+    def nochange(modseq: bool) -> float:
+        runs = []
+        for _ in range(3):
+            # A fresh connection each time, login not timed.
+            client = engine.open_account(account)
+            session = engine.Session.start(client, modseq=modseq)
+            again = time.perf_counter()
+            engine.sync_account(client, account, bodies=False, session=session)
+            runs.append(time.perf_counter() - again)
+            client.logout()
+        return min(runs)
+
+    return {
+        "seconds": elapsed,
+        "count": count,
+        "nochange_seconds": nochange(True),
+        "nochange_plain_seconds": nochange(False),
+        "qresync": engine.Session.start(engine.open_account(account)).qresync,
+    }
+
+
+def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
+    """Posta's mirror of every body into its blob store (snippets, attachment
+    marks, rows updated), on the database phase_posta_sync filled."""
+    _django(server, work)
+    from posta.accounts.models import Account
+    from posta.mail.models import Message
+    from posta.sync import engine
+
+    account = Account.objects.get()
+    client = engine.open_account(account)
+    session = engine.Session.start(client)
+    started = time.perf_counter()
+    stored = engine.fetch_pending_bodies(session, account, limit=10**9)
+    elapsed = time.perf_counter() - started
+    client.logout()
+    pending = Message.objects.exclude(body_state=Message.BodyState.STORED).count()
+    return {"seconds": elapsed, "count": stored, "pending": pending}
+
+
+def phase_posta_idle(
+    server: DovecotServer, user: MailUser, work: str, deliveries: int
+) -> dict[str, Any]:
+    """LMTP delivery → Message row in the database, through the sync service's
+    IDLE (posta.sync.service.SyncService, as `posta sync` runs it)."""
+    _django(server, work)
+    from django.db import connection
+
+    from posta.accounts.models import Account
+    from posta.mail.models import Message
+    from posta.sync.service import SyncService, Timing
+
+    account = Account.objects.get()
+    service = SyncService(tick=0.5, timing=Timing())
+    runner = threading.Thread(target=service.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        account.refresh_from_db()
+        if account.sync_state == Account.SyncState.IDLE and account.last_success_at:
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)  # the worker is in IDLE now
+    rng = random.Random(13)
+    latencies = []
+    for index in range(deliveries):
+        raw, _flags = generate_message(20_000_000 + index, rng, b"")
+        thread, position = divmod(20_000_000 + index, 5)
+        message_id = f"t{thread}.{position}@bench.posta.test"
+        sent = time.perf_counter()
+        server.deliver(user, raw)
+        while not Message.objects.filter(message_id=message_id).exists():
+            if time.perf_counter() - sent > 30:
+                break
+            time.sleep(0.002)
+        latencies.append(time.perf_counter() - sent)
+        time.sleep(rng.uniform(0.05, 0.3))
+    service.stop()
+    runner.join(timeout=60)
+    connection.close()
+    latencies.sort()
+    p95 = latencies[max(0, int(len(latencies) * 0.95) - 1)]
+    return {"p95": p95, "median": statistics.median(latencies), "count": len(latencies)}
 
 
 def phase_bodies(server: DovecotServer, user: MailUser, target: str) -> dict[str, Any]:
@@ -524,15 +606,28 @@ def main() -> None:
                   f"{posta_rate:,.0f} msgs/s, peak RSS {sync['rss_mb']:.0f} MB "
                   f"(reference {ref_rate:,.0f}; target ≥ {ref_rate / 2:,.0f}; RSS < 300 MB)")
             print(f"posta no-change sync_account pass (every folder, no bodies): "
-                  f"{1000 * sync['nochange_seconds']:.0f} ms")
+                  f"{1000 * sync['nochange_seconds']:.1f} ms with "
+                  f"{'QRESYNC' if sync['qresync'] else 'CONDSTORE'} (target < 20 ms); "
+                  f"{1000 * sync['nochange_plain_seconds']:.0f} ms without CONDSTORE "
+                  f"(target < 1500 ms)")
 
         bodies = isolated(phase_bodies, server, user, str(work / "blobs"))
+        posta_bodies = None
+        if "missing" not in sync:
+            posta_bodies = isolated(phase_posta_bodies, server, user, str(work))
         mb_nofsync = run_mbsync(server, user, work, fsync=False)
         mb_fsync = run_mbsync(server, user, work, fsync=True)
         mb_nochange = run_mbsync_nochange(server, user, work)
         print(f"mirror with bodies, fastfetch.fetch_bodies → blob files: {bodies['seconds']:.1f} s "
               f"({bodies['bytes'] / 1e6:.0f} MB, peak RSS {bodies['rss_mb']:.0f} MB)  "
               f"(mbsync FSync no {mb_nofsync:.1f} s, FSync yes {mb_fsync:.1f} s)")
+        if posta_bodies is not None:
+            total_s = sync["seconds"] + posta_bodies["seconds"]
+            print(f"posta full mirror: headers {sync['seconds']:.1f} s + bodies "
+                  f"{posta_bodies['seconds']:.1f} s ({posta_bodies['count']} bodies into the "
+                  f"blob store with snippets, {posta_bodies['pending']} left, peak RSS "
+                  f"{posta_bodies['rss_mb']:.0f} MB) = {total_s:.1f} s  (mbsync FSync no "
+                  f"{mb_nofsync:.1f} s, FSync yes (its default) {mb_fsync:.1f} s)")
 
         resync = isolated(phase_resync, server, user)
         condstore_ms = 1000 * resync["condstore_seconds"]
@@ -542,9 +637,15 @@ def main() -> None:
               f"mbsync no-change run {1000 * mb_nochange:.0f} ms")
 
         idle = isolated(phase_idle, server, user, args.deliveries)
-        print(f"IDLE: LMTP delivery → headers fetched and parsed: p95 "
+        print(f"IDLE: LMTP delivery → headers fetched and parsed (protocol only): p95 "
               f"{1000 * idle['p95']:.0f} ms, median {1000 * idle['median']:.0f} ms over "
-              f"{idle['count']} deliveries (target p95 < 1000 ms, stored in the database)")
+              f"{idle['count']} deliveries")
+        if "missing" not in sync:
+            pidle = isolated(phase_posta_idle, server, user, str(work), args.deliveries)
+            print(f"IDLE through posta's sync service: LMTP delivery → Message row in the "
+                  f"database: p95 {1000 * pidle['p95']:.0f} ms, median "
+                  f"{1000 * pidle['median']:.0f} ms over {pidle['count']} deliveries "
+                  f"(target p95 < 1000 ms)")
 
         if posta_rate is None:
             print("note: the sync engine is missing, so the ratio below is that of the "

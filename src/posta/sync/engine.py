@@ -47,9 +47,10 @@ import os
 import re
 import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -82,7 +83,7 @@ from posta.mailproto.imap.fastfetch import (
     uid_set_from,
 )
 from posta.mailproto.imap.roles import detect_roles
-from posta.sync import faults
+from posta.sync import faults, rawsql
 from posta.sync.models import FolderSyncState
 from posta.sync.parsing import summarize_body
 from posta.sync.store import (
@@ -101,7 +102,10 @@ log = logging.getLogger(__name__)
 # Large batches keep the per-statement and per-round-trip costs negligible; 5,000
 # header records are a few MB in memory.
 HEADER_BATCH = int(os.environ.get("POSTA_SYNC_BATCH", "5000"))
-BODY_BATCH = 200  # bodies fetched per account per pass
+BODY_BATCH = 1000  # bodies fetched per account per step (the service keeps stepping)
+BODY_CHUNK_BYTES = 16 << 20  # per FETCH of bodies, by stored RFC822.SIZE
+BODY_CHUNK_COUNT = 500
+_T = TypeVar("_T")
 MAX_BODY_ATTEMPTS = 3
 OPEN_STATES = (RemoteAction.State.PENDING, RemoteAction.State.RUNNING)
 _FLAG_FIELDS = FLAG_FIELDS
@@ -374,6 +378,13 @@ def sync_account(
         fetch_pending_bodies(session, account)
     record_success(account.pk)
     return session
+
+
+def bodies_pending(account: Account) -> bool:
+    """Whether the account still has copies whose message body is not stored."""
+    return Location.objects.filter(
+        folder__account=account, uid__gt=0, message__body_state=Message.BodyState.PENDING
+    ).exists()
 
 
 def _folder_statuses(session: Session, folders: list[Folder]) -> dict[int, dict[bytes, int]]:
@@ -726,15 +737,23 @@ def _prefetched(
     leaving the loop early (an exception) waits for the FETCH in flight to be read
     whole, so the connection stays usable.
     """
+    return _pipelined(chunks, lambda chunk: _fetch_records(session, chunk, pins))
+
+
+def _pipelined(
+    chunks: list[list[int]], fetch: Callable[[list[int]], _T]
+) -> Iterator[tuple[list[int], _T]]:
+    """Yield (chunk, fetch(chunk)) with the next chunk's fetch already running on
+    a helper thread (see _prefetched)."""
     if not chunks:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posta-fetch") as pool:
-        future: Future[list[HeaderRecord]] = pool.submit(_fetch_records, session, chunks[0], pins)
+        future: Future[_T] = pool.submit(fetch, chunks[0])
         for number, chunk in enumerate(chunks):
-            records = future.result()
+            result = future.result()
             if number + 1 < len(chunks):
-                future = pool.submit(_fetch_records, session, chunks[number + 1], pins)
-            yield chunk, records
+                future = pool.submit(fetch, chunks[number + 1])
+            yield chunk, result
 
 
 @contextlib.contextmanager
@@ -959,31 +978,36 @@ def fetch_pending_bodies(
 ) -> int:
     """Download raw messages whose body is not stored yet, newest first, into the
     blob store, and fill snippet, attachment mark and defects. Returns how many
-    bodies were stored. `message_ids` restricts to those (a message opened now)."""
+    bodies were stored. `message_ids` restricts to those (a message opened now).
+
+    Bodies come in chunks of at most BODY_CHUNK_BYTES (by the stored RFC822.SIZE)
+    and BODY_CHUNK_COUNT messages; the next chunk is fetched on a helper thread
+    while this one is summarized, written to the blob store and recorded in one
+    statement, so the server streams without waiting for us.
+    """
     rows = Location.objects.filter(
         folder__account=account, uid__gt=0, message__body_state=Message.BodyState.PENDING
     )
     if message_ids is not None:
         rows = rows.filter(message_id__in=message_ids)
-    picked = list(rows.order_by("-date").values_list("folder_id", "uid", "message_id")[:limit])
-    by_folder: dict[int, dict[int, int]] = defaultdict(dict)
-    for folder_id, uid, message_id in picked:
+    picked = list(
+        rows.order_by("-date").values_list("folder_id", "uid", "message_id", "message__size")[
+            :limit
+        ]
+    )
+    by_folder: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
+    chosen: set[int] = set()
+    for folder_id, uid, message_id, size in picked:
         assert uid is not None  # noqa: S101 - filtered above; narrows the type
-        by_folder[folder_id].setdefault(uid, message_id)
+        if message_id not in chosen:  # one copy is enough
+            chosen.add(message_id)
+            by_folder[folder_id][uid] = (message_id, size)
     names = dict(Folder.objects.filter(pk__in=list(by_folder)).values_list("id", "name"))
-    stored = 0
     done: set[int] = set()
     for folder_id, wanted in by_folder.items():
-        session.examine(names[folder_id])
-        uids = sorted(u for u, m in wanted.items() if m not in done)
-        for uid, raw in fetch_bodies(session.client, uids):
-            message_id = wanted[uid]
-            if message_id in done:
-                continue
-            _store_body(message_id, raw)
-            done.add(message_id)
-            stored += 1
-    missed = {m for _f, _u, m in picked} - done
+        done |= _bodies_of_folder(session, names[folder_id], wanted)
+    missed = chosen - done
+
     if missed:
         # Expunged meanwhile, or the server would not give it: try again later, but
         # not forever.
@@ -991,16 +1015,67 @@ def fetch_pending_bodies(
         Message.objects.filter(pk__in=missed, body_attempts__gte=MAX_BODY_ATTEMPTS).update(
             body_state=Message.BodyState.FAILED
         )
-    return stored
+    return len(done)
 
 
-def _store_body(message_id: int, raw: bytes) -> None:
-    key = blobs.put(raw)
-    summary = summarize_body(raw)
-    Message.objects.filter(pk=message_id).update(
-        blob_key=key,
-        body_state=Message.BodyState.STORED,
-        snippet=summary.snippet[:300],
-        has_attachments=summary.has_attachments,
-        defects=summary.defects[:50],
-    )
+def _bodies_of_folder(
+    session: Session, name: str, wanted: dict[int, tuple[int, int]]
+) -> set[int]:
+    session.examine(name)
+    done: set[int] = set()
+    chunks = _body_chunks(sorted(wanted, reverse=True), wanted)
+    for _chunk, fetched in _pipelined(chunks, lambda c: _fetch_and_keep(session, c)):
+        done |= _record_bodies([(wanted[uid][0], raw, key) for uid, raw, key in fetched])
+    return done
+
+
+def _body_chunks(uids: list[int], wanted: dict[int, tuple[int, int]]) -> list[list[int]]:
+    chunks: list[list[int]] = []
+    chunk: list[int] = []
+    total = 0
+    for uid in uids:
+        size = wanted[uid][1]
+        if chunk and (total + size > BODY_CHUNK_BYTES or len(chunk) >= BODY_CHUNK_COUNT):
+            chunks.append(chunk)
+            chunk, total = [], 0
+        chunk.append(uid)
+        total += size
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _fetch_and_keep(session: Session, uids: list[int]) -> list[tuple[int, bytes, str]]:
+    """FETCH bodies and write them to the blob store (on the helper thread: file
+    creation is system time that overlaps the summaries of the previous chunk)."""
+    bodies = list(fetch_bodies(session.client, uids))
+    keys = blobs.put_many([raw for _uid, raw in bodies])
+    return [(uid, raw, key) for (uid, raw), key in zip(bodies, keys, strict=True)]
+
+
+def _record_bodies(bodies: list[tuple[int, bytes, str]]) -> set[int]:
+    """One UPDATE for the chunk, after its blobs were written: a row says
+    "stored" only once its bytes are in the blob store."""
+    if not bodies:
+        return set()
+    adapt = rawsql.Adapt()
+    stored = Message.BodyState.STORED.value
+    rows = []
+    for message_id, raw, key in bodies:
+        summary = summarize_body(raw)
+        rows.append(
+            (
+                key,
+                stored,
+                summary.snippet[:300],
+                summary.has_attachments,
+                adapt.json(summary.defects[:50]),
+                message_id,
+            )
+        )
+    columns = ("blob_key", "body_state", "snippet", "has_attachments", "defects")
+    assignments = ", ".join(f"{rawsql.quote(c)} = %s" for c in columns)
+    sql = f"UPDATE {rawsql.table(Message)} SET {assignments} WHERE id = %s"  # noqa: S608
+    with transaction.atomic():
+        rawsql.executemany(sql, rows)
+    return {message_id for message_id, _raw, _key in bodies}

@@ -204,6 +204,7 @@ class AccountWorker(threading.Thread):
     def _watch(self, session: engine.Session, account: Account) -> None:
         """Wait for changes on INBOX and act on them until stopped or resync is due."""
         last_full = time.monotonic()
+        downloading = engine.bodies_pending(account)
         while not self.stop_event.is_set():
             inbox = Folder.objects.filter(account=account, role=Folder.Role.INBOX).first()
             if inbox is None:
@@ -211,7 +212,13 @@ class AccountWorker(threading.Thread):
             if inbox is None:
                 self.stop_event.wait(self.timing.noop_poll)
                 return
-            if session.idle:
+            if downloading:
+                # The mirror of the bodies continues one step at a time, with a
+                # look at INBOX between steps so new mail still shows at once.
+                engine.fetch_pending_bodies(session, account)
+                downloading = engine.bodies_pending(account)
+                news = self._changed_since_stored(session, inbox)
+            elif session.idle:
                 news = self._idle(session, inbox)
             else:
                 news = self._noop(session, inbox)
