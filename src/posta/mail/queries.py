@@ -177,6 +177,7 @@ class Row:
     thread_count: int = 1
     participants: list[str] = field(default_factory=list)
     action_state: str = ""  # "pending" or "failed" when the user's change is open
+    when: str = ""  # the date as the list shows it (filled by the web layer)
 
     @property
     def account_hue(self) -> int:
@@ -246,7 +247,9 @@ def _after(rows: QuerySet[Location], cursor: str) -> QuerySet[Location]:
     if decoded is None:
         return rows
     date, pk = decoded
-    return rows.filter(Q(date__lt=date) | Q(date=date, id__lt=pk))
+    # (date, id) < (cursor): the `date <= cursor` term is an index range the walk
+    # starts from; written only as an OR, PostgreSQL filters from the top instead.
+    return rows.filter(date__lte=date).filter(Q(date__lt=date) | Q(id__lt=pk))
 
 
 def message_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAGE_SIZE) -> Page:
@@ -364,7 +367,9 @@ def search_page(user: User, query: str, *, cursor: str = "", limit: int = PAGE_S
         )
     decoded = decode_cursor(cursor) if cursor else None
     if decoded:
-        rows = rows.filter(Q(date__lt=decoded[0]) | Q(date=decoded[0], id__lt=decoded[1]))
+        rows = rows.filter(date__lte=decoded[0]).filter(
+            Q(date__lt=decoded[0]) | Q(id__lt=decoded[1])
+        )
     messages = list(rows.distinct().order_by("-date", "-id")[: limit + 1])
     more = len(messages) > limit
     messages = messages[:limit]

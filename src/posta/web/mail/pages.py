@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -129,12 +129,25 @@ def _threads_on(request: HttpRequest, user: User, scope: Scope | None) -> bool:
     return user.thread_view
 
 
+def _format_dates(rows: list[queries.Row]) -> None:
+    """Today's mail shows its time, older mail its date, in the user's zone and
+    locale (formatted once here: per-row template filters cost more than the query)."""
+    today = timezone.localdate()
+    for row in rows:
+        local = timezone.localtime(row.location.date)
+        if local.date() == today:
+            row.when = formats.time_format(local, "TIME_FORMAT")
+        else:
+            row.when = formats.date_format(local, "SHORT_DATE_FORMAT")
+
+
 def _list_context(
     request: HttpRequest, user: User, scope: Scope, *, cursor: str = ""
 ) -> dict[str, Any]:
     threads = _threads_on(request, user, scope)
     fetch = queries.thread_page if threads else queries.message_page
     page = fetch(user, scope, cursor=cursor)
+    _format_dates(page.rows)
     base = scope_url(scope)
     sep = "&" if "?" in base else "?"
     view = "threads" if threads else "messages"
@@ -149,6 +162,7 @@ def _list_context(
         if page.next_cursor
         else "",
         "view_param": view,
+        "open_base": base + sep,
         "refresh_url": f"{base}{sep}{_encode({'view': view})}",
         "other_view_url": f"{base}{sep}"
         + _encode({"view": "messages" if threads else "threads"}),
