@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.integration.test_mail_screen import setup_account
-from tests.integration.test_sync_checker import message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Account
 from posta.sync import actions
 from posta.sync.engine import sync_account_once
+from tests.integration.test_mail_screen import setup_account
+from tests.integration.test_sync_checker import message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

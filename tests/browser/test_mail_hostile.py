@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.integration.test_mail_screen import CountingServer, setup_account
-from tests.integration.test_sync_checker import message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.mail.remote_images import USER_AGENT
 from posta.sync.engine import sync_account_once
+from tests.integration.test_mail_screen import CountingServer, setup_account
+from tests.integration.test_sync_checker import message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
-from tests.integration.test_sync_checker import make_account, message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import actions
 from posta.sync.engine import sync_account_once
 from posta.users.models import User
+from tests.integration.test_sync_checker import make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -345,3 +345,42 @@ def test_keyset_pages_list_every_message_once_newest_first_and_search_finds(
     found = client.get(reverse("mail_search") + "?q=single+2").content.decode()
     assert "single 20" in found and "single 22" in found
     assert "single 4" not in found and "topic" not in found
+
+
+def test_a_message_opened_before_its_body_arrived_asks_for_it_and_shows_loading(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    from posta.mail import signals
+    from posta.mailproto.imap.client import close_quietly
+    from posta.sync.engine import open_account, sync_account
+
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.deliver(mail_user, message("late body", body="Arrives later\n"))
+    imap = open_account(account)
+    try:
+        sync_account(imap, account, bodies=False)  # headers only, as early in a first sync
+    finally:
+        close_quietly(imap)
+    msg = Message.objects.get(user=account.user, subject="late body")
+    assert msg.body_state == "pending"
+    asked: list[list[int]] = []
+
+    def receiver(sender: object, account_id: int, message_ids: list[int], **kw: Any) -> None:
+        asked.append(message_ids)
+
+    signals.body_fetch_requested.connect(receiver, dispatch_uid="test-mail-screen")
+    try:
+        login(client, account.user)
+        url = reverse("mail_message", args=[msg.pk])
+        pane = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+        assert "Loading the message from the server" in pane and "every 2s" in pane
+        assert asked == [[msg.pk]]
+        client.get(url + "?poll=1", HTTP_HX_REQUEST="true")
+        assert asked == [[msg.pk]]  # polling does not ask again
+    finally:
+        signals.body_fetch_requested.disconnect(dispatch_uid="test-mail-screen")
+
+    sync_account_once(account.pk)
+    pane = client.get(url + "?poll=1", HTTP_HX_REQUEST="true").content.decode()
+    assert "Loading the message" not in pane and 'class="body-frame"' in pane
+    assert "Arrives later" in client.get(reverse("mail_body", args=[msg.pk])).content.decode()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django.core import signing
-from django.db.models import Q
 from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
 from posta.accounts.models import Account
-from posta.mail import blobs, queries, sanitize
+from posta.mail import blobs, queries, sanitize, services
 from posta.mail.models import Message, Thread
 from posta.mail.queries import MessageDetail
 from posta.users.models import User
@@ -164,10 +162,16 @@ def message_context(
     context["other_folders"] = detail.locations[1:]
     context["unread"] = any(not loc.seen for loc in detail.locations)
     context["folder_id"] = folder_id or ""
-    if detail.message.body_state == Message.BodyState.PENDING:
-        # Ask the sync service to come round now; the pane polls until the body is in.
-        request_sync(user, [a.pk for a in detail.accounts], only_if_idle=True)
+    if detail.message.body_state == Message.BodyState.PENDING and not _polling(request):
+        # Opened before the background download reached it: ask for it now; the
+        # pane then polls until the body is in.
+        services.request_body_fetch(user, message.pk)
     return context
+
+
+def _polling(request: HttpRequest) -> bool:
+    """The loading pane asking again (the fetch was requested on the first open)."""
+    return request.GET.get("poll") == "1"
 
 
 def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str, Any]:
@@ -182,6 +186,9 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
         item["open"] = last or any(not loc.seen for loc in detail.locations)
         if item["open"]:
             item.update(body_context(request, user, detail))
+            pending = detail.message.body_state == Message.BodyState.PENDING
+            if pending and not _polling(request):
+                services.request_body_fetch(user, detail.message.pk)
         items.append(item)
     unread_ids = [
         d.message.pk for d in details if any(not loc.seen for loc in d.locations)
@@ -189,15 +196,9 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
     return {"thread": thread, "items": items, "unread_ids": unread_ids}
 
 
-def request_sync(user: User, account_ids: list[int], *, only_if_idle: bool = False) -> int:
-    """Ask the sync service to pass over these accounts now ("sync now"; a body
-    that is not downloaded yet). The service watches Account.sync_requested_at.
-    With `only_if_idle`, an earlier request still waiting is left as it is."""
-    now = timezone.now()
-    rows = Account.objects.filter(user=user, pk__in=account_ids)
-    if only_if_idle:
-        rows = rows.filter(
-            Q(sync_requested_at__isnull=True)
-            | Q(sync_requested_at__lt=now - timedelta(seconds=30))
-        )
-    return rows.update(sync_requested_at=now)
+def request_sync(user: User, account_ids: list[int]) -> int:
+    """"Sync now": the sync service passes over these accounts at once (it watches
+    Account.sync_requested_at)."""
+    return Account.objects.filter(user=user, pk__in=account_ids).update(
+        sync_requested_at=timezone.now()
+    )
