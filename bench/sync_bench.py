@@ -352,23 +352,30 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     count = Location.objects.count()
     client.logout()
 
-    def nochange(modseq: bool) -> float:
+    def nochange(modseq: bool) -> tuple[float, float]:
+        """Best of three: (wall seconds, Posta's own CPU seconds). The difference
+        is time spent waiting for the server (a STATUS of a 100,000-message
+        Maildir costs Dovecot tens of milliseconds)."""
         runs = []
         for _ in range(3):
             # A fresh connection each time, login not timed.
             client = engine.open_account(account)
             session = engine.Session.start(client, modseq=modseq)
-            again = time.perf_counter()
+            again, cpu = time.perf_counter(), time.process_time()
             engine.sync_account(client, account, bodies=False, session=session)
-            runs.append(time.perf_counter() - again)
+            runs.append((time.perf_counter() - again, time.process_time() - cpu))
             client.logout()
         return min(runs)
 
+    with_modseq = nochange(True)
+    without = nochange(False)
     return {
         "seconds": elapsed,
         "count": count,
-        "nochange_seconds": nochange(True),
-        "nochange_plain_seconds": nochange(False),
+        "nochange_seconds": with_modseq[0],
+        "nochange_cpu": with_modseq[1],
+        "nochange_plain_seconds": without[0],
+        "nochange_plain_cpu": without[1],
         "qresync": engine.Session.start(engine.open_account(account)).qresync,
     }
 
@@ -405,6 +412,9 @@ def phase_posta_idle(
     from posta.sync.service import SyncService, Timing
 
     account = Account.objects.get()
+    # Wait for the service's own first pass (it logs in, passes over every folder
+    # and fetches pending bodies) before delivering: its end sets last_success_at.
+    Account.objects.filter(pk=account.pk).update(last_success_at=None)
     service = SyncService(tick=0.5, timing=Timing())
     runner = threading.Thread(target=service.run, daemon=True)
     runner.start()
@@ -605,11 +615,12 @@ def main() -> None:
             print(f"posta first sync into the database:     {sync['seconds']:.2f} s, "
                   f"{posta_rate:,.0f} msgs/s, peak RSS {sync['rss_mb']:.0f} MB "
                   f"(reference {ref_rate:,.0f}; target ≥ {ref_rate / 2:,.0f}; RSS < 300 MB)")
-            print(f"posta no-change sync_account pass (every folder, no bodies): "
-                  f"{1000 * sync['nochange_seconds']:.1f} ms with "
-                  f"{'QRESYNC' if sync['qresync'] else 'CONDSTORE'} (target < 20 ms); "
-                  f"{1000 * sync['nochange_plain_seconds']:.0f} ms without CONDSTORE "
-                  f"(target < 1500 ms)")
+            print(f"posta no-change sync_account pass (every folder, no bodies): with "
+                  f"{'QRESYNC' if sync['qresync'] else 'CONDSTORE'} "
+                  f"{1000 * sync['nochange_seconds']:.1f} ms wall, "
+                  f"{1000 * sync['nochange_cpu']:.1f} ms Posta CPU (target < 20 ms); "
+                  f"without CONDSTORE {1000 * sync['nochange_plain_seconds']:.0f} ms wall, "
+                  f"{1000 * sync['nochange_plain_cpu']:.0f} ms Posta CPU (target < 1500 ms)")
 
         bodies = isolated(phase_bodies, server, user, str(work / "blobs"))
         posta_bodies = None

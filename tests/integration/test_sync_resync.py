@@ -164,3 +164,36 @@ def test_opening_a_message_before_its_body_arrived_fetches_it(
     # Asking again for a stored body does nothing.
     assert not services.request_body_fetch(account.user, wanted.pk)
     assert len(queued) == 1
+
+
+def test_news_on_the_selected_folder_arrive_without_selecting_it_again(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    for i in range(5):
+        dovecot.deliver(mail_user, message(f"s{i}"))
+    client = engine.open_account(account)
+    try:
+        session = engine.sync_account(client, account)
+        inbox = Folder.objects.get(account=account, name="INBOX")
+        session.examine("INBOX")  # what the service's IDLE leaves selected
+        uids = dovecot.uids(mail_user, "INBOX")
+        dovecot.set_flags(mail_user, "INBOX", uids[0], "\\Seen \\Flagged")
+        dovecot.expunge(mail_user, "INBOX", uids[3])
+        dovecot.deliver(mail_user, message("pushed"))
+        selects = _count_calls(monkeypatch, "_examine")
+
+        assert engine.sync_selected(session, Folder.objects.get(pk=inbox.pk))
+        assert selects == []
+        inbox.refresh_from_db()
+        assert _stored_flags(account) == _server_flags(dovecot, mail_user)
+        assert inbox.message_count == 5
+        assert Message.objects.filter(user=account.user, subject="pushed").exists()
+        # Another folder selected: the caller must run sync_folder.
+        dovecot.create_folder(mail_user, "Other")
+        engine.sync_account(client, account)
+        session.examine("Other")
+        assert not engine.sync_selected(session, inbox)
+    finally:
+        close_quietly(client)
+    assert_mirrored(dovecot, mail_user, account)

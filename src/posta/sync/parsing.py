@@ -160,6 +160,8 @@ class _Scan:
         if depth > _MAX_DEPTH or self.parts > _MAX_PARTS:
             return False
         header, body = split_raw(raw)
+        if not body and not header.endswith((b"\r\n\r\n", b"\n\n")):
+            return False  # no empty line after the header: the full parser decides
         head = _HEADERS.parsebytes(header)
         maintype = head.get_content_maintype()
         ctype = head.get_content_type()

@@ -217,7 +217,9 @@ class AccountWorker(threading.Thread):
                 # look at INBOX between steps so new mail still shows at once.
                 engine.fetch_pending_bodies(session, account)
                 downloading = engine.bodies_pending(account)
-                news = self._changed_since_stored(session, inbox)
+                news = not engine.sync_selected(session, inbox) and (
+                    self._changed_since_stored(session, inbox)
+                )
             elif session.idle:
                 news = self._idle(session, inbox)
             else:
@@ -229,7 +231,8 @@ class AccountWorker(threading.Thread):
                 engine.sync_account(session.client, account, session=session)
                 last_full = time.monotonic()
             elif news:
-                engine.sync_folder(session, inbox)
+                if not engine.sync_selected(session, inbox):
+                    engine.sync_folder(session, inbox)
                 engine.fetch_pending_bodies(session, account, limit=50)
                 engine.record_success(account.pk)
 
@@ -250,7 +253,9 @@ class AccountWorker(threading.Thread):
         """IDLE on INBOX until the server reports something (True), or until it is
         time to look at the database (False)."""
         client = session.client
-        if self._changed_since_stored(session, inbox):
+        if engine.sync_selected(session, inbox):
+            pass  # stored whatever arrived since the last look, without a SELECT
+        elif self._changed_since_stored(session, inbox):
             return True  # arrived between the last sync and this IDLE
         started = time.monotonic()
         with imap_errors(host=session.host):
