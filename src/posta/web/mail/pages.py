@@ -23,6 +23,7 @@ from posta.mail.queries import Scope
 from posta.users.models import User
 from posta.web.mail import reader
 from posta.web.mail.reader import is_htmx
+from posta.web.mail.rows import RowLinks, render_rows
 from posta.web.utils import current_user
 
 POLL_SECONDS = 5
@@ -151,8 +152,20 @@ def _list_context(
     base = scope_url(scope)
     sep = "&" if "?" in base else "?"
     view = "threads" if threads else "messages"
+    links = RowLinks(
+        open_base=base + sep,
+        message_prefix=reverse("mail_message", args=[0])[:-2],
+        thread_prefix=reverse("mail_thread", args=[0])[:-2],
+    )
     return {
         "page": page,
+        "rows_html": render_rows(
+            page.rows,
+            links=links,
+            threads=threads,
+            unified=scope.unified,
+            show_preview=user.show_preview,
+        ),
         "threads": threads,
         "show_preview": user.show_preview,
         "unified": scope.unified,
@@ -162,13 +175,10 @@ def _list_context(
         if page.next_cursor
         else "",
         "view_param": view,
-        "open_base": base + sep,
         "refresh_url": f"{base}{sep}{_encode({'view': view})}",
         "other_view_url": f"{base}{sep}"
         + _encode({"view": "messages" if threads else "threads"}),
-        "today": timezone.localdate(),
-        "message_prefix": reverse("mail_message", args=[0])[:-2],
-        "thread_prefix": reverse("mail_thread", args=[0])[:-2],
+
     }
 
 
