@@ -384,3 +384,38 @@ def test_a_message_opened_before_its_body_arrived_asks_for_it_and_shows_loading(
     pane = client.get(url + "?poll=1", HTTP_HX_REQUEST="true").content.decode()
     assert "Loading the message" not in pane and 'class="body-frame"' in pane
     assert "Arrives later" in client.get(reverse("mail_body", args=[msg.pk])).content.decode()
+
+
+def test_a_forwarded_message_opens_as_a_message(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    inner = EmailMessage()
+    inner["From"] = "Dario <dario@example.test>"
+    inner["Subject"] = "The original"
+    inner.set_content("<b>original</b> words\n")
+    outer = EmailMessage()
+    outer["From"] = "Carla <carla@example.test>"
+    outer["To"] = "Bob <bob@example.test>"
+    outer["Subject"] = "Fwd: The original"
+    outer["Message-ID"] = "<fwd@example.test>"
+    outer.set_content("see below\n")
+    outer.add_attachment(inner)
+    dovecot.deliver(mail_user, outer.as_bytes())
+    sync_account_once(account.pk)
+    msg = Message.objects.get(user=account.user, subject="Fwd: The original")
+    login(client, account.user)
+
+    pane = client.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    assert "Open as a message" in pane.content.decode()
+    nested = client.get(
+        reverse("mail_message", args=[msg.pk]) + "?nested=2", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "The original" in nested and "dario@example.test" in nested
+    body = client.get(reverse("mail_body", args=[msg.pk]) + "?nested=2").content.decode()
+    assert "&lt;b&gt;original&lt;/b&gt; words" in body  # plain text, escaped
+    download = client.get(reverse("mail_part", args=[msg.pk, "2"]))
+    assert download["Content-Disposition"].startswith("attachment;")
+    assert b"Subject: The original" in download.content
+    # A part that is no message cannot be opened as one.
+    assert client.get(reverse("mail_body", args=[msg.pk]) + "?nested=1").status_code == 404
