@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import re
@@ -60,10 +61,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from imapclient import IMAPClient
@@ -965,12 +966,9 @@ def _apply_flags(
     wanted = {uid: (flags, modseq) for uid, flags, modseq in changes if uid not in pins.flags}
     if not wanted:
         return
-    rows = Location.objects.filter(folder=folder, uid__gt=0)
-    if not everything and len(wanted) < 5000:
-        rows = rows.filter(uid__in=list(wanted))
     updates = []
-    for pk, uid, seen, flagged, answered, draft, deleted, keywords, modseq in rows.values_list(
-        "id", "uid", "seen", "flagged", "answered", "draft", "deleted", "keywords", "modseq"
+    for pk, uid, seen, flagged, answered, draft, deleted, keywords, modseq in _flag_rows(
+        folder, None if everything or len(wanted) >= 5000 else list(wanted)
     ):
         got = wanted.get(uid or 0)
         if got is None:
@@ -985,7 +983,7 @@ def _apply_flags(
             or now.answered != answered
             or now.draft != draft
             or now.deleted != deleted
-            or now.keywords != keywords
+            or now.keywords != _keywords(keywords)
             or (new_modseq is not None and new_modseq != modseq)
         ):
             # Without CONDSTORE the server reports no MODSEQ: keep what is stored.
@@ -993,6 +991,39 @@ def _apply_flags(
     if updates:
         with transaction.atomic():
             update_flags(updates)
+
+
+def _flag_rows(folder: Folder, uids: list[int] | None) -> Iterator[tuple[Any, ...]]:
+    """(id, uid, seen, flagged, answered, draft, deleted, keywords, modseq) of the
+    folder's copies (of `uids` only, when given), read without building model
+    objects or decoding every keyword list: the comparison without CONDSTORE
+    reads every copy of the folder."""
+    columns = ("id", "uid", "seen", "flagged", "answered", "draft", "deleted", "keywords", "modseq")
+    cols = ", ".join(rawsql.quote(c) for c in columns)
+    base = (
+        f"SELECT {cols} FROM {rawsql.table(Location)} "  # noqa: S608 - names are ours
+        f"WHERE {rawsql.quote('folder_id')} = %s AND {rawsql.quote('uid')} > 0"
+    )
+    chunks: list[list[int] | None] = [None] if uids is None else [*rawsql.chunks(uids)]
+    for chunk in chunks:
+        sql, params = base, [folder.pk]
+        if chunk is not None:
+            sql += f" AND {rawsql.quote('uid')} IN ({', '.join(['%s'] * len(chunk))})"
+            params += chunk
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            yield from cursor.fetchall()
+
+
+def _keywords(raw: Any) -> list[str]:
+    """A stored keyword list as read by a plain cursor: JSON text (decoded only
+    when not the usual empty list) or, on some drivers, the list itself."""
+    if isinstance(raw, list):
+        return [str(k) for k in raw]
+    if not raw or raw == "[]":
+        return []
+    value = json.loads(raw)
+    return [str(k) for k in value] if isinstance(value, list) else []
 
 
 def _delete_uids(folder: Folder, uids: list[int]) -> None:

@@ -107,7 +107,7 @@ class ThreadIndex:
         created: list[Thread] = []
         pending: list[tuple[Placement, Thread]] = []
         counters: dict[int, _Counter] = {}
-        fresh: dict[int, Thread] = {}  # id(Thread) -> Thread, for unsaved ones
+        fresh: dict[int, Thread] = {}  # placeholder number -> unsaved Thread
         for item, skey in zip(items, skeys, strict=True):
             tid = self._find(item, skey)
             if tid is None:
@@ -136,8 +136,8 @@ class ThreadIndex:
             _bump(counters)
 
     def _learn(self, items: Sequence[Placement]) -> list[str]:
-        """Ask the database, in two queries, about every id of the batch the index
-        does not know yet. Returns each item's subject key ("" when it has
+        """Ask the database about every id of the batch the index does not know
+        yet (one query on Message, up to three on Thread, chunked). Returns each item's subject key ("" when it has
         references)."""
         ref_ids: set[str] = set()
         keys: set[str] = set()
