@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.integration.test_sync_checker import assert_mirrored, make_account, message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Folder
 from posta.mail.models import Location, Message
 from posta.sync.engine import sync_account_once
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from django.db.models import Count
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
 from posta.mail.models import Location, Message
 from posta.sync.engine import sync_account_once
 from posta.users.models import User
+from tests.servers.dovecot import DovecotServer, MailUser
 
 FETCH_LINE = re.compile(rb"UID (\d+).*?FLAGS \(([^)]*)\).*?MODSEQ \((\d+)\)")
 FETCH_LINE_2 = re.compile(rb"MODSEQ \((\d+)\).*?UID (\d+).*?FLAGS \(([^)]*)\)")

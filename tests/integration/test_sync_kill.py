@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.utils import timezone
-from tests.integration.test_sync_checker import assert_mirrored, make_account, message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.mail.models import Location, Message
 from posta.sync.models import SyncLease
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

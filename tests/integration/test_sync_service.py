@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 from django.utils import timezone
-from tests.integration.test_sync_checker import assert_mirrored, make_account, message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Account
 from posta.mail.models import Message
 from posta.mailproto.errors import MailError
 from posta.sync import engine, service
 from posta.sync.models import SyncLease
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

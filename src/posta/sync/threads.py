@@ -137,8 +137,8 @@ class ThreadIndex:
 
     def _learn(self, items: Sequence[Placement]) -> list[str]:
         """Ask the database about every id of the batch the index does not know
-        yet (one query on Message, up to three on Thread, chunked). Returns each item's subject key ("" when it has
-        references)."""
+        yet (one query on Message, up to three on Thread, chunked). Returns each
+        item's subject key ("" when it has references)."""
         ref_ids: set[str] = set()
         keys: set[str] = set()
         skeys: list[str] = []
