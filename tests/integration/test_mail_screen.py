@@ -419,3 +419,47 @@ def test_a_forwarded_message_opens_as_a_message(
     assert b"Subject: The original" in download.content
     # A part that is no message cannot be opened as one.
     assert client.get(reverse("mail_body", args=[msg.pk]) + "?nested=1").status_code == 404
+
+
+def _links(html: str) -> dict[str, str]:
+    """The reader's links by their text."""
+    found = re.findall(r'<a class="button[^"]*" href="([^"]+)"[^>]*>([^<]+)</a>', html)
+    return {text: href.replace("&amp;", "&") for href, text in found}
+
+
+def test_reader_links_lead_to_the_editor(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.create_folder(mail_user, "Drafts")
+    dovecot.deliver(mail_user, message("quote request"))
+    dovecot.deliver(mail_user, message("unfinished", body="half written\n"), folder="Drafts")
+    dovecot.deliver(mail_user, message("went out"), folder="Sent")
+    sync_account_once(account.pk)
+    login(client, account.user)
+    msg = Message.objects.get(user=account.user, subject="quote request")
+
+    html = client.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    links = _links(html.content.decode())
+    assert links["Reply all"] == reverse("compose_reply", args=[msg.pk]) + "?all=1"
+    assert links["Forward"] == reverse("compose_forward", args=[msg.pk])
+    assert links["Forward as attachment"] == reverse("compose_forward", args=[msg.pk]) + "?attach=1"
+    assert "Edit draft" not in links and "Send again" not in links
+    editor = client.get(links["Reply"], follow=True)
+    assert editor.status_code == 200
+    assert editor.redirect_chain[-1][0].startswith("/compose/")
+    assert 'value="Re: quote request"' in editor.content.decode()
+
+    draft = Message.objects.get(user=account.user, subject="unfinished")
+    drafts = Folder.objects.get(account=account, name="Drafts")
+    page = client.get(reverse("mail_folder", args=[drafts.pk])).content.decode()
+    # A draft in the list opens the editor, not the reader.
+    assert f'href="{reverse("compose_draft", args=[draft.pk])}"' in page
+    html = client.get(
+        reverse("mail_message", args=[draft.pk]) + f"?folder={drafts.pk}", HTTP_HX_REQUEST="true"
+    )
+    assert _links(html.content.decode())["Edit draft"] == reverse("compose_draft", args=[draft.pk])
+
+    sent = Message.objects.get(user=account.user, subject="went out")
+    html = client.get(reverse("mail_message", args=[sent.pk]), HTTP_HX_REQUEST="true")
+    assert _links(html.content.decode())["Send again"] == reverse("compose_again", args=[sent.pk])

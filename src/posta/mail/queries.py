@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from posta.accounts.models import Account, Folder
 from posta.mail.models import Location, Message, RemoteAction, Thread
@@ -29,7 +30,7 @@ PAGE_SIZE = 50
 UNIFIED_ROLES: tuple[str, ...] = ("inbox", "sent", "drafts", "spam", "trash")
 SPECIAL_FOLDERS: dict[str, object] = {
     "flagged": _("Flagged"),
-    "scheduled": _("Scheduled"),
+    "scheduled": pgettext_lazy("folder", "Scheduled"),
     "shared": _("Shared"),
     "imported": _("Imported"),
 }

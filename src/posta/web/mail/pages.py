@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from posta.accounts.models import Account, Folder
@@ -156,6 +156,7 @@ def _list_context(
         open_base=base + sep,
         message_prefix=reverse("mail_message", args=[0])[:-2],
         thread_prefix=reverse("mail_thread", args=[0])[:-2],
+        draft_prefix=reverse("compose_draft", args=[0])[:-2],
     )
     return {
         "page": page,
@@ -308,7 +309,7 @@ SHORTCUTS: list[tuple[str, Promise]] = [
     ("f", gettext_lazy("Forward")),
     ("s", gettext_lazy("Flag")),
     ("#", gettext_lazy("Delete")),
-    ("e", gettext_lazy("Archive")),
+    ("e", pgettext_lazy("verb", "Archive")),
     ("u", gettext_lazy("Mark as unread")),
     ("/", gettext_lazy("Search")),
     ("?", gettext_lazy("Show these shortcuts")),

@@ -23,6 +23,7 @@ class RowLinks:
     open_base: str  # the list's URL followed by "?" or "&"
     message_prefix: str  # "/mail/m/"
     thread_prefix: str  # "/mail/t/"
+    draft_prefix: str  # "/compose/draft/": a draft opens in the editor, not the reader
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,16 @@ def _row(
                 '<span class="from" title="{}">{}</span>',
                 m.from_email, m.from_name or m.from_email or words.unknown,
             )  # fmt: skip
-        opener = format_html(
-            '<a class="open" href="{0}" hx-get="{1}{2}/?folder={3}" hx-target="#reader" '
-            'hx-push-url="{0}">{4}',
-            target, links.message_prefix, m.pk, loc.folder_id, sender,
-        )  # fmt: skip
+        if loc.role == "drafts":
+            opener = format_html(
+                '<a class="open draft" href="{}{}/">{}', links.draft_prefix, m.pk, sender
+            )
+        else:
+            opener = format_html(
+                '<a class="open" href="{0}" hx-get="{1}{2}/?folder={3}" hx-target="#reader" '
+                'hx-push-url="{0}">{4}',
+                target, links.message_prefix, m.pk, loc.folder_id, sender,
+            )  # fmt: skip
     marks = mark_safe("".join(_marks(row, words)))  # noqa: S308 - built by format_html only
     account = (
         format_html(
