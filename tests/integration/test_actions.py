@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.integration.test_sync_checker import assert_mirrored, make_account, message
-from tests.servers.dovecot import DovecotServer, MailUser
 
 from posta.accounts.models import Folder
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import actions, faults
 from posta.sync.engine import sync_account_once
+from tests.integration.test_sync_checker import assert_mirrored, make_account, message
+from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,3 +110,66 @@ def test_move_killed_after_the_server_call_happens_once(
     sync_account_once(account.pk)
     assert_mirrored(dovecot, mail_user, account)
     assert Location.objects.filter(folder=target).count() == 2
+
+
+def test_delete_and_empty_trash_touch_only_the_copy_in_that_folder(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = _setup(dovecot, mail_user, settings)
+    user = account.user
+    dovecot.create_folder(mail_user, "Clienti")
+    both = message("in two folders", msgid="<both@example.test>")
+    dovecot.deliver(mail_user, both)
+    dovecot.deliver(mail_user, both, folder="Clienti")
+    sync_account_once(account.pk)
+    msg = Message.objects.get(user=user, subject="in two folders")
+    inbox = Folder.objects.get(account=account, name="INBOX")
+    clienti = Folder.objects.get(account=account, name="Clienti")
+    trash = Folder.objects.get(account=account, name="Trash")
+    assert Location.objects.filter(message=msg).count() == 2
+
+    assert services.do_delete(user, [msg.pk], from_folders=[inbox.pk]) == 1
+    actions.run_account_actions(account.pk)
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    assert len(dovecot.uids(mail_user, "Trash")) == 1
+    assert len(dovecot.uids(mail_user, "Clienti")) == 1
+    assert len(dovecot.uids(mail_user, "INBOX")) == 4  # the a0..a3 of _setup
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+    assert set(Location.objects.filter(message=msg).values_list("folder", flat=True)) == {
+        trash.pk,
+        clienti.pk,
+    }
+
+    assert services.do_expunge_folder(user, trash) == 1
+    assert not Location.objects.filter(folder=trash).exists()  # gone from the list at once
+    actions.run_account_actions(account.pk)
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    assert dovecot.uids(mail_user, "Trash") == []
+    assert len(dovecot.uids(mail_user, "Clienti")) == 1
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+    assert Location.objects.get(message=msg).folder == clienti
+
+
+def test_moving_from_a_folder_leaves_the_other_copy(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = _setup(dovecot, mail_user, settings)
+    user = account.user
+    dovecot.create_folder(mail_user, "Clienti")
+    both = message("labelled", msgid="<labelled@example.test>")
+    dovecot.deliver(mail_user, both)
+    dovecot.deliver(mail_user, both, folder="Clienti")
+    sync_account_once(account.pk)
+    msg = Message.objects.get(user=user, subject="labelled")
+    clienti = Folder.objects.get(account=account, name="Clienti")
+    archive = Folder.objects.get(account=account, name="Archive")
+
+    assert services.do_move(user, [msg.pk], archive, from_folders=[clienti.pk]) == 1
+    actions.run_account_actions(account.pk)
+    assert dovecot.uids(mail_user, "Clienti") == []
+    assert len(dovecot.uids(mail_user, "Archive")) == 1
+    assert len(dovecot.uids(mail_user, "INBOX")) == 5
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)

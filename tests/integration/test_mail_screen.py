@@ -463,3 +463,40 @@ def test_reader_links_lead_to_the_editor(
     sent = Message.objects.get(user=account.user, subject="went out")
     html = client.get(reverse("mail_message", args=[sent.pk]), HTTP_HX_REQUEST="true")
     assert _links(html.content.decode())["Send again"] == reverse("compose_again", args=[sent.pk])
+
+
+def test_screen_actions_act_on_the_copy_on_screen_and_empty_spam_for_good(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    both = message("in inbox and work", msgid="<both.screen@example.test>")
+    dovecot.deliver(mail_user, both)
+    dovecot.deliver(mail_user, both, folder="Work")
+    dovecot.deliver(mail_user, message("junk one"), folder="Junk")
+    sync_account_once(account.pk)
+    login(client, account.user)
+    msg = Message.objects.get(user=account.user, subject="in inbox and work")
+    work = Folder.objects.get(account=account, name="Work")
+    junk = Folder.objects.get(account=account, name="Junk")
+    act = reverse("mail_act")
+    hx = {"HTTP_HX_REQUEST": "true"}
+
+    # Archived from the unified inbox: the Work copy stays.
+    client.post(act, {"action": "archive", "ids": msg.pk, "scope": "role:inbox"}, **hx)
+    actions.run_account_actions(account.pk)
+    assert len(dovecot.uids(mail_user, "Archive")) == 1
+    assert len(dovecot.uids(mail_user, "Work")) == 1
+    assert dovecot.uids(mail_user, "INBOX") == []
+    # Deleted from the reader opened in Work: the Archive copy stays.
+    client.post(act, {"action": "delete", "ids": msg.pk, "folder": work.pk}, **hx)
+    actions.run_account_actions(account.pk)
+    assert dovecot.uids(mail_user, "Work") == []
+    assert len(dovecot.uids(mail_user, "Trash")) == 1
+    assert len(dovecot.uids(mail_user, "Archive")) == 1
+
+    assert client.post(reverse("mail_empty", args=[junk.pk]), **hx).status_code == 204
+    actions.run_account_actions(account.pk)
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    assert dovecot.uids(mail_user, "Junk") == []
+    assert len(dovecot.uids(mail_user, "Trash")) == 1  # Spam is not moved to Trash
+    assert not Location.objects.filter(folder=junk).exists()

@@ -14,12 +14,13 @@ and moves; they get their UID within seconds.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from posta.accounts.models import Folder
+from posta.accounts.models import Account, Folder
 from posta.mail import signals
 from posta.mail.models import Location, Message, RemoteAction
 from posta.users.models import User
@@ -68,13 +69,15 @@ def request_body_fetch(user: User, message_id: int) -> bool:
     return True
 
 
-def _copies(user: User, message_ids: Iterable[int]) -> list[Location]:
-    return list(
-        Location.objects.select_for_update()
-        .filter(user=user, message_id__in=list(message_ids), uid__gt=0)
-        .select_related("folder", "message")
-        .order_by("id")
+def _copies(
+    user: User, message_ids: Iterable[int], from_folders: Collection[int] | None = None
+) -> list[Location]:
+    rows = Location.objects.select_for_update().filter(
+        user=user, message_id__in=list(message_ids), uid__gt=0
     )
+    if from_folders is not None:
+        rows = rows.filter(folder_id__in=list(from_folders))
+    return list(rows.select_related("folder", "message").order_by("id"))
 
 
 def _action(loc: Location, kind: str, *, target: Folder | None = None) -> RemoteAction:
@@ -142,16 +145,26 @@ def _move_local(copies: list[Location], target: Folder, kind: str) -> list[Remot
     return actions
 
 
-def do_move(user: User, message_ids: Iterable[int], target_folder: Folder) -> int:
+def do_move(
+    user: User,
+    message_ids: Iterable[int],
+    target_folder: Folder,
+    *,
+    from_folders: Collection[int] | None = None,
+) -> int:
     """Move the messages' copies of the target's account into `target_folder`.
 
+    `from_folders` names the folders whose copies move: the folder the user is
+    looking at, or the folders of a unified view's role. A message can sit in
+    several folders (a copy in INBOX and in Clienti, a Gmail label); the copies in
+    other folders stay where they are. None moves every copy (of that account).
     The copies show in the target at once (without a UID until the server's move is
     done). Copies already there, and copies in other accounts, are left alone.
     """
     with transaction.atomic():
         copies = [
             c
-            for c in _copies(user, message_ids)
+            for c in _copies(user, message_ids, from_folders)
             if c.folder.account_id == target_folder.account_id and c.folder_id != target_folder.pk
         ]
         _move_local(copies, target_folder, Kind.MOVE)
@@ -159,11 +172,14 @@ def do_move(user: User, message_ids: Iterable[int], target_folder: Folder) -> in
     return len(copies)
 
 
-def do_delete(user: User, message_ids: Iterable[int]) -> int:
-    """Delete the messages: copies go to their account's Trash; copies already in
-    Trash (or in an account without one) are deleted for good (EXPUNGE)."""
+def do_delete(
+    user: User, message_ids: Iterable[int], *, from_folders: Collection[int] | None = None
+) -> int:
+    """Delete the messages' copies in `from_folders` (every copy when None, as in
+    do_move): they go to their account's Trash; copies already in Trash (or in an
+    account without one) are deleted for good (EXPUNGE)."""
     with transaction.atomic():
-        copies = _copies(user, message_ids)
+        copies = _copies(user, message_ids, from_folders)
         accounts = {c.folder.account_id for c in copies}
         trash = {
             f.account_id: f
@@ -179,8 +195,42 @@ def do_delete(user: User, message_ids: Iterable[int]) -> int:
                 to_trash.setdefault(bin_.pk, []).append(c)
         for group in to_trash.values():
             _move_local(group, trash[group[0].folder.account_id], Kind.DELETE)
-        RemoteAction.objects.bulk_create([_action(c, Kind.EXPUNGE) for c in expunge])
-        _adjust_unread(_minus([c for c in expunge if not c.seen]))
-        Location.objects.filter(pk__in=[c.pk for c in expunge]).delete()
+        _expunge(expunge)
         _wake_worker(accounts)
     return len(copies)
+
+
+def _expunge(copies: list[Location]) -> None:
+    RemoteAction.objects.bulk_create([_action(c, Kind.EXPUNGE) for c in copies])
+    _adjust_unread(_minus([c for c in copies if not c.seen]))
+    Location.objects.filter(pk__in=[c.pk for c in copies]).delete()
+
+
+def do_expunge_folder(user: User, folder: Folder) -> int:
+    """"Empty Trash" / "Empty Spam": delete for good every copy in `folder`, and only
+    there (the same message in another folder or label stays). Each copy becomes
+    an EXPUNGE intent: \\Deleted on its UID, then UID EXPUNGE of that UID (RFC 4315
+    §2.1), never a plain EXPUNGE that would take other clients' \\Deleted mail.
+    Copies still on their way in (no UID yet) are left for the next emptying.
+    Returns the copies deleted.
+    """
+    with transaction.atomic():
+        copies = list(
+            Location.objects.select_for_update()
+            .filter(user=user, folder=folder, uid__gt=0)
+            .select_related("folder", "message")
+            .order_by("id")
+        )
+        _expunge(copies)
+        _wake_worker([folder.account_id] if copies else [])
+    return len(copies)
+
+
+def do_request_sync(user: User, account_id: int) -> None:
+    """"Sync now": the sync service passes over the account at once (it watches
+    Account.sync_requested_at). Account.DoesNotExist for another user's account."""
+    updated = Account.objects.filter(user=user, pk=account_id).update(
+        sync_requested_at=timezone.now()
+    )
+    if not updated:
+        raise Account.DoesNotExist

@@ -57,7 +57,33 @@ def selected_message_ids(request: HttpRequest, user: User) -> list[int]:
     return list(Message.objects.filter(user=user, pk__in=ids).values_list("id", flat=True))
 
 
-def _move_by_role(user: User, message_ids: list[int], role: str) -> int:
+def source_folders(request: HttpRequest, user: User) -> list[int] | None:
+    """The folders whose copies a move or delete acts on: the copy open in the
+    reader (`folder`), else the list's scope (one folder, or the folders of a
+    unified role). None (every copy) for Flagged and search, which list copies
+    from any folder."""
+    folder = request.POST.get("folder", "")
+    if folder.isdigit():
+        if not Folder.objects.filter(pk=int(folder), account__user=user).exists():
+            raise Http404
+        return [int(folder)]
+    scope = pages.parse_scope(user, request.POST.get("scope", ""))
+    if scope is None:
+        return None
+    if scope.kind == "folder":
+        return [scope.folder_id]
+    if scope.kind == "role":
+        return list(
+            Folder.objects.filter(account__user=user, role=scope.role).values_list(
+                "id", flat=True
+            )
+        )
+    return None
+
+
+def _move_by_role(
+    user: User, message_ids: list[int], role: str, *, from_folders: list[int] | None
+) -> int:
     """Move each copy to its own account's folder of `role` (Spam, Archive, Inbox)."""
     accounts = set(
         Location.objects.filter(user=user, message_id__in=message_ids).values_list(
@@ -71,28 +97,37 @@ def _move_by_role(user: User, message_ids: list[int], role: str) -> int:
             _("None of these accounts has a %(role)s folder. Map one on the Folders tab.")
             % {"role": Folder.Role(role).label},
         )
-    return sum(services.do_move(user, message_ids, target) for target in targets)
+    return sum(
+        services.do_move(user, message_ids, target, from_folders=from_folders)
+        for target in targets
+    )
+
+
+_ROLE_OF = {
+    "spam": Folder.Role.SPAM,
+    "notspam": Folder.Role.INBOX,
+    "archive": Folder.Role.ARCHIVE,
+}
 
 
 def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]) -> int:
+    """Read and flag marks apply to every copy; moves and deletes to the copies in
+    the folders the user is looking at (`source_folders`)."""
     if action in ("seen", "unseen"):
         return services.do_set_seen(user, message_ids, action == "seen")
     if action in ("flag", "unflag"):
         return services.do_set_flagged(user, message_ids, action == "flag")
+    from_folders = source_folders(request, user)
     if action == "delete":
-        return services.do_delete(user, message_ids)
-    if action == "spam":
-        return _move_by_role(user, message_ids, Folder.Role.SPAM)
-    if action == "notspam":
-        return _move_by_role(user, message_ids, Folder.Role.INBOX)
-    if action == "archive":
-        return _move_by_role(user, message_ids, Folder.Role.ARCHIVE)
+        return services.do_delete(user, message_ids, from_folders=from_folders)
+    if action in _ROLE_OF:
+        return _move_by_role(user, message_ids, _ROLE_OF[action], from_folders=from_folders)
     target_id = request.POST.get("target", "")
     try:
         target = queries.access_folder(user, int(target_id))
     except (ValueError, Folder.DoesNotExist) as exc:
         raise Http404 from exc
-    return services.do_move(user, message_ids, target)
+    return services.do_move(user, message_ids, target, from_folders=from_folders)
 
 
 def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
@@ -130,14 +165,7 @@ def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
         raise Http404 from exc
     if folder.role not in (Folder.Role.TRASH, Folder.Role.SPAM):
         raise PostaError("not_emptiable", _("Only Trash and Spam can be emptied."))
-    message_ids = list(
-        Location.objects.filter(folder=folder, user=user).values_list("message_id", flat=True)[
-            :MAX_SELECTION
-        ]
-    )
-    # Copies in Trash are deleted for good; Spam goes to Trash (posta.mail.services
-    # has no "expunge this folder's copies" yet, and one path for deletion is safer).
-    services.do_delete(user, message_ids)
+    services.do_expunge_folder(user, folder)
     return _done(request, {"action": "empty", "folder": folder_id})
 
 
@@ -145,9 +173,10 @@ def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
 @require_POST
 def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
     user = current_user(request)
-    if not Account.objects.filter(pk=account_id, user=user).exists():
-        raise Http404
-    reader.request_sync(user, [account_id])
+    try:
+        services.do_request_sync(user, account_id)
+    except Account.DoesNotExist as exc:
+        raise Http404 from exc
     if is_htmx(request):
         return render(
             request,

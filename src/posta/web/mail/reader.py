@@ -9,9 +9,7 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.http import Http404, HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 
-from posta.accounts.models import Account
 from posta.mail import blobs, queries, sanitize, services
 from posta.mail.models import Message, Thread
 from posta.mail.queries import MessageDetail
@@ -195,10 +193,3 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
     ]
     return {"thread": thread, "items": items, "unread_ids": unread_ids}
 
-
-def request_sync(user: User, account_ids: list[int]) -> int:
-    """"Sync now": the sync service passes over these accounts at once (it watches
-    Account.sync_requested_at)."""
-    return Account.objects.filter(user=user, pk__in=account_ids).update(
-        sync_requested_at=timezone.now()
-    )

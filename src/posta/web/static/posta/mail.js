@@ -68,7 +68,9 @@
   }
 
   function act(action, extra) {
-    var values = Object.assign({ action: action }, extra || {});
+    // Moves and deletes act on the copies in the folders on screen, not on the
+    // same message's copies in other folders or labels.
+    var values = Object.assign({ action: action, scope: screen().dataset.scope }, extra || {});
     if (!values.ids && !values.threads) {
       if (everything) {
         values.all = "1"; values.scope = screen().dataset.scope;
@@ -113,6 +115,7 @@
       var values = {};
       if (readerTool.dataset.ids) { values.ids = readerTool.dataset.ids; }
       if (readerTool.dataset.threads) { values.threads = readerTool.dataset.threads; }
+      if (readerTool.dataset.folder) { values.folder = readerTool.dataset.folder; }
       act(readerTool.dataset.act, values);
       return;
     }
