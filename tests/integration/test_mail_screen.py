@@ -500,3 +500,26 @@ def test_screen_actions_act_on_the_copy_on_screen_and_empty_spam_for_good(
     assert dovecot.uids(mail_user, "Junk") == []
     assert len(dovecot.uids(mail_user, "Trash")) == 1  # Spam is not moved to Trash
     assert not Location.objects.filter(folder=junk).exists()
+
+
+def test_always_show_images_from_a_sender_survives_a_new_session(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, counting_server: CountingServer
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    remote = counting_server.url("/pixel.png")
+    dovecot.deliver(mail_user, rich_message("newsletter", f'<p>Hi <img src="{remote}"></p>'))
+    sync_account_once(account.pk)
+    msg = Message.objects.get(user=account.user, subject="newsletter")
+    first = login(Client(), account.user)
+    reader = first.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    assert "Always show from carla@example.test" in reader.content.decode()
+    assert "/mail/img/" not in first.get(reverse("mail_body", args=[msg.pk])).content.decode()
+
+    allowed = first.post(reverse("mail_allow_images", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    assert "Always show from" not in allowed.content.decode()
+
+    later = login(Client(), account.user)  # another browser: a new session
+    assert later.session.session_key != first.session.session_key
+    reader = later.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
+    assert "Show images" not in reader.content.decode()
+    assert "/mail/img/" in later.get(reverse("mail_body", args=[msg.pk])).content.decode()

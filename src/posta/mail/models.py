@@ -260,3 +260,22 @@ class RemoteAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"
+
+
+class RemoteContentSender(models.Model):
+    """A sender whose remote images the user chose to always show ("Always show
+    from …" in the reader). Kept per user, across sessions and devices."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="remote_content_senders"
+    )
+    address = models.CharField(max_length=500)  # lower-case
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["user", "address"], name="remote_sender_user_address"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address

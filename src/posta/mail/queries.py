@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from posta.accounts.models import Account, Folder
-from posta.mail.models import Location, Message, RemoteAction, Thread
+from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender, Thread
 from posta.mail.outbox import OutgoingMessage
 from posta.users.models import User
 
@@ -425,6 +425,13 @@ def messages_of(user: User) -> QuerySet[Message]:
 def access_message(user: User, message_id: int) -> Message:
     """The user's message; Message.DoesNotExist for anyone else's."""
     return messages_of(user).get(pk=message_id)
+
+
+def remote_content_allowed(user: User, address: str) -> bool:
+    """Whether the user chose "always show remote content" for this sender."""
+    return bool(address) and RemoteContentSender.objects.filter(
+        user=user, address=address.strip().lower()
+    ).exists()
 
 
 @dataclass

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.mail import signals
-from posta.mail.models import Location, Message, RemoteAction
+from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender
 from posta.users.models import User
 
 Kind = RemoteAction.Kind
@@ -234,3 +234,10 @@ def do_request_sync(user: User, account_id: int) -> None:
     )
     if not updated:
         raise Account.DoesNotExist
+
+
+def do_allow_remote_content(user: User, address: str) -> None:
+    """"Always show remote content from this sender", for good (every session)."""
+    address = address.strip().lower()
+    if address:
+        RemoteContentSender.objects.get_or_create(user=user, address=address[:500])

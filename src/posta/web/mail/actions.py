@@ -195,7 +195,7 @@ def allow_images(request: HttpRequest, message_id: int) -> HttpResponse:
         message = queries.access_message(user, message_id)
     except Message.DoesNotExist as exc:
         raise Http404 from exc
-    reader.allow_sender(request, message.from_email)
+    services.do_allow_remote_content(user, message.from_email)
     folder = request.POST.get("folder", "")
     context = reader.message_context(
         request, user, message_id, folder_id=int(folder) if folder.isdigit() else None

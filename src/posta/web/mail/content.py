@@ -73,7 +73,7 @@ def body(request: HttpRequest, message_id: int) -> HttpResponse:
     nested = request.GET.get("nested", "")
     raw = reader.raw_bytes(message, nested)
     readable = sanitize.read_message(raw)
-    allow = request.GET.get("images") == "1" or reader.sender_allowed(request, message)
+    allow = request.GET.get("images") == "1" or reader.sender_allowed(user, message)
     document, _blocked = reader.safe_body(request, user, message, raw, readable, allow_remote=allow)
     response = HttpResponse(document, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = frame_csp(request)
@@ -174,7 +174,7 @@ def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
     message = _message(user, message_id)
     raw = reader.raw_bytes(message)
     readable = sanitize.read_message(raw)
-    allow = reader.sender_allowed(request, message) or request.GET.get("images") == "1"
+    allow = reader.sender_allowed(user, message) or request.GET.get("images") == "1"
     if readable.html:
         safe = sanitize.sanitize_html(
             readable.html,

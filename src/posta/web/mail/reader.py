@@ -15,7 +15,6 @@ from posta.mail.models import Message, Thread
 from posta.mail.queries import MessageDetail
 from posta.users.models import User
 
-SESSION_SENDERS = "posta_remote_content_senders"
 _SIGNER_SALT = "posta.mail.image-proxy"
 
 
@@ -27,17 +26,9 @@ def is_htmx(request: HttpRequest) -> bool:
 # --- remote content permission ----------------------------------------------------
 
 
-def sender_allowed(request: HttpRequest, message: Message) -> bool:
+def sender_allowed(user: User, message: Message) -> bool:
     """Whether the user chose "always show remote content" for this sender."""
-    allowed = request.session.get(SESSION_SENDERS, [])
-    return bool(message.from_email) and message.from_email.lower() in allowed
-
-
-def allow_sender(request: HttpRequest, address: str) -> None:
-    allowed = list(request.session.get(SESSION_SENDERS, []))
-    if address and address.lower() not in allowed:
-        allowed.append(address.lower())
-        request.session[SESSION_SENDERS] = allowed[-500:]
+    return queries.remote_content_allowed(user, message.from_email)
 
 
 def image_signature(user_id: int, message_id: int, url: str) -> str:
@@ -120,7 +111,7 @@ def body_context(
         return context
     raw = raw_bytes(message, nested)
     readable = sanitize.read_message(raw)
-    remote_ok = sender_allowed(request, message)
+    remote_ok = sender_allowed(user, message)
     once = request.GET.get("images") == "1"
     _doc, blocked = safe_body(request, user, message, raw, readable, allow_remote=False)
     params: dict[str, str] = {}
