@@ -523,3 +523,39 @@ def test_always_show_images_from_a_sender_survives_a_new_session(
     reader = later.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
     assert "Show images" not in reader.content.decode()
     assert "/mail/img/" in later.get(reverse("mail_body", args=[msg.pk])).content.decode()
+
+
+def test_conversation_shows_the_written_subject_a_count_and_plain_text_inline(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, client: Client
+) -> None:
+    account = setup_account(dovecot, mail_user, settings)
+    dovecot.deliver(
+        mail_user,
+        message(
+            "Preventivo Marzo",
+            msgid="<root.conv@example.test>",
+            body="Prices at https://shop.example.test/list <b>now</b>\n",
+            date="Mon, 02 Mar 2026 10:00:00 +0100",
+        ),
+    )
+    reply = rich_message("Re: Preventivo Marzo", "<p>html <b>reply</b></p>")
+    reply = reply.replace(
+        b"Message-ID:", b"In-Reply-To: <root.conv@example.test>\nMessage-ID:", 1
+    )
+    dovecot.deliver(mail_user, reply)
+    sync_account_once(account.pk)
+    root = Message.objects.get(user=account.user, subject="Preventivo Marzo")
+    assert root.thread_id is not None
+    assert Message.objects.filter(thread_id=root.thread_id).count() == 2
+    login(client, account.user)
+
+    html = client.get(
+        reverse("mail_thread", args=[root.thread_id]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert '<h2 class="subject">Preventivo Marzo</h2>' in html
+    assert '<p class="thread-count">2 messages</p>' in html
+    # The plain text message inline, escaped and linkified; the HTML one framed.
+    assert "&lt;b&gt;now&lt;/b&gt;" in html
+    assert '<a href="https://shop.example.test/list" target="_blank"' in html
+    assert html.count('class="body-frame"') == 1
+    assert f'id="frame-{root.pk}"' not in html

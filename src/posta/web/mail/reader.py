@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 from django.core import signing
 from django.http import Http404, HttpRequest
 from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
 
 from posta.mail import blobs, queries, sanitize, services
 from posta.mail.models import Message, Thread
@@ -175,6 +177,11 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
         item["open"] = last or any(not loc.seen for loc in detail.locations)
         if item["open"]:
             item.update(body_context(request, user, detail))
+            readable = item.get("readable")
+            if readable is not None and not readable.html:
+                # Plain text reads inline, at its own height: escaped and linkified
+                # like the frame's (sanitize.text_to_html), so no frame is needed.
+                item["text_html"] = mark_safe(sanitize.text_to_html(readable.text))  # noqa: S308 - escaped by text_to_html
             pending = detail.message.body_state == Message.BodyState.PENDING
             if pending and not _polling(request):
                 services.request_body_fetch(user, detail.message.pk)
@@ -182,5 +189,15 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
     unread_ids = [
         d.message.pk for d in details if any(not loc.seen for loc in d.locations)
     ]
-    return {"thread": thread, "items": items, "unread_ids": unread_ids}
+    count = len(items)
+    return {
+        "thread": thread,
+        # The first message's subject as its sender wrote it (Thread.subject is the
+        # normalized base subject used for grouping).
+        "subject": details[0].message.subject if details else thread.subject,
+        "count_text": ngettext("%(count)d message", "%(count)d messages", count)
+        % {"count": count},
+        "items": items,
+        "unread_ids": unread_ids,
+    }
 
