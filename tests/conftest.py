@@ -87,6 +87,12 @@ def _redirect_loaded_settings() -> None:
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # In place: connections read DATABASES on first use, which has not happened.
         database["NAME"] = moved(database["NAME"])
+        # The test database is a file in this process's own new directory: worker
+        # processes started by tests open it too, and no -wal/-shm file of an earlier
+        # run (a killed process leaves them) can be replayed into it.
+        test = database.setdefault("TEST", {})
+        if test.get("NAME"):
+            test["NAME"] = moved(test["NAME"])
     # WhiteNoise warns about a STATIC_ROOT that does not exist.
     Path(moved(settings.STATIC_ROOT)).mkdir(parents=True, exist_ok=True)
     override_settings(
