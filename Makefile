@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_DEBS := python3 python3-venv gettext ca-certificates
 TEST_DEBS := $(RUN_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve \
-	dovecot-managesieved chromium fonts-dejavu-core
+	dovecot-managesieved chromium fonts-dejavu-core isync
 PYTEST_ARGS ?=
 
 .PHONY: run test system-run system-test venv venv-test lint messages clean
