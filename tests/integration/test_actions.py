@@ -173,3 +173,45 @@ def test_moving_from_a_folder_leaves_the_other_copy(
     assert len(dovecot.uids(mail_user, "INBOX")) == 5
     sync_account_once(account.pk)
     assert_mirrored(dovecot, mail_user, account)
+
+
+@pytest.mark.parametrize("killed", [False, True])
+def test_append_lands_once_with_its_flags(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, killed: bool
+) -> None:
+    account = _setup(dovecot, mail_user, settings)
+    user = account.user
+    archive = Folder.objects.get(account=account, name="Archive")
+    raw = message("saved draft", msgid="<saved.draft@Example.test>")
+
+    loc = services.do_append(user, archive, raw, ["\\Seen", "\\Flagged"])
+    # The copy shows in the folder at once, waiting for its UID.
+    assert Location.objects.get(pk=loc.pk).uid is None
+    assert RemoteAction.objects.get(kind="append").state == "pending"
+
+    if killed:
+        faults.arm("action_after_server")
+        with pytest.raises(faults.SimulatedCrash):
+            actions.run_account_actions(account.pk)
+        # A sync between the kill and the retry stores the server's copy first.
+        sync_account_once(account.pk)
+        RemoteAction.objects.filter(state="running").update(
+            updated_at=actions.timezone.now() - actions.STALE_RUNNING * 2
+        )
+        assert account.pk in actions.sweep()
+    actions.run_account_actions(account.pk)
+    actions.run_account_actions(account.pk)
+
+    assert set(RemoteAction.objects.values_list("state", flat=True)) == {"done"}
+    on_server = dovecot.uids(mail_user, "Archive")
+    assert len(on_server) == 1
+    copies = Location.objects.filter(folder=archive)
+    assert copies.count() == 1
+    copy = copies.get()
+    assert copy.uid == on_server[0]
+    assert copy.seen and copy.flagged
+    assert Message.objects.filter(user=user, subject="saved draft").count() == 1
+    sync_account_once(account.pk)
+    assert_mirrored(dovecot, mail_user, account)
+    assert Location.objects.filter(folder=archive).count() == 1
+    assert Message.objects.filter(user=user, subject="saved draft").count() == 1

@@ -13,15 +13,19 @@ and moves; they get their UID within seconds.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterable
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from email.utils import getaddresses, parsedate_to_datetime
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
-from posta.mail import signals
+from posta.mail import blobs, signals
 from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender
 from posta.users.models import User
 
@@ -224,6 +228,92 @@ def do_expunge_folder(user: User, folder: Folder) -> int:
         _expunge(copies)
         _wake_worker([folder.account_id] if copies else [])
     return len(copies)
+
+
+_APPEND_FLAGS = {
+    "\\seen": "seen",
+    "\\flagged": "flagged",
+    "\\answered": "answered",
+    "\\draft": "draft",
+}
+
+
+def _appended_message(user: User, raw: bytes, key: str) -> Message:
+    """A provisional Message for bytes about to be appended.
+
+    Its identity is derived from the bytes, not from the envelope, so it never
+    meets a synced Message by accident; the worker gives it the real identity (or
+    folds it into the synced one) once the server has the copy.
+    """
+    head = BytesHeaderParser(policy=default_policy).parsebytes(raw, headersonly=True)
+
+    def text(name: str) -> str:
+        try:
+            return str(head.get(name, "") or "").strip()
+        except (ValueError, TypeError, IndexError):
+            return ""  # a malformed header: the sync shows what it can later
+
+    try:
+        date = parsedate_to_datetime(text("Date")) if text("Date") else None
+    except (ValueError, TypeError, IndexError):
+        date = None
+    if date is None or date.tzinfo is None:
+        date = timezone.now()
+    sender = getaddresses([text("From")])
+    name, email = sender[0] if sender else ("", "")
+    digest = hashlib.sha256(b"append\x1f" + raw).hexdigest()
+    message, _ = Message.objects.get_or_create(
+        user=user,
+        identity=digest,
+        defaults={
+            "message_id": text("Message-ID").strip("<>")[:998],
+            "subject": text("Subject")[:2000],
+            "from_name": name[:500],
+            "from_email": email[:500],
+            "date": date,
+            "size": min(len(raw), 2**31 - 1),
+            "blob_key": key,
+            "body_state": Message.BodyState.STORED,
+        },
+    )
+    return message
+
+
+def do_append(user: User, folder: Folder, raw_bytes: bytes, flags: Iterable[str]) -> Location:
+    """Save `raw_bytes` (an RFC 5322 message) into `folder` with `flags`.
+
+    The copy shows in the folder at once, without a UID; an APPEND intent carries
+    the bytes (by blob key) to the server, and the worker records the UID the
+    server gives it (APPENDUID, RFC 4315 §3). The flags live on that copy until
+    then: changing them before the worker runs changes what is appended.
+    """
+    key = blobs.put(raw_bytes)
+    wanted = {_APPEND_FLAGS[f.lower()] for f in flags if f.lower() in _APPEND_FLAGS}
+    with transaction.atomic():
+        message = _appended_message(user, raw_bytes, key)
+        loc = Location.objects.create(
+            message=message,
+            folder=folder,
+            uid=None,
+            user=user,
+            role=folder.role,
+            date=message.date,
+            **{field: True for field in wanted},
+        )
+        RemoteAction.objects.create(
+            user=user,
+            account_id=folder.account_id,
+            kind=Kind.APPEND,
+            message=message,
+            location=loc,
+            target_folder=folder,
+            message_id_header=message.message_id,
+            blob_key=key,
+        )
+        if not loc.seen:
+            _adjust_unread(Counter({folder.pk: 1}))
+        _wake_worker([folder.account_id])
+    return loc
 
 
 def do_request_sync(user: User, account_id: int) -> None:

@@ -12,7 +12,12 @@ puts the action back to pending):
   before a kill), the copy is not made again. Then MOVE (RFC 6851) where offered,
   else UID COPY + \\Deleted + UID EXPUNGE of that one UID (UIDPLUS, RFC 4315 §2.1:
   never a plain EXPUNGE, which would remove other clients' \\Deleted mail);
-- expunge: \\Deleted + UID EXPUNGE of our UID; a UID already gone is success.
+- expunge: \\Deleted + UID EXPUNGE of our UID; a UID already gone is success;
+- append: if the target already holds the Message-ID (an APPEND done before a
+  kill), it is not appended again; else APPEND with the flags of the waiting local
+  copy, whose UID comes from APPENDUID (RFC 4315 §3) or, without UIDPLUS, from a
+  search by Message-ID. The provisional Message then takes its real identity, or
+  is folded into the one the sync already stored.
 
 A failure is classified once (STYLE §5): a network or busy error leaves the action
 pending for a later attempt (up to MAX_ATTEMPTS); anything else, or the last
@@ -23,6 +28,7 @@ what the server has.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -30,11 +36,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
-from posta.mail.models import Location, RemoteAction
+from posta.mail import blobs
+from posta.mail.models import Location, Message, RemoteAction
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
-from posta.sync import engine, faults
+from posta.sync import engine, faults, parsing
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +144,9 @@ def _uids_with_message_id(session: engine.Session, folder: Folder, message_id: s
 
 
 def _execute(session: engine.Session, action: RemoteAction) -> None:
+    if action.kind == Kind.APPEND and action.target_folder is not None:
+        _append(session, action, action.target_folder)
+        return
     source, uid = action.source_folder, action.source_uid
     if source is None or uid is None:
         _finish(action)
@@ -197,6 +207,66 @@ def _move(
         in_target = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, in_target)
     _finish(action)
+
+
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+
+
+def _append(session: engine.Session, action: RemoteAction, target: Folder) -> None:
+    loc = action.location
+    if loc is None:
+        _finish(action)  # the user discarded the copy before it reached the server
+        return
+    loc.refresh_from_db()
+    raw = blobs.get(action.blob_key)
+    mid = action.message_id_header
+    uids = _uids_with_message_id(session, target, mid)
+    if not uids:
+        with imap_errors(host=session.host):
+            response = session.client.append(target.name, raw, flags=_flags_of(loc))
+        faults.point("action_after_server")
+        found = _APPENDUID.search(response if isinstance(response, bytes) else b"")
+        if found is not None and int(found.group(1)) == target.uidvalidity:
+            uids = [int(found.group(2))]
+        else:
+            uids = _uids_with_message_id(session, target, mid)
+    _attach_new_uid(session, action, target, uids)
+    _settle_appended(action, raw)
+    _finish(action)
+
+
+def _flags_of(loc: Location) -> list[str]:
+    named = (("\\Seen", loc.seen), ("\\Flagged", loc.flagged), ("\\Answered", loc.answered))
+    return [name for name, on in (*named, ("\\Draft", loc.draft)) if on]
+
+
+def _settle_appended(action: RemoteAction, raw: bytes) -> None:
+    """Give the provisional Message of an append its real identity, so later syncs
+    of other folders and accounts meet it; fold it into the synced one if the sync
+    stored the copy first."""
+    provisional = action.message
+    if provisional is None:
+        return
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    env = parsing.parse_envelope(raw if end < 0 else raw[:end])
+    real = parsing.identity(env, len(raw))
+    with transaction.atomic():
+        twin = (
+            Message.objects.filter(user_id=provisional.user_id, identity=real)
+            .exclude(pk=provisional.pk)
+            .first()
+        )
+        if twin is not None:
+            Location.objects.filter(message=provisional).update(message=twin)
+            RemoteAction.objects.filter(message=provisional).update(message=twin)
+            provisional.delete()
+        elif not Location.objects.filter(message=provisional).exists():
+            provisional.delete()  # the sync stored the copy under its own Message
+        else:
+            Message.objects.filter(pk=provisional.pk).update(
+                identity=real, message_id=env.message_id
+            )
 
 
 def _attach_new_uid(
