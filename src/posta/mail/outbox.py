@@ -75,6 +75,7 @@ from posta.accounts.signatures import render_company_signature
 from posta.core.errors import PostaError
 from posta.mail import blobs
 from posta.mail.models import Location, Message
+from posta.mailproto.mime import compose
 from posta.users.models import User
 
 log = logging.getLogger(__name__)
@@ -283,8 +284,6 @@ ACCOUNT_ERRORS = frozenset(
         "smtputf8_missing", "secret_unreadable",
     }
 )
-_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+$")
-_LDH_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclass
@@ -356,69 +355,34 @@ def signatures_by_account(user: User) -> dict[str, str]:
 # --- addresses
 
 
-def _address_error(address: str, reason: str | Promise) -> PostaError:
-    return PostaError(
-        "invalid_address",
-        format_lazy(_("{address}: {reason}"), address=address, reason=reason),
-    )
-
-
-def _ascii_domain(domain: str) -> str | None:
-    labels = []
-    for label in domain.rstrip(".").split("."):
-        if not label:
-            return None
-        if not label.isascii():
-            try:
-                label = label.encode("idna").decode("ascii")
-            except UnicodeError:
-                return None
-        if len(label) > 63 or not _LDH_LABEL.match(label):
-            return None
-        labels.append(label.lower())
-    joined = ".".join(labels)
-    return joined if len(labels) >= 2 and len(joined) <= 255 else None
+# What the user reads for each reason an address is refused
+# (posta.mailproto.mime.compose.InvalidAddress.reason).
+_ADDRESS_REASONS: dict[str, Promise] = {
+    "newline": _("line breaks are not allowed"),
+    "empty": _("an address needs a name, an @ and a domain"),
+    "no_at": _("an address needs a name, an @ and a domain"),
+    "local_empty": _("an address needs a name, an @ and a domain"),
+    "local_too_long": _("the part before the @ is too long"),
+    "local_invalid": _("the part before the @ has characters not allowed"),
+    "domain_empty": _("the domain after the @ is not valid"),
+    "domain_too_long": _("the domain after the @ is not valid"),
+    "domain_invalid": _("the domain after the @ is not valid"),
+}
 
 
 def check_address(address: str) -> str:
     """The address, domain in ASCII form (IDN, RFC 5890); PostaError saying why not."""
-    address = address.strip()
-    if any(ch in address for ch in "\r\n\0"):
-        raise _address_error(address, _("line breaks are not allowed"))
-    local, at, domain = address.rpartition("@")
-    if not at or not local:
-        raise _address_error(address, _("an address needs a name, an @ and a domain"))
-    if len(local.encode("utf-8")) > 64:
-        raise _address_error(address, _("the part before the @ is too long"))
-    if local.startswith(".") or local.endswith(".") or ".." in local or not all(
-        _ATEXT.match(atom) for atom in local.split(".")
-    ):
-        raise _address_error(address, _("the part before the @ has characters not allowed"))
-    ascii_domain = _ascii_domain(domain)
-    if ascii_domain is None:
-        raise _address_error(address, _("the domain after the @ is not valid"))
-    return f"{local}@{ascii_domain}"
+    try:
+        return compose.check_addr_spec(address)
+    except compose.InvalidAddress as error:
+        reason = _ADDRESS_REASONS.get(error.reason, _("the address is not valid"))
+        raise PostaError(
+            "invalid_address",
+            format_lazy(_("{address}: {reason}"), address=address.strip(), reason=reason),
+        ) from error
 
 
-def split_addresses(text: str) -> list[str]:
-    """Items of a comma- or semicolon-separated address field (quotes respected)."""
-    items: list[str] = []
-    current: list[str] = []
-    quoted = angle = False
-    for ch in text:
-        if ch == '"' and not angle:
-            quoted = not quoted
-        elif ch == "<" and not quoted:
-            angle = True
-        elif ch == ">" and not quoted:
-            angle = False
-        if ch in ",;" and not quoted and not angle:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    items.append("".join(current))
-    return [i.strip() for i in items if i.strip()]
+split_addresses = compose.split_address_list
 
 
 def _name_and_address(item: str) -> tuple[str, str]:
@@ -561,7 +525,7 @@ def _enqueue(
     now = timezone.now()
     if not outgoing.message_id:
         domain = outgoing.account.email.rpartition("@")[2] or "localhost"
-        outgoing.message_id = new_message_id(_ascii_domain(domain) or "localhost")
+        outgoing.message_id = new_message_id(compose.ascii_domain(domain) or "localhost")
     outgoing.signature_html = signature_for(outgoing.account, outgoing.user)
     outgoing.state = OutgoingMessage.State.SCHEDULED if scheduled else OutgoingMessage.State.QUEUED
     outgoing.scheduled_for = send_at if scheduled else None

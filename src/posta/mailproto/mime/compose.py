@@ -170,7 +170,7 @@ def check_header_value(value: str, *, field_name: str = "") -> str:
     return value
 
 
-def _ascii_domain(domain: str) -> str | None:
+def ascii_domain(domain: str) -> str | None:
     """The domain in ASCII (each label punycoded when needed), or None if invalid."""
     domain = domain.rstrip(".")
     if not domain or len(domain) > _MAX_DOMAIN:
@@ -217,11 +217,11 @@ def check_addr_spec(addr: str) -> str:
         raise InvalidAddress(original, "local_invalid")
     if not domain:
         raise InvalidAddress(original, "domain_empty")
-    ascii_domain = _ascii_domain(domain)
-    if ascii_domain is None:
+    domain_ascii = ascii_domain(domain)
+    if domain_ascii is None:
         too_long = len(domain) > _MAX_DOMAIN
         raise InvalidAddress(original, "domain_too_long" if too_long else "domain_invalid")
-    return f"{local}@{ascii_domain}"
+    return f"{local}@{domain_ascii}"
 
 
 def parse_mailbox(text: str) -> Mailbox:
@@ -240,7 +240,7 @@ def parse_mailbox(text: str) -> Mailbox:
     return Mailbox(name=name, address=check_addr_spec(addr))
 
 
-def _split_list(text: str) -> list[str]:
+def split_address_list(text: str) -> list[str]:
     """Split at commas and semicolons outside double quotes and angle brackets."""
     items: list[str] = []
     current: list[str] = []
@@ -265,7 +265,7 @@ def _split_list(text: str) -> list[str]:
 def parse_mailbox_list(text: str) -> list[Mailbox]:
     """Every mailbox of a comma- or semicolon-separated list; InvalidAddress on the
     first bad one."""
-    return [parse_mailbox(item) for item in _split_list(text)]
+    return [parse_mailbox(item) for item in split_address_list(text)]
 
 
 def needs_smtputf8(mailboxes: Iterable[Mailbox]) -> bool:
