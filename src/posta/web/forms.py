@@ -180,23 +180,25 @@ def time_zone_choices() -> list[tuple[str, str | Any]]:
     return [("", _("The company's time zone")), *((z, z.replace("_", " ")) for z in zones)]
 
 
+# The fields the company signature merges, shown to the user and to administrators.
+PROFILE_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "role",
+    "title",
+    "department",
+    "phone_work",
+    "phone_mobile",
+]
+
+
 class ProfileForm(forms.ModelForm[User]):
     time_zone = forms.ChoiceField(label=_("Time zone"), required=False, choices=time_zone_choices)
 
     class Meta:
         model = User
-        fields = [
-            "first_name",
-            "last_name",
-            "email",
-            "role",
-            "title",
-            "department",
-            "phone_work",
-            "phone_mobile",
-            "language",
-            "time_zone",
-        ]
+        fields = [*PROFILE_FIELDS, "language", "time_zone"]
 
 
 class AdminUserCreateForm(UserCreationForm[User]):
@@ -209,18 +211,7 @@ class AdminUserCreateForm(UserCreationForm[User]):
 class AdminUserEditForm(forms.ModelForm[User]):
     class Meta:
         model = User
-        fields = [
-            "first_name",
-            "last_name",
-            "email",
-            "role",
-            "title",
-            "department",
-            "phone_work",
-            "phone_mobile",
-            "is_staff",
-            "is_active",
-        ]
+        fields = [*PROFILE_FIELDS, "is_staff", "is_active"]
         labels = {"is_staff": _("Administrator")}
 
 
