@@ -643,6 +643,25 @@ def sync_folder(
     _store_counts(folder)
 
 
+def _store_new(
+    session: Session,
+    folder: Folder,
+    pins: _Pins,
+    progress: Progress,
+    index: ThreadIndex,
+    highest: int,
+) -> int:
+    """Fetch and store the messages above the stored UIDNEXT of the selected
+    folder; returns the highest MODSEQ seen (at least `highest`)."""
+    start = folder.uidnext or 1
+    new = [u for u in fetch_uids(session.client, f"{start}:*") if u >= start]
+    chunks = [new[i : i + HEADER_BATCH] for i in range(0, len(new), HEADER_BATCH)]
+    for chunk, records in _prefetched(session, chunks, pins):
+        highest = max([highest, *(r.modseq or 0 for r in records)])
+        _store_records(folder, records, progress, index, next_uidnext=chunk[-1] + 1)
+    return highest
+
+
 def sync_selected(
     session: Session,
     folder: Folder,
@@ -679,13 +698,10 @@ def sync_selected(
     index = index or ThreadIndex(folder.account.user_id)
     pins = _pins(folder)
     top = folder.uidnext - 1
-    highest = folder.highestmodseq
-    start = folder.uidnext
-    new = [u for u in fetch_uids(session.client, f"{start}:*") if u >= start]
-    chunks = [new[i : i + HEADER_BATCH] for i in range(0, len(new), HEADER_BATCH)]
-    for chunk, records in _prefetched(session, chunks, pins):
-        highest = max([highest, *(r.modseq or 0 for r in records)])
-        _store_records(folder, records, progress, index, next_uidnext=chunk[-1] + 1)
+    untagged = session.client._imap.untagged_responses
+    # EXISTS announced from here on means mail arrived while this pass worked.
+    untagged.pop("EXISTS", None)
+    highest = _store_new(session, folder, pins, progress, index, folder.highestmodseq)
     if top >= 1:
         changes = fetch_flags(session.client, f"1:{top}", changed_since=folder.highestmodseq)
         highest = max([highest, *(m or 0 for _u, _f, m in changes)])
@@ -696,6 +712,14 @@ def sync_selected(
     if stored + len(pins.gone) != count and top >= 1:
         server_uids = {u for u in fetch_uids(session.client, f"1:{top}") if u <= top}
         _apply_expunges(session, folder, server_uids, top, pins, index)
+    # A message that arrived during the commands above was announced by an EXISTS
+    # in their responses, which the IDLE that follows will not repeat (RFC 2177
+    # reports only what happens during it): fetch it now rather than at the next
+    # resync.
+    for _round in range(5):  # bounded: a steady stream is left to the next look
+        if not untagged.pop("EXISTS", None):
+            break
+        highest = _store_new(session, folder, pins, progress, index, highest)
     Folder.objects.filter(pk=folder.pk).update(highestmodseq=highest)
     folder.highestmodseq = highest
     _store_counts(folder)
