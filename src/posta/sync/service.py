@@ -14,7 +14,9 @@ seconds:
 
 An account thread connects, runs a full pass (posta.sync.engine), then waits for
 news on INBOX with IDLE (RFC 2177; re-issued before 29 minutes, here every
-IDLE_MAX seconds) or, where IDLE is missing, NOOP polling (RFC 3501 §6.1.2). Other
+IDLE_MAX seconds, with a NOOP after 2 s, 4 s, ... up to SETTLE_MAX for mail that
+landed just before an IDLE began) or, where IDLE is missing, NOOP polling (RFC 3501
+§6.1.2). Other
 folders are resynced every RESYNC_SECONDS, and at once when the user asks ("sync
 now": Account.sync_requested_at). On failure it reconnects with exponential
 backoff and jitter; ServerBusy (RFC 5530 throttling codes) slows it down further;
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 45
 IDLE_MAX = 25 * 60  # RFC 2177 §3: re-issue IDLE at least every 29 minutes
+SETTLE_MAX = 120.0  # longest IDLE between two NOOPs once settled
 RESYNC_SECONDS = 300
 AUTH_FAILURES_TO_PAUSE = 3
 MAX_BACKOFF = 15 * 60
@@ -127,6 +130,11 @@ class Timing:
     noop_poll: float = 30.0  # NOOP polling interval where IDLE is missing
     resync: float = RESYNC_SECONDS
     idle_max: float = IDLE_MAX
+    # A first short IDLE, then a NOOP: mail that landed in the instant before IDLE
+    # began may not be announced by it (a Maildir server trusts directory times to
+    # the second and falls back to its own slow check), but a NOOP a moment later
+    # makes it look again.
+    idle_settle: float = 2.0
     backoff_base: float = 2.0
 
 
@@ -258,20 +266,40 @@ class AccountWorker(threading.Thread):
         elif self._changed_since_stored(session, inbox):
             return True  # arrived between the last sync and this IDLE
         started = time.monotonic()
+        step = self.timing.idle_settle
+        settle_until = started + step
         with imap_errors(host=session.host):
-            client.idle()
-            try:
-                while not self.stop_event.is_set():
-                    responses = client.idle_check(timeout=self.timing.idle_check)
-                    if responses:
-                        return True
-                    if time.monotonic() - started > self.timing.idle_max:
-                        return False
-                    if self._request_pending():
-                        return False
+            while True:
+                client.idle()
+                try:
+                    outcome = self._wait_in_idle(client, started, settle_until)
+                finally:
+                    _tag_line, done_responses = client.idle_done()
+                if outcome is not None:
+                    return outcome or bool(done_responses)
+                # A settle period is over: one NOOP, then IDLE again. Each new IDLE
+                # has the same blind instant at its start, so the NOOPs continue at
+                # doubling intervals (2 s, 4 s, ... up to SETTLE_MAX).
+                _typ, noop_responses = client.noop()
+                if done_responses or noop_responses:
+                    return True
+                step = min(step * 2, SETTLE_MAX)
+                settle_until = time.monotonic() + step
+
+    def _wait_in_idle(
+        self, client: IMAPClient, started: float, settle_until: float
+    ) -> bool | None:
+        """Wait inside IDLE: True on news, False when it is time to leave, None when
+        the settle period ends."""
+        while not self.stop_event.is_set():
+            if client.idle_check(timeout=self.timing.idle_check):
+                return True
+            now = time.monotonic()
+            if now - started > self.timing.idle_max or self._request_pending():
                 return False
-            finally:
-                client.idle_done()
+            if now >= settle_until:
+                return None
+        return False
 
     @staticmethod
     def _changed_since_stored(session: engine.Session, inbox: Folder) -> bool:
