@@ -25,9 +25,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Poll `condition` until true. The test database of SQLite runs in shared-cache
-    memory, where a read that meets the service thread's write fails with "table is
-    locked" instead of waiting: such a read is simply tried again."""
+    """Poll `condition` until true. A read that meets the service thread's write on
+    SQLite may fail with "database is locked": such a read is simply tried again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
