@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import imaplib
 import importlib.util
@@ -380,6 +381,53 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     }
 
 
+def phase_store_floor(server: DovecotServer, work: str) -> dict[str, Any]:
+    """The database's share alone: the rows Posta's first sync stored (threads,
+    messages, copies) inserted again into an empty database of the same schema
+    with plain executemany, 5,000 rows a statement and one transaction per batch as
+    the sync does, on a connection set up as Posta's are, with no fetching, parsing
+    or threading. No first sync can store the mailbox faster than this, so it
+    bounds the ratio Posta can reach here."""
+    import sqlite3
+
+    _django(server, work)
+    from django.conf import settings
+
+    source = Path(work) / "posta-data" / "posta.sqlite3"
+    target = Path(work) / "floor.sqlite3"
+    # The backup API copies what is still in the source's write-ahead log too.
+    db = sqlite3.connect(target, isolation_level=None)
+    with contextlib.closing(sqlite3.connect(source)) as original:
+        original.backup(db)
+    for pragma in settings.DATABASES["default"]["OPTIONS"]["init_command"].split(";"):
+        if pragma.strip():
+            db.execute(pragma)
+    tables = ("mail_thread", "mail_message", "mail_location")
+    content = {}
+    for table in tables:
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        content[table] = (columns, db.execute(f"SELECT * FROM {table}").fetchall())
+    for table in reversed(tables):
+        db.execute(f"DELETE FROM {table}")
+    db.execute("VACUUM")
+    started = time.perf_counter()
+    for table in tables:
+        columns, rows = content[table]
+        names = ", ".join(f'"{c}"' for c in columns)  # "to", "references" are keywords
+        sql = (f"INSERT INTO {table} ({names}) "
+               f"VALUES ({', '.join('?' * len(columns))})")
+        for first in range(0, len(rows), 5000):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(sql, rows[first : first + 5000])
+            db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    count = len(content["mail_location"][1])
+    db.close()
+    for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        leftover.unlink(missing_ok=True)
+    return {"seconds": elapsed, "count": count}
+
+
 def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
     """Posta's mirror of every body into its blob store (snippets, attachment
     marks, rows updated), on the database phase_posta_sync filled."""
@@ -621,6 +669,12 @@ def main() -> None:
                   f"{1000 * sync['nochange_cpu']:.1f} ms Posta CPU (target < 20 ms); "
                   f"without CONDSTORE {1000 * sync['nochange_plain_seconds']:.0f} ms wall, "
                   f"{1000 * sync['nochange_plain_cpu']:.0f} ms Posta CPU (target < 1500 ms)")
+            floor = isolated(phase_store_floor, server, str(work))
+            floor_rate = rate(floor["count"], floor["seconds"])
+            print(f"the same rows inserted alone (SQLite executemany, no fetch or parse): "
+                  f"{floor['seconds']:.2f} s, {floor_rate:,.0f} msgs/s (reference "
+                  f"{ref_rate:,.0f}: the database alone reaches ratio "
+                  f"{floor_rate / ref_rate:.2f})")
 
         bodies = isolated(phase_bodies, server, user, str(work / "blobs"))
         posta_bodies = None

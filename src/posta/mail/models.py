@@ -77,8 +77,12 @@ class Message(models.Model):
         STORED = "stored", _("Downloaded")
         FAILED = "failed", _("Could not be downloaded")
 
+    # No index of its own: (user, identity) and the other indexes start with it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_messages"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="mail_messages",
+        db_index=False,
     )
     # sha256 hex of the identifying fields; see posta.sync.identity.
     identity = models.CharField(max_length=64)
@@ -141,7 +145,11 @@ class Location(models.Model):
     """
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="locations")
-    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="locations")
+    # No index of its own: (folder, uid) and (folder, -date, -id) start with it. Each
+    # index is one more B-tree insert per copy when a mailbox is first mirrored.
+    folder = models.ForeignKey(
+        Folder, on_delete=models.CASCADE, related_name="locations", db_index=False
+    )
     uid = models.BigIntegerField(null=True, blank=True)
     seen = models.BooleanField(default=False)
     flagged = models.BooleanField(default=False)
@@ -151,8 +159,12 @@ class Location(models.Model):
     keywords = models.JSONField(default=list)  # other flags, e.g. $Forwarded, $Junk
     modseq = models.BigIntegerField(null=True, blank=True)
     # Copies for the list screens (see the module docstring).
+    # No index of its own either: (user, role, -date, -id) starts with it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_locations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="mail_locations",
+        db_index=False,
     )
     role = models.CharField(max_length=10, blank=True)
     date = models.DateTimeField()

@@ -388,11 +388,14 @@ def sync_account(
     *,
     bodies: bool = True,
     session: Session | None = None,
+    folder_guard: Callable[[Folder], contextlib.AbstractContextManager[None]] | None = None,
 ) -> Session:
     """One full pass over the account's folders on a logged-in connection.
 
     May be called again on the same connection: the Session (and the extensions
-    ENABLEd once, RFC 5161 §3.1) is kept per connection."""
+    ENABLEd once, RFC 5161 §3.1) is kept per connection. `folder_guard(folder)`,
+    when given, is held around the sync of each folder (the service's per-folder
+    lock, shared with the connections that IDLE on other folders)."""
     session = session or Session.start(client)
     folders = refresh_folders(session, account)
     statuses = _folder_statuses(session, folders)
@@ -402,9 +405,10 @@ def sync_account(
     for folder in ordered:
         if not folder.selectable:
             continue
-        if _unchanged(session, folder, statuses.get(folder.pk)):
-            continue
-        sync_folder(session, folder, progress=progress, index=index)
+        with folder_guard(folder) if folder_guard else contextlib.nullcontext():
+            if _unchanged(session, folder, statuses.get(folder.pk)):
+                continue
+            sync_folder(session, folder, progress=progress, index=index)
     if bodies:
         fetch_pending_bodies(session, account)
     record_success(account.pk)
