@@ -69,6 +69,27 @@ def test_two_passes_on_one_connection_resync_through_qresync(
     assert not Location.objects.filter(folder=inbox, uid__in=[uids[2], uids[5]]).exists()
 
 
+def test_qresync_examine_as_first_selection_leaves_the_connection_usable(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    for i in range(3):
+        dovecot.deliver(mail_user, message(f"r{i}"))
+    engine.sync_account_once(account.pk)
+    inbox = Folder.objects.get(account=account, name="INBOX")
+    client = engine.open_account(account)
+    try:
+        session = engine.Session.start(client)
+        assert session.qresync
+        raw, resync = engine._examine(session, inbox)  # QRESYNC: the folder is synced
+        assert resync is not None and raw[b"UIDVALIDITY"] == inbox.uidvalidity
+        # Commands through IMAPClient itself (NOOP, IDLE, STATUS) still work.
+        client.noop()
+        assert client.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"] == 3
+    finally:
+        close_quietly(client)
+
+
 def _stored_flags(account: Account) -> dict[int, frozenset[str]]:
     rows = Location.objects.filter(folder__account=account, folder__name="INBOX")
     return {loc.uid or 0: frozenset(f.lower() for f in loc.flag_names()) for loc in rows}

@@ -274,6 +274,10 @@ class Session:
         known = f" 1:{uidnext - 1}" if uidnext > 1 else ""
         parameter = f"(QRESYNC ({int(uidvalidity)} {int(modseq)}{known}))"
         imap.untagged_responses = {}  # what imaplib's select() does first
+        # Also as select(readonly=True) does: imaplib refuses every later command
+        # with "mailbox status changed to READ-ONLY" when the [READ-ONLY] code of
+        # an EXAMINE (RFC 3501 §6.3.2) meets a connection it thinks is writable.
+        imap.is_readonly = True
         with imap_errors(host=self.host):
             typ, data = imap._simple_command(
                 "EXAMINE", self.client._normalise_folder(name), parameter
