@@ -406,10 +406,7 @@ class FolderWatcher(_Reconnecting):
         """EXAMINE the folder, catch up, IDLE until news, catch up again, until
         stopped."""
         # A plain EXAMINE (RFC 3501 §6.3.2: read-only, so \Seen and \Recent stay as
-        # they are) lets sync_selected catch up without selecting again. It also
-        # tells imaplib that this connection reads only: a QRESYNC EXAMINE goes
-        # around imaplib, which then takes the READ-ONLY response code for a
-        # change of state and aborts the next command.
+        # they are) lets sync_selected catch up without selecting again.
         session.examine(folder.name)
         news = True  # a new connection: whatever came since the last look
         while not self.stop_event.is_set():
