@@ -59,6 +59,7 @@ it waits in IDLE) and by the full pass around each folder it looks at.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -308,7 +309,7 @@ def changed_since_stored(session: engine.Session, folder: Folder) -> bool:
     return raw.get(b"UIDNEXT") != folder.uidnext or raw.get(b"EXISTS") != folder.message_count
 
 
-class _Reconnecting(threading.Thread):
+class _Reconnecting(threading.Thread, abc.ABC):
     """A thread that keeps one connection up: `_connected_once` until it returns
     None, pausing between attempts for the delay it returns."""
 
@@ -332,8 +333,10 @@ class _Reconnecting(threading.Thread):
             self._ended()
             connection.close()
 
+    @abc.abstractmethod
     def _connected_once(self) -> float | None:
-        raise NotImplementedError
+        """Connect, work until something fails; the pause before the next
+        attempt, or None to end the thread."""
 
     def _ended(self) -> None:
         """Called once as the thread ends, whatever the reason."""
