@@ -430,7 +430,9 @@ def phase_store_floor(server: DovecotServer, work: str) -> dict[str, Any]:
 
 def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
     """Posta's mirror of every body into its blob store (snippets, attachment
-    marks, rows updated), on the database phase_posta_sync filled."""
+    marks, rows updated), on the database phase_posta_sync filled, in steps of
+    engine.BODY_BATCH as the sync service takes them (it looks at INBOX between
+    two steps)."""
     _django(server, work)
     from posta.accounts.models import Account
     from posta.mail.models import Message
@@ -440,11 +442,14 @@ def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict
     client = engine.open_account(account)
     session = engine.Session.start(client)
     started = time.perf_counter()
-    stored = engine.fetch_pending_bodies(session, account, limit=10**9)
+    stored = steps = 0
+    while engine.bodies_pending(account):
+        stored += engine.fetch_pending_bodies(session, account)
+        steps += 1
     elapsed = time.perf_counter() - started
     client.logout()
     pending = Message.objects.exclude(body_state=Message.BodyState.STORED).count()
-    return {"seconds": elapsed, "count": stored, "pending": pending}
+    return {"seconds": elapsed, "count": stored, "pending": pending, "steps": steps}
 
 
 def phase_posta_idle(
@@ -690,7 +695,8 @@ def main() -> None:
             total_s = sync["seconds"] + posta_bodies["seconds"]
             print(f"posta full mirror: headers {sync['seconds']:.1f} s + bodies "
                   f"{posta_bodies['seconds']:.1f} s ({posta_bodies['count']} bodies into the "
-                  f"blob store with snippets, {posta_bodies['pending']} left, peak RSS "
+                  f"blob store with snippets in {posta_bodies['steps']} steps, "
+                  f"{posta_bodies['pending']} left, peak RSS "
                   f"{posta_bodies['rss_mb']:.0f} MB) = {total_s:.1f} s  (mbsync FSync no "
                   f"{mb_nofsync:.1f} s, FSync yes (its default) {mb_fsync:.1f} s)")
 

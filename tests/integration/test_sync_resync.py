@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from posta.accounts.models import Account, Folder
+from posta.core.crypto import seal
 from posta.mail import services
 from posta.mail.models import Location, Message
 from posta.mailproto.imap.client import close_quietly
@@ -88,6 +89,50 @@ def test_qresync_examine_as_first_selection_leaves_the_connection_usable(
         assert client.folder_status("INBOX", ["MESSAGES"])[b"MESSAGES"] == 3
     finally:
         close_quietly(client)
+
+
+def test_body_mirror_steps_take_the_accounts_newest_pending_copies(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    account = make_account(dovecot, mail_user, settings)
+    other_box = dovecot.add_user()
+    other = Account.objects.create(
+        user=account.user,
+        username=other_box.name,
+        email=other_box.address,
+        password_secret=seal(other_box.password),
+        description="second",
+        imap_host=dovecot.host,
+        imap_port=dovecot.imap_port,
+        imap_security="none",
+    )
+    for day in (3, 5, 4):
+        dovecot.deliver(mail_user, message(f"a{day}", date=f"Mon, 0{day} Mar 2026 10:00:00 +0100"))
+    dovecot.deliver(other_box, message("b9", date="Mon, 09 Mar 2026 10:00:00 +0100"))
+    for each in (account, other):
+        client = engine.open_account(each)
+        try:
+            engine.sync_account(client, each, bodies=False)
+        finally:
+            close_quietly(client)
+    assert engine.bodies_pending(account) and engine.bodies_pending(other)
+
+    client = engine.open_account(account)
+    try:
+        session = engine.Session.start(client)
+        # One step of two: the two newest of this account, not the other's newer one.
+        assert engine.fetch_pending_bodies(session, account, limit=2) == 2
+        stored = set(
+            Message.objects.filter(body_state=Message.BodyState.STORED).values_list(
+                "subject", flat=True
+            )
+        )
+        assert stored == {"a5", "a4"}
+        assert engine.fetch_pending_bodies(session, account, limit=2) == 1
+    finally:
+        close_quietly(client)
+    assert not engine.bodies_pending(account)
+    assert engine.bodies_pending(other)  # its copy is another account's to fetch
 
 
 def _stored_flags(account: Account) -> dict[int, frozenset[str]]:

@@ -122,8 +122,9 @@ class Message(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["user", "message_id"], name="message_user_msgid"),
             models.Index(fields=["user", "thread", "date"], name="message_user_thread_date"),
+            # The mirror of the bodies walks it newest first (posta.sync.engine).
             models.Index(
-                fields=["user", "body_state"],
+                fields=["user", "-date"],
                 name="message_body_pending",
                 condition=Q(body_state="pending"),
             ),

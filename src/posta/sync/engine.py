@@ -421,10 +421,7 @@ def sync_account(
 
 def bodies_pending(account: Account) -> bool:
     """Whether the account still has copies whose message body is not stored."""
-    pending = Message.objects.filter(user_id=account.user_id, body_state=Message.BodyState.PENDING)
-    return Location.objects.filter(
-        folder__account=account, uid__gt=0, message_id__in=pending.values("id")
-    ).exists()
+    return bool(_pending_copies(account, limit=1, message_ids=None))
 
 
 def _folder_statuses(session: Session, folders: list[Folder]) -> dict[int, dict[bytes, int]]:
@@ -1141,23 +1138,10 @@ def fetch_pending_bodies(
     while this one is summarized, written to the blob store and recorded in one
     statement, so the server streams without waiting for us.
     """
-    pending = Message.objects.filter(user_id=account.user_id, body_state=Message.BodyState.PENDING)
-    if message_ids is not None:
-        pending = pending.filter(pk__in=message_ids)
-    # From the (few, once mirrored) pending messages, through the partial index,
-    # to their copies in this account.
-    rows = Location.objects.filter(
-        folder__account=account, uid__gt=0, message_id__in=pending.values("id")
-    )
-    picked = list(
-        rows.order_by("-date").values_list("folder_id", "uid", "message_id", "message__size")[
-            :limit
-        ]
-    )
+    picked = _pending_copies(account, limit=limit, message_ids=message_ids)
     by_folder: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
     chosen: set[int] = set()
     for folder_id, uid, message_id, size in picked:
-        assert uid is not None  # noqa: S101 - filtered above; narrows the type
         if message_id not in chosen:  # one copy is enough
             chosen.add(message_id)
             by_folder[folder_id][uid] = (message_id, size)
@@ -1175,6 +1159,41 @@ def fetch_pending_bodies(
             body_state=Message.BodyState.FAILED
         )
     return len(done)
+
+
+def _pending_copies(
+    account: Account, *, limit: int, message_ids: list[int] | None
+) -> list[tuple[int, int, int, int]]:
+    """(folder id, UID, message id, size) of the account's copies of the user's
+    newest messages whose body is not stored, at most `limit` (`message_ids` only,
+    when given).
+
+    The walk starts from the messages, newest first down the partial index of
+    pending bodies, and looks up each one's copies: every step of the mirror then
+    reads about `limit` rows, where starting from the account's copies read and
+    sorted all of them (150-200 ms a step in a 100,000-message folder). CROSS JOIN
+    keeps SQLite to that order (PostgreSQL plans either way)."""
+    quote = rawsql.quote
+    only = ""
+    params: list[Any] = [account.user_id, Message.BodyState.PENDING.value]
+    if message_ids is not None:
+        if not message_ids:
+            return []
+        only = f" AND m.id IN ({', '.join(['%s'] * len(message_ids))})"
+        params += message_ids
+    params += [account.pk, limit]
+    sql = (
+        f"SELECT l.{quote('folder_id')}, l.{quote('uid')}, m.id, m.{quote('size')} "  # noqa: S608 - names are ours
+        f"FROM {rawsql.table(Message)} m CROSS JOIN {rawsql.table(Location)} l "
+        f"WHERE m.{quote('user_id')} = %s AND m.{quote('body_state')} = %s{only} "
+        f"AND l.{quote('message_id')} = m.id AND l.{quote('uid')} > 0 "
+        f"AND l.{quote('folder_id')} IN (SELECT id FROM {rawsql.table(Folder)} "
+        f"WHERE {quote('account_id')} = %s) "
+        f"ORDER BY m.{quote('date')} DESC LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(int(f), int(u), int(m), int(z)) for f, u, m, z in cursor.fetchall()]
 
 
 def _bodies_of_folder(
