@@ -108,6 +108,9 @@ def test_body_mirror_steps_take_the_accounts_newest_pending_copies(
     )
     for day in (3, 5, 4):
         dovecot.deliver(mail_user, message(f"a{day}", date=f"Mon, 0{day} Mar 2026 10:00:00 +0100"))
+    dovecot.create_folder(mail_user, "Clienti")
+    oldest = message("c1", date="Mon, 01 Mar 2026 10:00:00 +0100")
+    dovecot.deliver(mail_user, oldest, folder="Clienti")
     dovecot.deliver(other_box, message("b9", date="Mon, 09 Mar 2026 10:00:00 +0100"))
     for each in (account, other):
         client = engine.open_account(each)
@@ -120,6 +123,10 @@ def test_body_mirror_steps_take_the_accounts_newest_pending_copies(
     client = engine.open_account(account)
     try:
         session = engine.Session.start(client)
+        # A watcher's step: the copies in its folder only, however old.
+        clienti = Folder.objects.get(account=account, name="Clienti")
+        assert engine.fetch_pending_bodies(session, account, limit=2, folder_id=clienti.pk) == 1
+        assert Message.objects.get(subject="c1").body_state == Message.BodyState.STORED
         # One step of two: the two newest of this account, not the other's newer one.
         assert engine.fetch_pending_bodies(session, account, limit=2) == 2
         stored = set(
@@ -127,7 +134,7 @@ def test_body_mirror_steps_take_the_accounts_newest_pending_copies(
                 "subject", flat=True
             )
         )
-        assert stored == {"a5", "a4"}
+        assert stored == {"c1", "a5", "a4"}
         assert engine.fetch_pending_bodies(session, account, limit=2) == 1
     finally:
         close_quietly(client)

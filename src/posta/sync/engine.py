@@ -1128,17 +1128,21 @@ def fetch_pending_bodies(
     *,
     limit: int = BODY_BATCH,
     message_ids: list[int] | None = None,
+    folder_id: int | None = None,
 ) -> int:
     """Download raw messages whose body is not stored yet, newest first, into the
     blob store, and fill snippet, attachment mark and defects. Returns how many
-    bodies were stored. `message_ids` restricts to those (a message opened now).
+    bodies were stored. `message_ids` restricts to those (a message opened now),
+    `folder_id` to the copies in that folder (the one a connection watches).
 
     Bodies come in chunks of at most BODY_CHUNK_BYTES (by the stored RFC822.SIZE)
     and BODY_CHUNK_COUNT messages; the next chunk is fetched on a helper thread
     while this one is summarized, written to the blob store and recorded in one
     statement, so the server streams without waiting for us.
     """
-    picked = _pending_copies(account, limit=limit, message_ids=message_ids)
+    picked = _pending_copies(
+        account, limit=limit, message_ids=message_ids, folder_id=folder_id
+    )
     by_folder: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
     chosen: set[int] = set()
     for folder_id, uid, message_id, size in picked:
@@ -1162,11 +1166,15 @@ def fetch_pending_bodies(
 
 
 def _pending_copies(
-    account: Account, *, limit: int, message_ids: list[int] | None
+    account: Account,
+    *,
+    limit: int,
+    message_ids: list[int] | None,
+    folder_id: int | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """(folder id, UID, message id, size) of the account's copies of the user's
     newest messages whose body is not stored, at most `limit` (`message_ids` only,
-    when given).
+    and copies in `folder_id` only, when given).
 
     The walk starts from the messages, newest first down the partial index of
     pending bodies, and looks up each one's copies: every step of the mirror then
@@ -1181,14 +1189,18 @@ def _pending_copies(
             return []
         only = f" AND m.id IN ({', '.join(['%s'] * len(message_ids))})"
         params += message_ids
-    params += [account.pk, limit]
+    folders = f"SELECT id FROM {rawsql.table(Folder)} WHERE {quote('account_id')} = %s"  # noqa: S608 - names are ours
+    params.append(account.pk)
+    if folder_id is not None:
+        folders += " AND id = %s"
+        params.append(folder_id)
+    params.append(limit)
     sql = (
         f"SELECT l.{quote('folder_id')}, l.{quote('uid')}, m.id, m.{quote('size')} "  # noqa: S608 - names are ours
         f"FROM {rawsql.table(Message)} m CROSS JOIN {rawsql.table(Location)} l "
         f"WHERE m.{quote('user_id')} = %s AND m.{quote('body_state')} = %s{only} "
         f"AND l.{quote('message_id')} = m.id AND l.{quote('uid')} > 0 "
-        f"AND l.{quote('folder_id')} IN (SELECT id FROM {rawsql.table(Folder)} "
-        f"WHERE {quote('account_id')} = %s) "
+        f"AND l.{quote('folder_id')} IN ({folders}) "
         f"ORDER BY m.{quote('date')} DESC LIMIT %s"
     )
     with connection.cursor() as cursor:

@@ -80,7 +80,7 @@ from django.utils import timezone
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
-from posta.mail.models import Location, Message
+from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.sync import engine
@@ -426,15 +426,13 @@ class FolderWatcher(_Reconnecting):
             if not engine.sync_selected(session, folder):
                 engine.sync_folder(session, folder)  # EXAMINEs it: IDLE waits there
         self.failures = 0
-        pending = Location.objects.filter(
-            folder=folder, uid__gt=0, message__body_state=Message.BodyState.PENDING
-        ).values_list("message_id", flat=True)[:BODIES_PER_NEWS]
-        if pending:
-            engine.fetch_pending_bodies(
-                session, folder.account, limit=BODIES_PER_NEWS, message_ids=list(pending)
-            )
-        # A body may come from the message's copy in another folder (Gmail labels):
-        # select this one again, and look at what arrived in between.
+        # Bodies of this folder's copies only, on this connection: the account
+        # thread mirrors the rest, and the folder stays selected for IDLE.
+        engine.fetch_pending_bodies(
+            session, folder.account, limit=BODIES_PER_NEWS, folder_id=folder.pk
+        )
+        # Should anything have selected another folder, select this one again and
+        # look at what arrived in between.
         return session.selected != folder.name and changed_since_stored(session, folder)
 
 
