@@ -154,6 +154,18 @@ POSTA_ENCRYPTION_KEYS = config.encryption_keys()
 POSTA_ALLOWED_MAIL_HOSTS = [
     h.strip() for h in os.environ.get("POSTA_ALLOWED_MAIL_HOSTS", "").split(",") if h.strip()
 ]
+# The remote-image proxy's own rule (posta.mail.remote_images): any sender picks its
+# URLs, so the mail-host allowances above never apply to it. Public addresses on
+# these ports only, plus the hosts listed here (same syntax), e.g. an intranet
+# image server; none by default.
+POSTA_IMAGE_PROXY_ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("POSTA_IMAGE_PROXY_ALLOWED_HOSTS", "").split(",")
+    if h.strip()
+]
+POSTA_IMAGE_PROXY_PORTS = [
+    int(p) for p in os.environ.get("POSTA_IMAGE_PROXY_PORTS", "80,443").split(",") if p.strip()
+]
 # Seconds a connection test or sync connection waits for a server.
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
 # Extra connections per account that wait with IDLE on folders other than INBOX
