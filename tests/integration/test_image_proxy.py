@@ -18,6 +18,7 @@ from posta.accounts.models import Account, CompanySettings
 from posta.mail.models import Message
 from posta.mail.remote_images import ImageFetchError, ProxyRule, fetch_image
 from posta.sync.engine import sync_account_once
+from posta.users.models import User
 from tests.integration.test_mail_screen import PNG, CountingServer, rich_message, setup_account
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -159,3 +160,23 @@ def test_fetch_image_names_why_it_refused(counting_server: CountingServer) -> No
     allowed = ProxyRule(allowed_hosts=("127.0.0.0/8",), ports=frozenset({port}))
     assert fetch_image(url, rule=allowed).data == PNG
     assert counting_server.hits == ["/x.png"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "remote images in messages are never fetched from these hosts"),
+        ("it", "le immagini remote dei messaggi non vengono mai scaricate da questi host"),
+    ],
+)
+def test_company_settings_say_mail_hosts_do_not_open_images(
+    client: Client, language: str, text: str
+) -> None:
+    admin = User.objects.create_superuser("root", "root@example.test", "pw-unused-123")
+    admin.language = language
+    admin.save()
+    client.force_login(admin)
+    page = client.get(reverse("admin_company"))
+    assert page.status_code == 200
+    assert text in " ".join(page.content.decode().split())
