@@ -94,6 +94,8 @@ def test_key_file_elsewhere(tmp_path: Path) -> None:
         ("postgres, POSTA_KEY_FILE elsewhere", False),
         ("postgres, POSTA_ENCRYPTION_KEYS", False),
         ("sqlite, key generated into the data dir", False),
+        # `posta run` warns once itself; its web, worker and sync children do not.
+        ("postgres, key in the data dir, a child of posta run", False),
     ],
 )
 def test_start_up_warning_when_the_key_travels_with_the_data(
@@ -109,6 +111,8 @@ def test_start_up_warning_when_the_key_travels_with_the_data(
         env["POSTA_KEY_FILE"] = str(tmp_path / "keys" / "posta.keys")
     elif "POSTA_ENCRYPTION_KEYS" in case:
         env["POSTA_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+    if "child" in case:
+        env["POSTA_SUPERVISED"] = "1"
     result = posta(data, "check", **env)
     assert (KEY_WARNING in result.stderr) is warned, result.stderr
     if warned:
