@@ -19,7 +19,7 @@ from django.test import Client
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
 from posta.delivery import drafts, sending
-from posta.mail import outbox
+from posta.mail import outbox, replies
 from posta.mail.models import Location, Message
 from posta.mail.outbox import OutgoingMessage
 from posta.sync import faults
@@ -317,7 +317,7 @@ def test_send_again_from_sent(dovecot: DovecotServer, smtp_server: SmtpServer) -
     other.set_content("Sent from the phone\n")
     dovecot.deliver(mail_a, other, folder="Sent", flags="\\Seen")
     elsewhere = synced(a, message_id="sent-elsewhere@example.test")
-    copy = outbox.do_send_again(a.user, elsewhere)
+    copy = replies.do_send_again(a.user, elsewhere)
     assert copy.account == a
     assert copy.to == [["Dario", "dario@example.test"]]
     assert copy.plain_text and "Sent from the phone" in copy.body_text
@@ -338,7 +338,7 @@ def test_a_draft_not_downloaded_yet_says_so(
     Message.objects.filter(pk=message.pk).update(blob_key="", body_state="pending")
     message.refresh_from_db()
     with pytest.raises(PostaError) as caught:
-        outbox.do_open_draft(a.user, message)
+        replies.do_open_draft(a.user, message)
     assert caught.value.code == "not_downloaded"
 
 
