@@ -3,6 +3,7 @@
 The views that redirect to a place named in the request: the Scheduled/Outbox
 actions, the mail screen's actions without htmx, log in (also when already logged
 in), log out and the language switch. Each gets the usual ways out of the site.
+Last, the one read on GET pages that used to write: the company settings.
 """
 
 from __future__ import annotations
@@ -137,3 +138,24 @@ def test_logout_and_language_never_follow_next_off_the_site(user: User, target: 
     assert_stays(language["Location"], "/")
     out = client.post(reverse("logout"), {"next": target})
     assert_stays(out["Location"], reverse("login"))
+
+
+def test_reading_company_settings_on_a_get_page_creates_no_row(user: User) -> None:
+    """The editor reads the attachment limit; before the administrator saved the
+    settings, that read shows the defaults and stores nothing."""
+    from posta.accounts.models import CompanySettings
+
+    scheduled_row(user)  # an account to write from
+    CompanySettings.objects.all().delete()
+    assert logged_in(user).get(reverse("compose_new")).status_code == 200
+    assert not CompanySettings.objects.exists()
+    admin = logged_in(User.objects.get(username="admin"))
+    assert admin.get(reverse("admin_company")).status_code == 200
+    assert not CompanySettings.objects.exists()
+    saved = admin.post(reverse("admin_company"), {
+        "company_name": "Acme", "company_signature": "", "allowed_mail_hosts": "",
+        "max_attachment_mb": "7",
+    })
+    assert saved.status_code == 302
+    assert CompanySettings.objects.get().max_attachment_mb == 7
+    assert CompanySettings.load().company_name == "Acme"

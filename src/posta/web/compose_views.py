@@ -2,6 +2,10 @@
 
 Thin views: parse the form, call posta.mail.outbox, render. Nothing here talks to a
 mail server; Send writes an outbox row that the delivery worker carries out.
+
+Opening the editor writes nothing (posta.mail.replies): the page of a draft not
+stored yet posts its origin and key to the `*_start` views, whose first call
+stores the row; the answer hands the page the row's own URLs.
 """
 
 from __future__ import annotations
