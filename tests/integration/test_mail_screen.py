@@ -449,9 +449,8 @@ def test_reader_links_lead_to_the_editor(
     assert links["Forward"] == reverse("compose_forward", args=[msg.pk])
     assert links["Forward as attachment"] == reverse("compose_forward", args=[msg.pk]) + "?attach=1"
     assert "Edit draft" not in links and "Send again" not in links
-    editor = client.get(links["Reply"], follow=True)
-    assert editor.status_code == 200
-    assert editor.redirect_chain[-1][0].startswith("/compose/")
+    editor = client.get(links["Reply"])
+    assert editor.status_code == 200  # the editor itself: no draft is stored by opening it
     assert 'value="Re: quote request"' in editor.content.decode()
 
     draft = Message.objects.get(user=account.user, subject="unfinished")
