@@ -47,6 +47,8 @@ def _message(user: User, message_id: int) -> Message:
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
+    # Downloads are never rendered; should a browser try anyway, nothing runs.
+    response.setdefault("Content-Security-Policy", "default-src 'none'; sandbox")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
