@@ -206,6 +206,9 @@ def test_editor_pages_name_the_import_map_nonce_and_only_they_allow_style_attrib
     policy = directives(editor["Content-Security-Policy"])
     assert f"'nonce-{nonce.group(1)}'" in policy["script-src"]
     assert policy["style-src-attr"] == ["'unsafe-inline'"]
+    # An empty <style> (the editor's placeholder) and no other inline <style>.
+    empty = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+    assert policy["style-src-elem"] == ["'self'", empty]
     assert "'unsafe-inline'" not in policy["style-src"]
     again = client.get(reverse("compose_edit", args=[world["values"]["outgoing_id"]]))
     assert f"'nonce-{nonce.group(1)}'" not in again["Content-Security-Policy"]

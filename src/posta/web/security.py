@@ -14,10 +14,10 @@ stricter policy and this middleware leaves it alone.
 
 Pages that show the rich-text editor get two allowances, granted only where the
 editor is rendered (``{% editor_media %}``): a nonce for the editor's
-``<script type="importmap">`` (import maps cannot be external files), and
-``style-src-attr 'unsafe-inline'`` because the text the user writes carries its
-own alignment and colours as style attributes. No <style> element and no script
-is allowed by that.
+``<script type="importmap">`` (import maps cannot be external files), the hash of
+an empty <style> (see EMPTY_STYLE), and ``style-src-attr 'unsafe-inline'`` because
+the text the user writes carries its own alignment and colours as style
+attributes. No other <style> element and no other script is allowed by that.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from django.http import HttpRequest, HttpResponse
 GetResponse = Callable[[HttpRequest], HttpResponse]
 
 CSP_HEADER = "Content-Security-Policy"
+# The hash of the empty string: admits an empty <style> element and nothing else.
+# The editor (tiptap) injects its rules as <style> unless one is already there;
+# posta.js puts an empty one there, and posta.css carries the rules.
+EMPTY_STYLE = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
 
 def csp_nonce(request: HttpRequest) -> str:
@@ -55,7 +59,7 @@ def page_policy(request: HttpRequest) -> str:
     script = "script-src 'self'" + (f" 'nonce-{nonce}'" if nonce else "")
     style = "style-src 'self'"
     if getattr(request, "_posta_csp_editor", False):
-        style += "; style-src-attr 'unsafe-inline'"
+        style += f"; style-src-elem 'self' '{EMPTY_STYLE}'; style-src-attr 'unsafe-inline'"
     return "; ".join(
         [
             "default-src 'self'",

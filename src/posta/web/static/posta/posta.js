@@ -4,9 +4,9 @@
 (function () {
   "use strict";
 
-  // The rich-text editor (tiptap) adds a <style data-tiptap-style> element unless
-  // one is there, and inline <style> is refused by the policy; an empty one keeps
-  // it from trying. Its rules are in posta.css.
+  // The rich-text editor (tiptap) adds a <style data-tiptap-style> with its rules
+  // unless one is there; the policy admits an empty <style> only (its hash, on
+  // editor pages), so an empty one is put there first. The rules are in posta.css.
   if (document.querySelector("[data-django-prose-editor-default], [data-django-prose-editor-configurable]")
       && !document.querySelector("style[data-tiptap-style]")) {
     var placeholder = document.createElement("style");
