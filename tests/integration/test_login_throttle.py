@@ -195,7 +195,10 @@ def test_lockouts_double_up_to_the_maximum_and_quiet_time_forgets(settings: Any)
     assert until(timedelta(seconds=201)) == timedelta(seconds=200 + 240)
     fail(timedelta(seconds=500))
     assert until(timedelta(seconds=501)) == timedelta(seconds=500 + 300)
-    # An hour of quiet after the last lock ended: the count starts again.
+    # An hour of quiet after the last lock ended: the count starts again, and
+    # counts of other names that went quiet are gone.
+    throttle.do_record_failure(username="once", address="", now=start + timedelta(seconds=600))
     fail(timedelta(seconds=800 + 3601))
     assert until(timedelta(seconds=800 + 3602)) is None
     assert LoginThrottle.objects.get(kind="account", key="bruno").failures == 1
+    assert not LoginThrottle.objects.filter(key="once").exists()

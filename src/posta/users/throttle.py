@@ -125,6 +125,16 @@ def do_record_failure(*, username: str, address: str, now: datetime | None = Non
     with transaction.atomic():
         for kind, key in _keys(username, address):
             _count_failure(kind, key, now, policy_)
+    _forget_stale(now, policy_)
+
+
+def _forget_stale(now: datetime, policy_: Policy) -> None:
+    # Counts past their quiet window would be reset on their next failure anyway;
+    # deleting them keeps names typed once by a guesser from piling up.
+    cutoff = now - policy_.window
+    LoginThrottle.objects.filter(last_failure__lt=cutoff).exclude(
+        locked_until__gte=cutoff
+    ).delete()
 
 
 def do_record_success(*, username: str) -> None:
