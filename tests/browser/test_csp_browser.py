@@ -106,6 +106,9 @@ def test_walk_through_posta_without_a_policy_violation(
     )
     assert indent != "0px"
     row = page.locator("#msglist li.msg", has_text="Preventivo")
+    # The unified list's account badge has its colour from mail.css.
+    hue = row.locator(".acct").evaluate("el => getComputedStyle(el).getPropertyValue('--hue')")
+    assert hue.strip() != ""
     row.locator("a.open").click()
     expect(page.locator("#reader-message h2.subject")).to_have_text("Preventivo")
     frame = page.frame_locator("iframe.body-frame")

@@ -63,7 +63,7 @@ HUES = 24
 
 
 def hue_class(hue: int) -> int:
-    """The account badge's colour as one of HUES classes (mail.css `.hue-N`): the
+    """The account badge's colour as one of HUES steps (mail.css `[data-hue]`): the
     page's CSP allows no style attribute to carry the hue itself."""
     return round(hue * HUES / 360) % HUES
 
@@ -118,7 +118,7 @@ def _row(
     marks = mark_safe("".join(_marks(row, words)))  # noqa: S308 - built by format_html only
     account = (
         format_html(
-            '<span class="acct hue-{}" title="{}">{}</span>',
+            '<span class="acct" data-hue="{}" title="{}">{}</span>',
             hue_class(row.account_hue), row.account.email,
             row.account.description or row.account.email,
         )  # fmt: skip
