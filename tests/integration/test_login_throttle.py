@@ -3,10 +3,12 @@ administrator's unlock, both languages, and whose X-Forwarded-For is believed.""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
@@ -202,3 +204,17 @@ def test_lockouts_double_up_to_the_maximum_and_quiet_time_forgets(settings: Any)
     assert until(timedelta(seconds=800 + 3602)) is None
     assert LoginThrottle.objects.get(kind="account", key="bruno").failures == 1
     assert not LoginThrottle.objects.filter(key="once").exists()
+
+
+def test_the_command_line_unlocks_a_locked_out_administrator(client: Client) -> None:
+    User.objects.create_superuser("boss", "boss@example.test", PASSWORD)
+    SetupMiddleware._ready = True
+    for n in range(5):
+        sign_in(client, "boss", f"wrong-{n}")
+    assert sign_in(client, "boss", PASSWORD).status_code == 429
+    out = io.StringIO()
+    call_command("unlock_login", "--list", stdout=out)
+    assert "account\tboss\t5" in out.getvalue()
+    call_command("unlock_login", "Boss", stdout=out)
+    assert "Boss: unlocked" in out.getvalue()
+    assert sign_in(client, "boss", PASSWORD).status_code == 302
