@@ -79,6 +79,9 @@ def test_walk_through_posta_without_a_policy_violation(
     dovecot.deliver(mail_user, rich_message("Preventivo", "<p>Hello <b>Bob</b></p>"))
     account = make_sender(dovecot, smtp_server, mail_user)
     sync_account_once(account.pk)
+    account.signature_kind = "custom"
+    account.signature_html = '<p style="text-align: center">Anna, Ufficio acquisti</p>'
+    account.save()
     user = account.user
     user.set_password(PASSWORD)
     user.is_staff = True
@@ -127,6 +130,9 @@ def test_walk_through_posta_without_a_policy_violation(
     page.keyboard.press("Control+b")
     page.keyboard.type("bold words")
     expect(editor.locator("strong")).to_have_text("bold words")
+    # The signature keeps its alignment, a style attribute of the user's text that
+    # editor pages admit.
+    expect(page.locator("#signature-preview p")).to_have_css("text-align", "center")
     # The editor's base rules reach it from posta.css, not from an injected <style>.
     assert editor.evaluate("el => getComputedStyle(el).whiteSpace") in ("pre-wrap", "break-spaces")
     picture = tmp_path / "pic.png"
