@@ -106,7 +106,7 @@ def preview_csp(content_type: str) -> str:
         # its own extension origin, and with default-src 'none' the document can
         # load and run nothing beside it.
         return f"default-src 'none'; object-src 'self'; {closed}"
-    # sandbox: an opaque origin, no script, even for an SVG smuggled in as image/*.
+    # sandbox: an opaque origin and no script, whatever the bytes turn out to be.
     return f"default-src 'none'; img-src 'self'; {closed}; sandbox"
 
 
