@@ -120,8 +120,7 @@ def test_walk_through_posta_without_a_policy_violation(
     seen.assert_none("mail screen")
 
     # Compose: the rich editor takes typing and bold, an attachment uploads.
-    page.goto(f"{base}/compose/")
-    expect(page).to_have_url(re.compile(r"/compose/\d+/$"))
+    page.goto(f"{base}/compose/")  # nothing is stored until the page's first POST
     page.fill("#id_to", "Bruno <bruno@example.test>")
     page.fill("#id_subject", "Under the policy")
     editor = page.locator("#field-body [contenteditable=true]")
@@ -139,6 +138,7 @@ def test_walk_through_posta_without_a_policy_violation(
     picture.write_bytes(PNG)
     page.set_input_files("#id_files", str(picture))
     expect(page.locator("#attachment-list li")).to_contain_text("pic.png")
+    expect(page).to_have_url(re.compile(r"/compose/\d+/$"))  # the upload stored the draft
     seen.assert_none("compose")
 
     # Sending page: the undo countdown runs (sending.js), Undo calls the message back.
