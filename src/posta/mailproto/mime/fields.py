@@ -241,6 +241,11 @@ class _Folder:
         between two of them is ignored by readers (RFC 2047 §6.2), so the words
         decode to exactly `text`."""
         pieces = [_q_piece(ch) for ch in text]
+        whole = _EW_OVERHEAD + sum(len(piece) for piece in pieces)
+        if whole <= _EW_MAX and whole > self._room() and self._line.strip():
+            # One word on the next line rather than two: not every reader joins
+            # adjacent words in a phrase as RFC 2047 §6.2 says (Python's adds a space).
+            self._fold()
         index = 0
         while index < len(pieces):
             room = min(_EW_MAX, self._room())
