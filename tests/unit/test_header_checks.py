@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone, translation
 
 from posta.accounts.models import Account
@@ -109,6 +110,8 @@ def test_subject_with_a_break_is_refused_when_saved_and_sent(
         draft(account, subject=subject)
     assert saving.value.field == "subject"
     _names_field(saving.value, "the subject", "Oggetto")
+    if brk == "\0" and connection.vendor == "postgresql":
+        return  # PostgreSQL text cannot hold NUL: no stored row can have one
     # A row that holds one anyway (saved before this check) is not queued either.
     row = draft(account)
     OutgoingMessage.objects.filter(pk=row.pk).update(subject=subject)
