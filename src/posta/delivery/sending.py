@@ -17,7 +17,10 @@ wakes a worker. The contract, in the order things happen:
    are separate steps, each retried alone.
 
 Every failure is decided by posta.delivery.policy, and written onto the row in
-words the outbox page can show (STYLE 7: the worker defends the boundary).
+words the outbox page can show (STYLE 7: the worker defends the boundary). A
+message that cannot be built (compose refuses a header field) fails at once, since
+the row builds the same way every time; an unexpected error is retried until the
+retry deadline, then the row fails too: nothing loops forever.
 """
 
 from __future__ import annotations
