@@ -141,6 +141,17 @@ def test_charset_that_spells_a_break_in_ascii_is_refused(where: str) -> None:
         _build_and_serialize(composition(**put("=?utf-7?q?Hi+AA0ACg-X-Injected:_1?=")))
 
 
+@pytest.mark.parametrize(
+    "word",
+    ["=?iso-8859-1?q?Hi=85X-Injected:_1?=", "=?x-unknown?q?Hi=85X-Injected:_1?=",
+     "=?utf-16-le?b?KCA=?="],
+    ids=["latin-1 nel", "unknown charset nel", "utf-16 u2028"],
+)
+def test_breaks_only_a_charset_makes_are_refused(word: str) -> None:
+    with pytest.raises(compose.HeaderInjection):
+        _build_and_serialize(composition(subject=word))
+
+
 def test_a_break_encoded_twice_is_refused() -> None:
     inner = q_word("Hi\r\nX-Injected: 1")
     with pytest.raises(compose.HeaderInjection):

@@ -150,10 +150,11 @@ def check_text(value: str, *, field: str) -> str:
 
 
 def _words_as_charset(value: str) -> Iterator[str]:
-    """Each encoded word of `value` decoded strictly in the charset it names.
-    `decode_words` reads ASCII bytes as ASCII whatever the label says, as most
-    readers do; a reader that honours the label may not (UTF-7 spells CR LF in
-    ASCII: "+AA0ACg-")."""
+    """Each encoded word of `value` decoded in the charset it names, or, when
+    that charset is unknown, in each one a reader falls back to (UTF-8, latin-1,
+    where byte 0x85 is NEL). `decode_words` reads ASCII bytes as ASCII whatever the
+    label says, as most readers do; a reader that honours the label may not (UTF-7
+    spells CR LF in ASCII: "+AA0ACg-")."""
     for charset, encoding, text in _ENCODED_WORD.findall(value):
         data = text.encode("ascii", "replace")
         try:
@@ -165,8 +166,8 @@ def _words_as_charset(value: str) -> Iterator[str]:
         except binascii.Error:
             continue
         codec = codec_for(charset)
-        if codec:
-            yield raw.decode(codec, "replace")
+        for name in (codec,) if codec else ("utf-8", "latin-1"):
+            yield raw.decode(name, "replace")
 
 
 def msg_id_ok(value: str) -> bool:
