@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 
 from posta.core.errors import PostaError
-from posta.mail import outbox
+from posta.mail import blobs, outbox
 from posta.mail.models import Message
 from posta.mail.outbox import OutgoingMessage
 from posta.mailproto.mime.headers import parse_envelope
@@ -147,7 +147,8 @@ def test_hostile_received_mail_answered_and_forwarded_injects_nothing(
 
     reply = outbox.do_start_reply(b.user, message)
     forward = outbox.do_start_forward(b.user, message)
-    for row in (reply, forward):
+    attached = outbox.do_start_forward(b.user, message, as_attachment=True)
+    for row in (reply, forward, attached):
         outbox.check_save_draft(
             b.user, row,
             outbox.Draft(account_id=b.pk, to="carla@example.test", subject=row.subject,
@@ -155,8 +156,8 @@ def test_hostile_received_mail_answered_and_forwarded_injects_nothing(
         )
         assert send_now(row).state == State.SENT
 
-    answered, forwarded = smtp_server.messages
-    for received in (answered, forwarded):
+    answered, forwarded, as_attachment = smtp_server.messages
+    for received in (answered, forwarded, as_attachment):
         assert all("x-injected" not in block for block in header_blocks(received.data))
         assert b"\nX-Injected" not in received.data.split(b"\r\n\r\n", 1)[0]
     top = header_blocks(answered.data)[0]
@@ -173,3 +174,8 @@ def test_hostile_received_mail_answered_and_forwarded_injects_nothing(
     assert msg["References"] == "<root@example.test> <offer-7@example.test>"
     (attachment,) = forwarded.message().iter_attachments()
     assert "\n" not in (attachment.get_filename() or "")
+    # Forwarded as an attachment: the original's bytes, never decoded and rewritten.
+    stored = re.sub(rb"\r\n|\r|\n", b"\r\n", blobs.get(message.blob_key))
+    assert stored in as_attachment.data
+    (enclosed,) = as_attachment.message().iter_attachments()
+    assert enclosed.get_content_type() == "message/rfc822"
