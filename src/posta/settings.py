@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "posta.web.security.ContentSecurityPolicyMiddleware",
+    "posta.web.security.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -137,6 +139,10 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Blobs are mail: the owner's alone. Django's default (0644) would chmod every file
+# it saves past the umask `posta` sets.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -147,12 +153,53 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "SAMEORIGIN"
 
+# HTTPS (README "Behind HTTPS"). Proxies in front of Posta, as addresses or CIDR
+# ranges: their X-Forwarded-For names the client (login throttling) and their
+# X-Forwarded-Proto: https marks a request as HTTPS. Nobody else is believed.
+POSTA_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("POSTA_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
+if POSTA_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Over HTTPS cookies are always Secure (posta.web.security.SecureCookiesMiddleware);
+# this makes them Secure on every response, for sites that are HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _flag("POSTA_SECURE_COOKIES")
+# RFC 6797: sent on HTTPS responses only (SecurityMiddleware), so plain HTTP on a
+# developer's machine is untouched; 0 turns it off.
+SECURE_HSTS_SECONDS = int(os.environ.get("POSTA_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("POSTA_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_SSL_REDIRECT = _flag("POSTA_SSL_REDIRECT")
+
+# Login throttling (posta.users.throttle): after this many wrong passwords for one
+# user name, or from one address, sign-in is refused for POSTA_LOGIN_LOCKOUT_SECONDS,
+# doubling with each further failure up to the maximum; failures are forgotten
+# after a quiet window.
+POSTA_LOGIN_ACCOUNT_FAILURES = int(os.environ.get("POSTA_LOGIN_ACCOUNT_FAILURES", "5"))
+POSTA_LOGIN_ADDRESS_FAILURES = int(os.environ.get("POSTA_LOGIN_ADDRESS_FAILURES", "20"))
+POSTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("POSTA_LOGIN_LOCKOUT_SECONDS", "60"))
+POSTA_LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("POSTA_LOGIN_LOCKOUT_MAX_SECONDS", "3600"))
+POSTA_LOGIN_FAILURE_WINDOW_SECONDS = int(
+    os.environ.get("POSTA_LOGIN_FAILURE_WINDOW_SECONDS", "3600")
+)
+
 # Secrets at rest (posta.core.crypto): newest key first.
 POSTA_ENCRYPTION_KEYS = config.encryption_keys()
 # Hosts (names or CIDR ranges) users may connect to although they are private or
 # loopback: on-premise mail servers. Administrators add more in the settings page.
 POSTA_ALLOWED_MAIL_HOSTS = [
     h.strip() for h in os.environ.get("POSTA_ALLOWED_MAIL_HOSTS", "").split(",") if h.strip()
+]
+# The remote-image proxy's own rule (posta.mail.remote_images): any sender picks its
+# URLs, so the mail-host allowances above never apply to it. Public addresses on
+# these ports only, plus the hosts listed here (same syntax), e.g. an intranet
+# image server; none by default.
+POSTA_IMAGE_PROXY_ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("POSTA_IMAGE_PROXY_ALLOWED_HOSTS", "").split(",")
+    if h.strip()
+]
+POSTA_IMAGE_PROXY_PORTS = [
+    int(p) for p in os.environ.get("POSTA_IMAGE_PROXY_PORTS", "80,443").split(",") if p.strip()
 ]
 # Seconds a connection test or sync connection waits for a server.
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 
 from posta.core.errors import PostaError
-from posta.mail import blobs, outbox
+from posta.mail import blobs, outbox, replies
 from posta.mail.models import Message
 from posta.mail.outbox import OutgoingMessage
 from posta.mailproto.mime.headers import parse_envelope
@@ -145,9 +145,9 @@ def test_hostile_received_mail_answered_and_forwarded_injects_nothing(
     sync_account_once(b.pk)
     message = Message.objects.get(user=b.user, message_id="offer-7@example.test")
 
-    reply = outbox.do_start_reply(b.user, message)
-    forward = outbox.do_start_forward(b.user, message)
-    attached = outbox.do_start_forward(b.user, message, as_attachment=True)
+    reply = replies.do_start_reply(b.user, message)
+    forward = replies.do_start_forward(b.user, message)
+    attached = replies.do_start_forward(b.user, message, as_attachment=True)
     for row in (reply, forward, attached):
         outbox.check_save_draft(
             b.user, row,

@@ -10,7 +10,6 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -21,7 +20,7 @@ from posta.mail.models import Location, Message
 from posta.users.models import User
 from posta.web.mail import pages, reader
 from posta.web.mail.reader import is_htmx
-from posta.web.utils import current_user
+from posta.web.utils import current_user, safe_next
 
 MAX_SELECTION = 10_000
 ACTIONS = ("seen", "unseen", "flag", "unflag", "move", "delete", "spam", "notspam", "archive")
@@ -135,10 +134,8 @@ def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Trigger"] = json.dumps({"mail-changed": event})
         return response
-    back = request.POST.get("next", "")
-    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        return redirect(back)
-    return redirect("mail_index")
+    return redirect(safe_next(request, request.POST.get("next", ""), names=frozenset(),
+                              default="mail_index"))
 
 
 @login_required

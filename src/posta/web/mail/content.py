@@ -23,12 +23,12 @@ import secrets
 import zipfile
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from posta.accounts.models import CompanySettings
 from posta.mail import queries, remote_images, sanitize
 from posta.mail.models import Message
 from posta.users.models import User
@@ -47,6 +47,8 @@ def _message(user: User, message_id: int) -> Message:
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
+    # Downloads are never rendered; should a browser try anyway, nothing runs.
+    response.setdefault("Content-Security-Policy", "default-src 'none'; sandbox")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
@@ -95,6 +97,19 @@ def _part_name(att: sanitize.Attachment) -> str:
     return f"part-{att.part_id}{extension}"
 
 
+def preview_csp(content_type: str) -> str:
+    """The policy of an attachment opened for preview, also when opened directly in
+    a tab of its own: the document never runs with Posta's origin."""
+    closed = "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    if content_type == "application/pdf":
+        # Chromium's PDF viewer will not run in a CSP sandbox; it shows the PDF from
+        # its own extension origin, and with default-src 'none' the document can
+        # load and run nothing beside it.
+        return f"default-src 'none'; object-src 'self'; {closed}"
+    # sandbox: an opaque origin and no script, whatever the bytes turn out to be.
+    return f"default-src 'none'; img-src 'self'; {closed}; sandbox"
+
+
 @login_required
 @require_GET
 def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
@@ -111,11 +126,7 @@ def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
     if preview:
         response = HttpResponse(data, content_type=att.content_type)
         response["Content-Disposition"] = _disposition("inline", _part_name(att))
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox; img-src 'self'"
-        if att.content_type == "application/pdf":
-            # Chromium's PDF viewer will not run in a CSP sandbox; the frame showing
-            # it is sandboxed instead, and the PDF never shares the page's origin.
-            response["Content-Security-Policy"] = "default-src 'none'; object-src 'self'"
+        response["Content-Security-Policy"] = preview_csp(att.content_type)
     else:
         response = HttpResponse(data, content_type="application/octet-stream")
         response["Content-Disposition"] = _disposition("attachment", _part_name(att))
@@ -201,6 +212,15 @@ def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
     return _no_store(response)
 
 
+def _image_proxy_rule() -> remote_images.ProxyRule:
+    # Its own settings, never CompanySettings.allowed_hosts_list(): allowing a mail
+    # host must not let a sender's <img> reach that machine's web services.
+    return remote_images.ProxyRule(
+        allowed_hosts=tuple(settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS),
+        ports=frozenset(settings.POSTA_IMAGE_PROXY_PORTS),
+    )
+
+
 @require_GET
 def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     """The image proxy. The frame asks for images from an opaque origin, so its
@@ -217,9 +237,7 @@ def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     if not Message.objects.filter(pk=message_id, user_id=user_id).exists():
         raise Http404
     try:
-        fetched = remote_images.fetch_image(
-            url, allowed_hosts=CompanySettings.load().allowed_hosts_list()
-        )
+        fetched = remote_images.fetch_image(url, rule=_image_proxy_rule())
     except remote_images.ImageFetchError as exc:
         raise Http404 from exc
     response = HttpResponse(fetched.data, content_type=fetched.content_type)
