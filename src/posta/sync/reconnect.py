@@ -127,9 +127,7 @@ class HostWakeups:
         with self._guard:
             return self._wakes.get(server, 0)
 
-    def pause(
-        self, server: str, seconds: float, *, resume: threading.Event, since: int
-    ) -> bool:
+    def pause(self, server: str, seconds: float, *, resume: threading.Event, since: int) -> bool:
         """Wait up to `seconds` for `resume`, which `wake(server)` sets (as does the
         thread's own stop). True when a wake ended the pause, also one that came
         after `since` (`generation`) but before the pause began."""
