@@ -382,10 +382,10 @@ class _Reconnecting(threading.Thread, abc.ABC):
 
     def _backoff(self, exc: BaseException) -> float:
         """The pause after failure `exc` (posta.sync.reconnect)."""
-        self.failures += 1
         kind = reconnect.failure_kind(exc)
         if kind is reconnect.Failure.OUTAGE:
             self.wake_mark = HOST_WAKEUPS.generation(self.server)
+        self.failures += 1
         cap = reconnect.cap_for(self.account_id, kind, refused_before=self._refused_before())
         return reconnect.reconnect_delay(
             self.failures,
