@@ -156,10 +156,12 @@ class HostWakeups:
                 return 0
             self._last_wake[server] = now
             self._wakes[server] = self._wakes.get(server, 0) + 1
-            waiting = list(self._pausing.get(server, ()))
-        for resume in waiting:
-            resume.set()
-        return len(waiting)
+            # Set under the lock: a pause that already ended (and left) must not
+            # find its Event set later, when it pauses again.
+            waiting = self._pausing.get(server, set())
+            for resume in waiting:
+                resume.set()
+            return len(waiting)
 
     def pausing(self, server: str) -> int:
         """How many threads pause before reconnecting to `server` right now."""
