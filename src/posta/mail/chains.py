@@ -76,7 +76,7 @@ def fold_move(tail: RemoteAction | None, copy: Location, target: Folder, *, kind
                 return Fold.NONE
             # The server never moved it: the copy is where it was, with its UID.
             Location.objects.filter(pk=copy.pk).update(
-                folder=target, uid=tail.source_uid, modseq=None, role=target.role
+                folder=target, uid=tail.source_uid, modseq=tail.source_modseq, role=target.role
             )
     except IntegrityError:
         return Fold.NONE  # the sync stored that UID again meanwhile: chain the move

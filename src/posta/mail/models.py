@@ -246,6 +246,8 @@ class RemoteAction(models.Model):
         Folder, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     source_uid = models.BigIntegerField(null=True, blank=True)
+    # The copy's MODSEQ there, so a move cancelled before it ran puts it back as it was.
+    source_modseq = models.BigIntegerField(null=True, blank=True)
     target_folder = models.ForeignKey(
         Folder, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

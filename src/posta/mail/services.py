@@ -105,6 +105,7 @@ def _action(
         location=loc,
         source_folder=loc.folder,
         source_uid=loc.uid,
+        source_modseq=loc.modseq,
         target_folder=target,
         message_id_header=loc.message.message_id,
         after=after,
