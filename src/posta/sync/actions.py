@@ -37,6 +37,7 @@ import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
@@ -327,11 +328,23 @@ def _attach_new_uid(
     session: engine.Session, action: RemoteAction, target: Folder, uids: list[int]
 ) -> None:
     """Give the moved copy its UID in the target, unless the sync already did, or
-    the user moved the copy on meanwhile (the chained move attaches it then)."""
+    the user moved the copy on meanwhile (even back to this folder): then the UID
+    is handed to the next move, whose copy it is not yet."""
     if action.location_id is None:
         return
     loc = Location.objects.filter(pk=action.location_id).first()
     if loc is None or loc.uid is not None or loc.folder_id != target.pk:
+        return
+    later_move = RemoteAction.objects.filter(
+        location=OuterRef("pk"),
+        pk__gt=action.pk,
+        kind__in=[Kind.MOVE, Kind.DELETE],
+        state__in=claims.OPEN_STATES,
+    )
+    waiting = Location.objects.filter(pk=loc.pk, uid__isnull=True, folder=target).filter(
+        ~Exists(later_move)
+    )
+    if not waiting.exists():
         return
     taken = set(
         Location.objects.filter(folder=target, uid__in=uids).values_list("uid", flat=True)
@@ -346,17 +359,22 @@ def _attach_new_uid(
             loc.delete()  # the sync already recorded the moved copy
         return
     new_uid = free[-1]
+    # CHANGEDSINCE 0 answers the copy's MODSEQ too (RFC 7162 §3.1.4): the sync's
+    # next CHANGEDSINCE starts above it, and would not tell it otherwise.
+    flags = fetch_flags(
+        session.client, str(new_uid), changed_since=0 if session.condstore else None
+    )
     values: dict[str, object] = {}
-    if not _has_followers(action):
+    if flags and flags[0][2] is not None:
+        values["modseq"] = flags[0][2]
+    if flags and not _has_followers(action):
         # With a flag change chained after this action, the local flags are the
         # user's wish, not the server's yet: keep them.
-        flags = fetch_flags(session.client, str(new_uid))
-        values = engine._flag_values(flags[0][1]) if flags else {}
+        values.update(engine._flag_values(flags[0][1]))
     try:
         with transaction.atomic():
-            Location.objects.filter(pk=loc.pk, uid__isnull=True).update(
-                uid=new_uid, folder=target, **values
-            )
+            # Conditional again: the user may act while the FETCH runs.
+            waiting.update(uid=new_uid, **values)
     except IntegrityError:
         loc.delete()  # the sync recorded it meanwhile
 
