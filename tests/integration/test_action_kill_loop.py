@@ -129,7 +129,7 @@ def _history(message_pk: int) -> list[tuple[Any, ...]]:
 
 def _mismatches(
     dovecot: DovecotServer, mail_user: MailUser, wishes: dict[int, Wish]
-) -> list[str]:
+) -> list[tuple[int, str]]:
     found = server_copies(dovecot, mail_user, FOLDERS)
     ids = dict(Message.objects.filter(pk__in=wishes).values_list("pk", "message_id"))
     wrong = []
@@ -138,7 +138,7 @@ def _mismatches(
         want = [(wish.folder, wish.seen, wish.flagged)]
         have = [(name, "\\Seen" in flags, "\\Flagged" in flags) for name, flags in copies]
         if have != want:
-            wrong.append(f"{ids[pk]}: asked {want}, server has {have}")
+            wrong.append((pk, f"{ids[pk]}: asked {want}, server has {have}"))
     return wrong
 
 
@@ -196,7 +196,12 @@ def test_random_chains_while_the_worker_is_killed(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    failed = RemoteAction.objects.filter(account=account, state="failed").count()
+    failed_rows = list(
+        RemoteAction.objects.filter(account=account, state="failed").values_list(
+            "message", "id", "kind", "attempts", "error_code", "error_detail"
+        )
+    )
+    failed = len(failed_rows)
     wrong = _mismatches(dovecot, mail_user, user.wishes)
     print(  # noqa: T201 - the figures of the run, to quote
         f"\nkill loop: requests={user.requests} kills={kills} mid_action_kills={mid_action}"
@@ -205,10 +210,10 @@ def test_random_chains_while_the_worker_is_killed(
         f" mismatches={len(wrong)}"
     )
     assert settled, log.read_text()[-3000:]
-    assert wrong == [], wrong
+    assert wrong == [], [(w, _history(pk)) for pk, w in wrong]
     assert (user.requests, kills) == (REQUESTS, KILLS)
     assert user.answered_zero == 0
-    assert failed == 0
+    assert failed_rows == [], [(row, _history(row[0])) for row in failed_rows]
     # And the mail screen shows what the server has, before and after a sync:
     # one copy per message, with the server's UID, where the user put it. (The
     # MODSEQ of a copy the worker numbered above the folder's stored UIDNEXT is

@@ -28,7 +28,7 @@ from types import TracebackType
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from posta.mail.models import RemoteAction
@@ -66,9 +66,13 @@ def claim(action_id: int, owner: str) -> bool:
     over, or it waits for an earlier open action on the same copy. Each claim
     counts as an attempt (a kill mid-action is one)."""
     now = timezone.now()
+    # NOT EXISTS, not a join: Django turns an UPDATE with a join into
+    # `WHERE id IN (SELECT ...)`, and PostgreSQL re-checks only that list, not
+    # the state, after waiting for another worker's claim of the same row; both
+    # would then hold it.
+    earlier_open = RemoteAction.objects.filter(pk=OuterRef("after_id"), state__in=OPEN_STATES)
     taken = (
-        RemoteAction.objects.filter(claimable(now), pk=action_id)
-        .exclude(after__state__in=OPEN_STATES)
+        RemoteAction.objects.filter(claimable(now), ~Exists(earlier_open), pk=action_id)
         .update(
             state=State.RUNNING,
             attempts=F("attempts") + 1,
