@@ -7,10 +7,12 @@ from __future__ import annotations
 import email
 import imaplib
 import re
+import threading
 import time
 from typing import Any
 
 import pytest
+from django.db import connections, transaction
 from django.utils import timezone
 
 from posta.accounts.models import Folder
@@ -234,3 +236,34 @@ def test_a_live_workers_claim_is_renewed_and_a_dead_ones_runs_out(
     assert actions.run_account_actions(account.pk) == 1
     copies = server_copies(dovecot, mail_user, ["INBOX"])
     assert copies["<c0@example.test>"] == [("INBOX", frozenset({"\\Flagged"}))]
+
+
+def test_two_workers_claiming_one_action_at_once(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    """The second claim waits for the first one's transaction, then sees the
+    action running and backs off (on PostgreSQL too, where an UPDATE re-checks
+    its conditions on the row it waited for)."""
+    account = _setup(dovecot, mail_user, settings)
+    msg = Message.objects.get(user=account.user, subject="c0")
+    services.do_set_flagged(account.user, [msg.pk], True)
+    services.do_set_seen(account.user, [msg.pk], True)
+    first, second = RemoteAction.objects.order_by("id")
+    results: dict[str, bool] = {}
+
+    def other_worker() -> None:
+        try:
+            results["first"] = claims.claim(first.pk, "worker-b")
+            results["second"] = claims.claim(second.pk, "worker-b")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    with transaction.atomic():
+        assert claims.claim(first.pk, "worker-a")
+        thread.start()
+        thread.join(timeout=0.5)  # it now waits for this transaction
+    thread.join(timeout=60)
+    assert results == {"first": False, "second": False}  # the second waits for the first
+    assert RemoteAction.objects.get(pk=first.pk).claimed_by == "worker-a"
+    assert RemoteAction.objects.get(pk=first.pk).attempts == 1
