@@ -168,7 +168,6 @@ def test_random_chains_while_the_worker_is_killed(
     user = ScreenUser(client, folders, ids)
     rng = random.Random(20261202)  # noqa: S311 - test data, not secrets
     recent: list[int] = []
-    running = RemoteAction.objects.filter(account=account, state="running")
     kills = mid_action = 0
 
     worker = _start_worker(env, log)
@@ -178,7 +177,10 @@ def test_random_chains_while_the_worker_is_killed(
             for _ in range(share):
                 user.random_request(rng, recent)
                 time.sleep(rng.uniform(0, 0.03))
-            # Kill it while it carries something out, when it gets that far.
+            # Kill it while it holds an action, when it gets that far.
+            running = RemoteAction.objects.filter(
+                account=account, state="running", claimed_by__contains=f":{worker.pid}:"
+            )
             _wait(running.exists, timeout=5)
             time.sleep(rng.uniform(0, 0.2))
             mid_action += running.exists()
@@ -215,9 +217,9 @@ def test_random_chains_while_the_worker_is_killed(
     assert user.answered_zero == 0
     assert failed_rows == [], [(row, _history(row[0])) for row in failed_rows]
     # And the mail screen shows what the server has, before and after a sync:
-    # one copy per message, with the server's UID, where the user put it. (The
-    # MODSEQ of a copy the worker numbered above the folder's stored UIDNEXT is
-    # not refreshed by the sync, so the whole-mirror check is not used here.)
+    # one copy per message, with the server's UID, where the user put it. (Not
+    # the whole-mirror check: the sync does not refresh the MODSEQ of a copy the
+    # worker numbered above the folder's stored UIDNEXT and then changed.)
     for _pass in range(2):
         for name in FOLDERS:
             server = set(dovecot.uids(mail_user, name))
