@@ -77,8 +77,8 @@ def request_body_fetch(user: User, message_id: int) -> bool:
 def _copies(
     user: User, message_ids: Iterable[int], from_folders: Collection[int] | None = None
 ) -> list[Location]:
-    # NULL: a copy on its way (its action chains); negative: set aside by a
-    # UIDVALIDITY change until the sync pairs it again.
+    # A NULL UID is a copy on its way: its new action chains after the open one.
+    # A negative one (set aside by a UIDVALIDITY change) waits for the sync.
     rows = Location.objects.select_for_update().filter(
         Q(uid__gt=0) | Q(uid__isnull=True), user=user, message_id__in=list(message_ids)
     )
