@@ -4,6 +4,7 @@ for that move (or is folded into it), and a dead worker's claim runs out."""
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import imaplib
 import re
@@ -14,11 +15,12 @@ from typing import Any
 import pytest
 from django.db import connections, transaction
 from django.utils import timezone
+from huey.contrib import djhuey
 
 from posta.accounts.models import Folder
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
-from posta.sync import actions, claims
+from posta.sync import actions, claims, tasks
 from posta.sync.engine import sync_account_once
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -267,3 +269,25 @@ def test_two_workers_claiming_one_action_at_once(
     assert results == {"first": False, "second": False}  # the second waits for the first
     assert RemoteAction.objects.get(pk=first.pk).claimed_by == "worker-a"
     assert RemoteAction.objects.get(pk=first.pk).attempts == 1
+
+
+def test_a_pass_that_meets_a_claim_looks_again_when_it_runs_out(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any
+) -> None:
+    """No waiting for the minute sweep: the worker queues itself a look at the
+    moment the other worker's claim runs out."""
+    account = _setup(dovecot, mail_user, settings)
+    msg = Message.objects.get(user=account.user, subject="c0")
+    services.do_set_flagged(account.user, [msg.pk], True)
+    action = RemoteAction.objects.get()
+    assert claims.claim(action.pk, "dead-worker")
+    until = RemoteAction.objects.get(pk=action.pk).lease_until
+    assert until is not None
+    djhuey.HUEY.flush()
+
+    assert tasks.run_actions.call_local(account.pk) == 0
+    queued = [*djhuey.HUEY.pending(), *djhuey.HUEY.scheduled()]
+    looks = [t for t in queued if t.name.endswith("run_actions")]
+    assert [t.args for t in looks] == [(account.pk,)]
+    assert looks[0].eta >= until.astimezone(dt.UTC).replace(tzinfo=None)
+    djhuey.HUEY.flush()
