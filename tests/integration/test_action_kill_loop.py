@@ -182,7 +182,7 @@ def test_random_chains_while_the_worker_is_killed(
                 account=account, state="running", claimed_by__contains=f":{worker.pid}:"
             )
             _wait(running.exists, timeout=5)
-            time.sleep(rng.uniform(0, 0.2))
+            time.sleep(rng.uniform(0, 0.05))  # at a random step of that action
             mid_action += running.exists()
             worker.kill()
             worker.wait(timeout=30)

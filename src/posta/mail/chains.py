@@ -40,12 +40,23 @@ class Fold(enum.Enum):
 
 def open_tails(copies: Iterable[Location]) -> dict[int, RemoteAction]:
     """The latest open action of each copy, by Location id (the one a new action
-    on that copy waits for)."""
+    on that copy waits for).
+
+    Locked until the caller's transaction ends: a worker finishing one of them
+    hands its copy over to the actions chained after it in one statement, which
+    then waits, and so sees the action chained here. Without the lock a finish
+    between this read and the commit would miss it (PostgreSQL; SQLite runs one
+    writing transaction at a time anyway).
+    """
     ids = [c.pk for c in copies]
     tails: dict[int, RemoteAction] = {}
     if not ids:
         return tails
-    rows = RemoteAction.objects.filter(location_id__in=ids, state__in=OPEN_STATES).order_by("id")
+    rows = (
+        RemoteAction.objects.select_for_update()
+        .filter(location_id__in=ids, state__in=OPEN_STATES)
+        .order_by("id")
+    )
     for action in rows:
         assert action.location_id is not None  # noqa: S101 - filtered above; narrows the type
         tails[action.location_id] = action
