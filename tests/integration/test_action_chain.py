@@ -291,3 +291,40 @@ def test_a_pass_that_meets_a_claim_looks_again_when_it_runs_out(
     assert [t.args for t in looks] == [(account.pk,)]
     assert looks[0].eta >= until.astimezone(dt.UTC).replace(tzinfo=None)
     djhuey.HUEY.flush()
+
+
+def test_a_move_another_session_made_meanwhile_is_done(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy leaves the source between the worker's check and its MOVE (a
+    worker that lost its claim, another client): the server answers NO
+    [EXPUNGEISSUED], and the move is done, not failed and undone."""
+    account = _setup(dovecot, mail_user, settings)
+    msg = Message.objects.get(user=account.user, subject="c1")
+    archive = _folder(account, "Archive")
+    uid = Location.objects.get(message=msg).uid
+    services.do_move(account.user, [msg.pk], archive)
+    original = actions.engine.Session.start
+
+    def racing(client: Any) -> Any:
+        session = original(client)
+        real_move = session.client.move
+
+        def move(uids: Any, folder: str) -> Any:
+            other = dovecot.imap(mail_user)
+            other.select("INBOX")
+            typ, _ = other.uid("MOVE", str(uid), "Archive")
+            assert typ == "OK"
+            other.logout()
+            return real_move(uids, folder)
+
+        monkeypatch.setattr(session.client, "move", move)
+        return session
+
+    monkeypatch.setattr(actions.engine.Session, "start", racing)
+    assert actions.run_account_actions(account.pk) == 1
+    assert RemoteAction.objects.get().state == "done"
+    copies = server_copies(dovecot, mail_user, ["INBOX", "Archive"])
+    assert [f for f, _ in copies["<c1@example.test>"]] == ["Archive"]
+    loc = Location.objects.get(message=msg)
+    assert loc.folder_id == archive.pk and loc.uid is not None

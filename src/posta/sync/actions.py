@@ -249,19 +249,33 @@ def _move(
     in_target = _uids_with_message_id(session, target, mid)
     if still_there:
         _select_rw(session, source)
-        with imap_errors(host=session.host):
-            if in_target:
-                pass  # copied before a kill: do not copy again
-            elif session.move:
-                session.client.move([uid], target.name)
-            else:
-                session.client.copy([uid], target.name)
-        if (in_target or not session.move) and still_there:
-            _expunge_one(session, uid)
+        try:
+            with imap_errors(host=session.host):
+                if in_target:
+                    pass  # copied before a kill: do not copy again
+                elif session.move:
+                    session.client.move([uid], target.name)
+                else:
+                    session.client.copy([uid], target.name)
+        except errors.ProtocolError:
+            # The copy left the source between the SEARCH and the MOVE (RFC 5530
+            # EXPUNGEISSUED): another session moved it. Done if it is in the target.
+            if not _moved_meanwhile(session, source, uid, target, mid):
+                raise
+        else:
+            if in_target or not session.move:
+                _expunge_one(session, uid)
         faults.point("action_after_server")
         in_target = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, in_target)
     _finish(action, leaves=(target, in_target[-1]) if in_target else None)
+
+
+def _moved_meanwhile(
+    session: engine.Session, source: Folder, uid: int, target: Folder, mid: str
+) -> bool:
+    _select_rw(session, source)
+    return not _has_uid(session, uid) and bool(_uids_with_message_id(session, target, mid))
 
 
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
