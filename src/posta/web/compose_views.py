@@ -25,8 +25,12 @@ from posta.core.errors import PostaError
 from posta.mail import outbox
 from posta.mail.outbox import OutgoingMessage
 from posta.users.models import User
-from posta.web.forms import rich_text_field
+from posta.web import params
+from posta.web.forms import LocalDateTimeField, rich_text_field
 from posta.web.utils import current_user
+
+# The address suggestions match what is typed in one address field.
+MAX_ADDRESS_QUERY = 200
 
 
 def _address_input() -> forms.TextInput:
@@ -52,13 +56,12 @@ class ComposeForm(forms.Form):
         label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
     )
     plain_text = forms.BooleanField(label=gettext_lazy("Plain text"), required=False)
-    send_at = forms.DateTimeField(
+    send_at = LocalDateTimeField(
         label=gettext_lazy("Send at"),
         required=False,
         widget=forms.DateTimeInput(
             attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
         ),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -110,8 +113,9 @@ def _aware(user: User, value: datetime | None) -> datetime | None:
 def compose_new(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     account = None
-    if request.GET.get("account"):
-        account = outbox.access_sender(user, int(request.GET["account"]))
+    account_id = params.optional_id(request.GET, "account")
+    if account_id is not None:
+        account = outbox.access_sender(user, account_id)
     row = outbox.do_new_draft(user, account=account)
     return redirect("compose_edit", outgoing_id=row.pk)
 
@@ -120,7 +124,7 @@ def compose_new(request: HttpRequest) -> HttpResponse:
 def compose_reply(request: HttpRequest, message_id: int) -> HttpResponse:
     user = current_user(request)
     message = outbox.access_message(user, message_id)
-    row = outbox.do_start_reply(user, message, reply_all=request.GET.get("all") == "1")
+    row = outbox.do_start_reply(user, message, reply_all=params.flag(request.GET, "all"))
     return redirect("compose_edit", outgoing_id=row.pk)
 
 
@@ -128,7 +132,9 @@ def compose_reply(request: HttpRequest, message_id: int) -> HttpResponse:
 def compose_forward(request: HttpRequest, message_id: int) -> HttpResponse:
     user = current_user(request)
     message = outbox.access_message(user, message_id)
-    row = outbox.do_start_forward(user, message, as_attachment=request.GET.get("attach") == "1")
+    row = outbox.do_start_forward(
+        user, message, as_attachment=params.flag(request.GET, "attach")
+    )
     return redirect("compose_edit", outgoing_id=row.pk)
 
 
@@ -160,7 +166,9 @@ def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     form = ComposeForm(request.POST or None, user=user, initial=_initial(row))
     error: PostaError | None = None
     if request.method == "POST" and form.is_valid():
-        action = request.POST.get("action", "save")
+        action = params.choice(
+            request.POST, "action", choices=("save", "send", "schedule"), default="save"
+        )
         try:
             outbox.check_save_draft(user, row, form.draft())
             if action == "send":
@@ -195,13 +203,7 @@ def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 
 
 def _quick(request: HttpRequest, user: User) -> datetime | None:
-    value = request.POST.get("quick", "")
-    if not value:
-        return None
-    try:
-        return _aware(user, datetime.fromisoformat(value))
-    except ValueError:
-        return None
+    return _aware(user, params.iso_datetime(request.POST, "quick"))
 
 
 @login_required
@@ -292,12 +294,9 @@ def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
         if outbox.do_edit(user, row):
             return redirect("compose_edit", outgoing_id=row.pk)
     elif action == "reschedule":
-        field = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
-        try:
-            when = _aware(user, field.clean(request.POST.get("send_at", "")))
-        except forms.ValidationError as exc:
-            raise PostaError("no_time", _("Choose a date and time."), field="send_at") from exc
-        assert when is not None  # noqa: S101 - the field is required
+        when = _aware(user, params.local_datetime(request.POST, "send_at"))
+        if when is None:
+            raise PostaError("no_time", _("Choose a date and time."), field="send_at")
         if outbox.check_reschedule(user, row, when):
             messages.success(request, _("Rescheduled."))
             return redirect(back)
@@ -348,4 +347,5 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def addresses(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
-    return JsonResponse({"addresses": outbox.correspondents(user, request.GET.get("q", ""))})
+    query = params.text(request.GET, "q", max_length=MAX_ADDRESS_QUERY)
+    return JsonResponse({"addresses": outbox.correspondents(user, query)})
