@@ -25,7 +25,7 @@ from posta.core.errors import PostaError
 from posta.mail import outbox
 from posta.mail.outbox import OutgoingMessage
 from posta.users.models import User
-from posta.web import params
+from posta.web import params, uploads
 from posta.web.forms import LocalDateTimeField, rich_text_field
 from posta.web.utils import current_user
 
@@ -224,6 +224,7 @@ def autosave(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
+    uploads.check_upload(request)
     added = []
     for upload in request.FILES.getlist("files"):
         attachment = outbox.check_add_attachment(
