@@ -290,7 +290,10 @@ _ACTIONS = {
 def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
-    back = request.POST.get("next") or "compose_scheduled"
+    back = params.choice(
+        request.POST, "next", choices=("compose_scheduled", "compose_outbox"),
+        default="compose_scheduled",
+    )
     if action == "edit":
         if outbox.do_edit(user, row):
             return redirect("compose_edit", outgoing_id=row.pk)
