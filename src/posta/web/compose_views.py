@@ -224,9 +224,8 @@ def autosave(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
-    uploads.check_upload(request)
     added = []
-    for upload in request.FILES.getlist("files"):
+    for upload in uploads.uploaded_files(request, "files"):
         attachment = outbox.check_add_attachment(
             user, row, filename=upload.name or "attachment",
             content_type=upload.content_type or "", data=upload.read(),

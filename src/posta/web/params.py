@@ -85,19 +85,21 @@ def optional_id(data: QueryDict, name: str) -> int | None:
 
 def id_list(values: Sequence[str], *, name: str, max_count: int) -> list[int]:
     """Ids given as repeated parameters and/or comma-separated lists, in order,
-    without duplicates; at most `max_count` of them."""
+    without duplicates; at most `max_count` of them, repeats counted."""
     out: dict[int, None] = {}
+    count = 0
     for value in values:
         for piece in value.split(","):
             piece = piece.strip()
             if not piece:
                 continue
-            out[parse_id(piece, name=name)] = None
-            if len(out) > max_count:
+            count += 1  # repeats count too: a megabyte of "1," is not one id
+            if count > max_count:
                 raise bad_parameter(
                     name,
                     format_lazy(_("at most {count} items at a time."), count=max_count),
                 )
+            out[parse_id(piece, name=name)] = None
     return list(out)
 
 

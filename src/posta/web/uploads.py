@@ -7,10 +7,10 @@ refuse it. Two guards instead:
 
 - `BodyCapMiddleware` refuses, with 413, a request whose Content-Length exceeds
   the limit plus a margin for the form around the files, before anything reads
-  the body (it runs before the CSRF check, the first reader of request.POST);
+  the body (the CSRF check, the first reader of request.POST, comes later);
 - `CappedUploadHandler` writes each file straight to a temporary file, counts the
   bytes of all the files of the request while they stream in, and stops reading
-  as soon as they pass the limit. The view then answers 413 (`check_upload`).
+  as soon as they pass the limit. The view then answers 413 (`uploaded_files`).
 """
 
 from __future__ import annotations
@@ -56,11 +56,13 @@ def upload_refused(request: HttpRequest) -> bool:
     return bool(getattr(request, _REFUSED, False))
 
 
-def check_upload(request: HttpRequest) -> None:
-    """PostaError 413 when the request's files were cut off at the limit; the
-    files read before the cut are not used either."""
+def uploaded_files(request: HttpRequest, name: str) -> list[UploadedFile]:
+    """The files of field `name`; PostaError 413 when the upload was cut off at
+    the limit (the files complete before the cut are not used either)."""
+    files = request.FILES.getlist(name)  # reads the body, if nothing did yet
     if upload_refused(request):
         raise too_large()
+    return files
 
 
 class CappedUploadHandler(FileUploadHandler):
