@@ -5,6 +5,7 @@ with a message in the user's language."""
 
 from __future__ import annotations
 
+import asyncio
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from posta.accounts.models import Account, CompanySettings
 from posta.mail import blobs, outbox
 from posta.mail.outbox import OutgoingAttachment, OutgoingMessage
 from posta.users.models import User
+from posta.web import uploads
 from tests.integration.test_send import no_wake
 from tests.integration.test_sync_checker import make_account
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -204,3 +206,59 @@ def test_the_reported_bad_values_answer_400_naming_the_parameter(
     # Nothing was created or changed by the refused requests.
     assert OutgoingMessage.objects.filter(user=user).count() == 1
     assert OutgoingMessage.objects.get(pk=draft.pk).state == OutgoingMessage.State.SCHEDULED
+
+
+class AsgiClient:
+    """One request straight into posta.asgi.application, as uvicorn makes it: the
+    body arrives in chunks the application asks for, counted here."""
+
+    def __init__(self, *, size: int, chunk: int = 64 * 1024) -> None:
+        self.size = size
+        self.chunk = chunk
+        self.received = 0
+        self.sent: list[Any] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if self.received >= self.size:
+            await asyncio.Event().wait()  # nothing more: as a client that waits
+        part = min(self.chunk, self.size - self.received)
+        self.received += part
+        return {"type": "http.request", "body": b"a" * part,
+                "more_body": self.received < self.size}
+
+    async def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+    def post(self, path: str, *, declare: bool) -> tuple[int, str]:
+        from posta.asgi import application
+
+        headers = [(b"host", b"testserver"), (b"accept-language", b"it"),
+                   (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode())]
+        if declare:
+            headers.append((b"content-length", str(self.size).encode()))
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+        }
+        asyncio.run(application(scope, self.receive, self.send))
+        start = next(m for m in self.sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
+        return start["status"], body.decode()
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["content-length", "chunked"])
+def test_under_asgi_a_body_past_the_cap_is_not_received(
+    draft: OutgoingMessage, declare: bool
+) -> None:
+    set_limit(1)
+    cap = MB + uploads.body_margin()
+    client = AsgiClient(size=20 * MB)
+    status, text = client.post(reverse("compose_attach", args=[draft.pk]), declare=declare)
+    assert status == 413
+    assert "Gli allegati possono occupare al massimo 1 MB in totale." in text
+    if declare:
+        assert client.received == 0  # refused on the declared length alone
+    else:
+        assert cap < client.received <= cap + client.chunk  # stopped at the cap

@@ -8,6 +8,8 @@ refuse it. Two guards instead:
 - `BodyCapMiddleware` refuses, with 413, a request whose Content-Length exceeds
   the limit plus a margin for the form around the files, before anything reads
   the body (the CSRF check, the first reader of request.POST, comes later);
+- `BodyCapApplication` applies the same cap under ASGI while the body arrives,
+  since Django's ASGI handler receives the whole body before any middleware;
 - `CappedUploadHandler` writes each file straight to a temporary file, counts the
   bytes of all the files of the request while they stream in, and stops reading
   as soon as they pass the limit. The view then answers 413 (`uploaded_files`).
@@ -15,9 +17,11 @@ refuse it. Two guards instead:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import IO, Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
@@ -28,7 +32,11 @@ from posta.core.errors import PostaError
 from posta.mail.outbox import attachment_limit_bytes
 from posta.web.middleware import render_error
 
-_REFUSED = "_posta_upload_refused"
+_REFUSED = "_posta_upload_refused"  # on the request: the upload handler stopped
+_CUT = "posta.body_cut"  # in the ASGI scope: BodyCapApplication stopped receiving
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
 def body_margin() -> int:
@@ -125,7 +133,8 @@ def _content_length(request: HttpRequest) -> int:
 
 
 class BodyCapMiddleware:
-    """413 for a request larger than `body_limit()`, before its body is read."""
+    """413 for a request larger than `body_limit()`, before its body is read (or
+    whose body BodyCapApplication cut off at the limit)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -133,6 +142,89 @@ class BodyCapMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         length = _content_length(request)
         # Bodies within the margin need no database read to be let through.
-        if length > body_margin() and length > body_limit():
+        cut = bool(getattr(request, "scope", {}).get(_CUT))
+        if cut or (length > body_margin() and length > body_limit()):
             return render_error(request, too_large())
         return self.get_response(request)
+
+
+def _declared_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return None
+    return None
+
+
+class BodyCapApplication:
+    """The same cap under `posta web` (uvicorn). Django's ASGI handler receives the
+    whole body before any middleware runs (spooled to disk past
+    FILE_UPLOAD_MAX_MEMORY_SIZE), so the body is capped here, as it arrives:
+
+    - declared (Content-Length) larger than `body_limit()`: none of it is
+      received; Django gets an empty body and BodyCapMiddleware answers 413 from
+      the declared length;
+    - sent without a length (chunked) and growing past the limit: receiving stops
+      there, and the request is marked so that the middleware answers 413.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > body_margin():
+            if declared > await sync_to_async(body_limit)():
+                await self.app(scope, _no_body(), send)
+                return
+        await self.app(scope, _capped(scope, receive), send)
+
+
+def _no_body() -> Receive:
+    sent = False
+
+    async def receive() -> Mapping[str, Any]:
+        nonlocal sent
+        if sent:
+            # Django listens for a disconnect while it answers; the client's body
+            # is not read for it. The listener is cancelled with the response.
+            await asyncio.Future()
+        sent = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return receive
+
+
+def _capped(scope: dict[str, Any], receive: Receive) -> Receive:
+    received = 0
+    limit: int | None = None
+    cut: Receive | None = None
+
+    async def capped() -> Mapping[str, Any]:
+        nonlocal received, limit, cut
+        if cut is not None:
+            return await cut()
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        received += len(message.get("body", b""))
+        if received > body_margin():
+            if limit is None:
+                limit = await sync_to_async(body_limit)()
+            if received > limit:
+                scope[_CUT] = True
+                cut = _no_body()
+                return await cut()
+        return message
+
+    return capped
