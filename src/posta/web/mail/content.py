@@ -215,7 +215,8 @@ def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     url = params.text(request.GET, "u", max_length=MAX_IMAGE_URL, strip=False)
     signature = params.text(request.GET, "s", max_length=MAX_SIGNATURE, strip=False)
     expected = reader.image_signature(user_id, message_id, url)
-    if not url or not secrets.compare_digest(signature, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters.
+    if not url or not secrets.compare_digest(signature.encode(), expected.encode()):
         raise Http404
     if not Message.objects.filter(pk=message_id, user_id=user_id).exists():
         raise Http404
