@@ -9,6 +9,7 @@ posta <cmd>     any Django management command (migrate, createsuperuser, ...)
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import time
 from types import FrameType
 
 ROLES = ("web", "worker", "sync")
+# Set by `posta run` for its children, so that start-up warnings are given once.
+_SUPERVISED = "POSTA_SUPERVISED"
 
 
 def _setup_django() -> None:
@@ -24,6 +27,20 @@ def _setup_django() -> None:
     import django
 
     django.setup()
+    if not os.environ.get(_SUPERVISED):
+        _warn_at_start_up()
+
+
+def _warn_at_start_up() -> None:
+    from django.conf import settings
+
+    from posta.core import config
+
+    warning = config.key_beside_data_warning(
+        database_engine=settings.DATABASES["default"]["ENGINE"]
+    )
+    if warning:
+        logging.getLogger("posta").warning(warning)
 
 
 def _bind() -> tuple[str, int]:
@@ -60,7 +77,9 @@ def run_supervisor() -> int:
     stopping = False
 
     def start(role: str) -> None:
-        children[role] = subprocess.Popen([sys.executable, "-m", "posta.cli", role])  # noqa: S603  fixed argv of our own
+        children[role] = subprocess.Popen(  # noqa: S603  fixed argv of our own
+            [sys.executable, "-m", "posta.cli", role], env={**os.environ, _SUPERVISED: "1"}
+        )
         started[role] = time.monotonic()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -95,6 +114,10 @@ def run_supervisor() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything is created: the data directory holds mail, the database and
+    # the keys, so every file and directory Posta makes is the owner's alone
+    # (0600/0700), whatever umask the service manager or shell handed down.
+    os.umask(0o077)
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "help"
     if command == "run":

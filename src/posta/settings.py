@@ -137,6 +137,10 @@ STORAGES: dict[str, dict[str, Any]] = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Blobs are mail: the owner's alone. Django's default (0644) would chmod every file
+# it saves past the umask `posta` sets.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -153,6 +157,18 @@ POSTA_ENCRYPTION_KEYS = config.encryption_keys()
 # loopback: on-premise mail servers. Administrators add more in the settings page.
 POSTA_ALLOWED_MAIL_HOSTS = [
     h.strip() for h in os.environ.get("POSTA_ALLOWED_MAIL_HOSTS", "").split(",") if h.strip()
+]
+# The remote-image proxy's own rule (posta.mail.remote_images): any sender picks its
+# URLs, so the mail-host allowances above never apply to it. Public addresses on
+# these ports only, plus the hosts listed here (same syntax), e.g. an intranet
+# image server; none by default.
+POSTA_IMAGE_PROXY_ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("POSTA_IMAGE_PROXY_ALLOWED_HOSTS", "").split(",")
+    if h.strip()
+]
+POSTA_IMAGE_PROXY_PORTS = [
+    int(p) for p in os.environ.get("POSTA_IMAGE_PROXY_PORTS", "80,443").split(",") if p.strip()
 ]
 # Seconds a connection test or sync connection waits for a server.
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))

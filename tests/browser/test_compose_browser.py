@@ -68,11 +68,15 @@ def test_compose_with_attachment_send_and_find_it_in_sent(
     log_in(page, base, account.user)
 
     page.goto(f"{base}/compose/")
-    expect(page).to_have_url(re.compile(r"/compose/\d+/$"))
+    expect(page.locator("#send-button")).to_be_visible()
+    assert not OutgoingMessage.objects.exists()  # opening the editor stores nothing
     report = tmp_path / "report.pdf"
     report.write_bytes(b"%PDF-1.4 quarterly report")
     page.set_input_files("#id_files", str(report))
     expect(page.locator("#attachment-list li")).to_contain_text("report.pdf")
+    # The upload stored the draft; the page is now the stored draft's own.
+    (stored,) = OutgoingMessage.objects.filter(user=account.user)
+    expect(page).to_have_url(re.compile(rf"/compose/{stored.pk}/$"))
 
     fill_message(page, to="Bruno <bruno@example.test>", subject="Report", body="Here it is")
     page.click("#send-button")
@@ -163,7 +167,12 @@ def test_autosave_keeps_one_draft_on_the_server_and_sending_removes_it(
     status = page.locator("#autosave-status")
     expect(status).to_contain_text("Draft saved at", timeout=15000)
     first_status = status.inner_text()
+    # The first autosave stored one draft, and the page switched to its URL.
+    (stored,) = OutgoingMessage.objects.filter(user=account.user)
+    expect(page).to_have_url(re.compile(rf"/compose/{stored.pk}/$"))
+    assert page.locator("#compose-form").get_attribute("action") == f"/compose/{stored.pk}/"
     assert DRAFT_WAKES
+    assert set(DRAFT_WAKES) == {stored.pk}
     run_draft_worker()
     (draft,) = server_drafts(dovecot, mail_user)
     assert draft["Subject"] == "Budget"
@@ -179,6 +188,11 @@ def test_autosave_keeps_one_draft_on_the_server_and_sending_removes_it(
     html = draft.get_body(preferencelist=("html",))
     assert html is not None and "second thoughts" in html.get_content()
 
+    # Reloading the page opens the same draft: no second row.
+    page.reload()
+    expect(page.locator("#id_subject")).to_have_value("Budget")
+    assert OutgoingMessage.objects.filter(user=account.user).count() == 1
+
     page.click("#send-button")
     expect(page.locator("#undo-button")).to_be_visible()
     page.goto("about:blank")  # the page makes no more requests while the worker runs
@@ -191,3 +205,35 @@ def test_autosave_keeps_one_draft_on_the_server_and_sending_removes_it(
     assert server_drafts(dovecot, mail_user) == []
     assert len(dovecot.uids(mail_user, "Sent")) == 1
     assert len(smtp_server.messages) == 1
+
+
+def test_a_forward_is_stored_by_its_first_autosave_with_its_attachments(
+    page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    from posta.mail.models import Message
+    from posta.sync.engine import sync_account_once
+    from tests.integration.test_compose_get_safe import offer
+
+    base = str(live_server)
+    mail_user = dovecot.add_user()
+    account = make_sender(dovecot, smtp_server, mail_user)
+    dovecot.deliver(mail_user, offer(mail_user.address))
+    sync_account_once(account.pk)
+    original = Message.objects.get(user=account.user, message_id="offer-1@example.test")
+    log_in(page, base, account.user)
+
+    page.goto(f"{base}/compose/forward/{original.pk}/")
+    expect(page.locator("#attachment-list li")).to_contain_text("offer.pdf")
+    expect(page.locator("#id_subject")).to_have_value("Fwd: Offer")
+    assert not OutgoingMessage.objects.exists()
+
+    page.fill("#id_to", "dario@example.test")
+    expect(page.locator("#autosave-status")).to_contain_text("Draft saved at", timeout=15000)
+    (stored,) = OutgoingMessage.objects.filter(user=account.user)
+    expect(page).to_have_url(re.compile(rf"/compose/{stored.pk}/$"))
+    assert stored.kind == OutgoingMessage.Kind.FORWARD
+    assert [att.filename for att in stored.attachments.all()] == ["offer.pdf"]
+    page.reload()
+    expect(page.locator("#attachment-list li")).to_contain_text("offer.pdf")
+    expect(page.locator("#attachment-list button")).to_have_text("Remove")
+    assert OutgoingMessage.objects.filter(user=account.user).count() == 1

@@ -65,6 +65,9 @@ def test_hostile_mail_runs_no_script_and_loads_nothing_until_allowed(
 ) -> None:
     site = str(live_server)
     account = setup_account(dovecot, mail_user, settings)
+    # The image proxy's own allowance for the loopback server (not the mail hosts').
+    settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.POSTA_IMAGE_PROXY_PORTS = [counting_server.port]
     dovecot.deliver(mail_user, hostile_message(counting_server.url("")))
     sync_account_once(account.pk)
     dialogs: list[str] = []

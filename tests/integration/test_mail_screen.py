@@ -175,6 +175,10 @@ def test_reader_frame_is_sanitized_sandboxed_and_blocks_remote_content(
     proxied = re.search(r'src="(http://testserver/mail/img/[^"]+)"', shown)
     assert proxied is not None
     assert counting_server.hits == []  # rendering fetches nothing
+    # The proxy's own allowance for the loopback image server (tests/integration/
+    # test_image_proxy.py: the mail-host one does not count).
+    settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.POSTA_IMAGE_PROXY_PORTS = [counting_server.port]
     image = client.get(proxied.group(1).replace("&amp;", "&"))
     assert image.status_code == 200 and image.content == PNG
     assert counting_server.hits == ["/track.png"]
@@ -445,9 +449,8 @@ def test_reader_links_lead_to_the_editor(
     assert links["Forward"] == reverse("compose_forward", args=[msg.pk])
     assert links["Forward as attachment"] == reverse("compose_forward", args=[msg.pk]) + "?attach=1"
     assert "Edit draft" not in links and "Send again" not in links
-    editor = client.get(links["Reply"], follow=True)
-    assert editor.status_code == 200
-    assert editor.redirect_chain[-1][0].startswith("/compose/")
+    editor = client.get(links["Reply"])
+    assert editor.status_code == 200  # the editor itself: no draft is stored by opening it
     assert 'value="Re: quote request"' in editor.content.decode()
 
     draft = Message.objects.get(user=account.user, subject="unfinished")

@@ -20,7 +20,7 @@ from django.utils import timezone
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.core.crypto import seal
 from posta.delivery import sending
-from posta.mail import outbox
+from posta.mail import outbox, replies
 from posta.mail.models import Location, Message
 from posta.mail.outbox import OutgoingMessage
 from posta.sync.engine import sync_account_once
@@ -162,7 +162,7 @@ def test_a_sends_to_b_and_the_reply_is_threaded(
     assert received.subject == "Quarterly figures"
     assert Location.objects.filter(message=received, folder__role="inbox").exists()
 
-    reply = outbox.do_start_reply(b.user, received)
+    reply = replies.do_start_reply(b.user, received)
     assert reply.account == b
     outbox.check_save_draft(
         b.user, reply,
@@ -199,7 +199,7 @@ def test_reply_sets_headers_marks_answered_and_files_one_sent_copy(
     sync_account_once(b.pk)
     message = Message.objects.get(user=b.user, message_id="offer-1@example.test")
 
-    reply = outbox.do_start_reply(b.user, message, reply_all=True)
+    reply = replies.do_start_reply(b.user, message, reply_all=True)
     assert [p[1] for p in reply.to] == ["carla@example.test"]
     assert [p[1] for p in reply.cc] == ["dario@example.test"]
     outbox.check_save_draft(
@@ -453,7 +453,7 @@ def test_forward_keeps_attachments_and_marks_forwarded(
     if message.body_state != Message.BodyState.STORED:
         pytest.skip("the sync did not store the body")
 
-    fwd = outbox.do_start_forward(b.user, message)
+    fwd = replies.do_start_forward(b.user, message)
     assert fwd.subject == "Fwd: Contract"
     outbox.check_save_draft(
         b.user, fwd, outbox.Draft(account_id=b.pk, to="eve@example.test", subject=fwd.subject,

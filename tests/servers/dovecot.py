@@ -492,6 +492,28 @@ plugin {{
         )
         return new_value
 
+    def renumber(self, user: MailUser | str, folder: str, *, drop_lowest: int = 0) -> int:
+        """Make the server renumber ``folder``, as after an index repair or a migration;
+        return its new UIDVALIDITY.
+
+        Expunges the ``drop_lowest`` lowest UIDs first, then removes the folder's UID
+        list and index and runs ``doveadm force-resync``: the messages left get new UIDs
+        from 1 under a new UIDVALIDITY (RFC 3501 §2.3.1.1), so a remembered UID now
+        names another message, or none.
+        """
+        name = _user_name(user)
+        with contextlib.suppress(DovecotError):
+            self.kick(name)  # fails when nobody is connected
+        doomed = self.uids(name, folder)[:drop_lowest]
+        if doomed:
+            uid_set = ",".join(str(uid) for uid in doomed)
+            self.doveadm("expunge", "-u", name, "mailbox", folder, "uid", uid_set)
+        path = Path(self.doveadm("mailbox", "path", "-u", name, folder).strip())
+        for stale in [path / "dovecot-uidlist", *path.glob("dovecot.index*")]:
+            stale.unlink(missing_ok=True)
+        self.doveadm("force-resync", "-u", name, folder)
+        return self.status(name, folder)["uidvalidity"]
+
     def kick(self, user: MailUser | str) -> None:
         """Drop every open IMAP/POP3 connection of ``user`` (``doveadm kick``).
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from posta.delivery.drafts import _appenduid
-from posta.mail.outbox import _split_assembled
+from posta.mail.replies import _split_assembled
 from posta.mailproto.mime import compose
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
+
 import pytest
 
 from posta.core.netguard import (
     HostNotAllowed,
     HostNotFound,
+    embedded_ipv4,
+    refusal_reason,
     resolve_allowed,
     resolve_allowed_all,
 )
@@ -142,3 +147,109 @@ def test_all_addresses_of_localhost_are_checked_and_returned() -> None:
     if "::1" in addresses:
         with pytest.raises(HostNotAllowed, match="::1"):
             resolve_allowed_all("localhost", 993, allowed=["127.0.0.0/8"])
+
+
+# ------------------------------------------------- IPv4 carried inside IPv6 forms
+# Each form is built here from its RFC, independently of the guard's own reading, and
+# crossed with one address of every IPv4 range the guard refuses.
+
+DENIED_V4 = [
+    ("0.1.2.3", "unspecified"),  # "this network", RFC 791
+    ("10.1.2.3", "private"),
+    ("172.16.5.4", "private"),
+    ("192.168.1.1", "private"),
+    ("100.64.0.1", "shared (CGNAT)"),
+    ("127.0.0.1", "loopback"),
+    ("169.254.1.1", "link-local"),
+    ("169.254.169.254", "cloud metadata service"),
+    ("100.100.100.200", "cloud metadata service"),
+    ("192.0.0.8", "reserved"),
+    ("192.0.2.10", "reserved"),  # documentation, RFC 5737
+    ("198.51.100.7", "reserved"),
+    ("203.0.113.9", "reserved"),
+    ("192.88.99.1", "reserved"),  # 6to4 relay anycast
+    ("198.18.0.1", "reserved"),  # benchmarking
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),
+]
+
+
+def _v6(value: int) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(value)
+
+
+def _rfc6052(prefix: str, length: int, v4: ipaddress.IPv4Address) -> ipaddress.IPv6Address:
+    """RFC 6052 §2.2: the IPv4 octets follow the prefix; octet 8 (bits 64-71, "u") is
+    skipped and zero."""
+    head = ipaddress.IPv6Address(prefix).packed[: length // 8]
+    if length == 96:
+        return ipaddress.IPv6Address(head + v4.packed)
+    stream = (head + v4.packed).ljust(15, b"\0")
+    return ipaddress.IPv6Address(stream[:8] + b"\0" + stream[8:])
+
+
+def _teredo(*, server: str, client: str) -> ipaddress.IPv6Address:
+    # RFC 4380 §4: 2001:0000:<server>:<flags>:<port ^ ffff>:<client ^ ffffffff>.
+    flags_and_port = (0x1234 << 16) | (0xFFFF ^ 3544)
+    client_bits = int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    server_bits = int(ipaddress.IPv4Address(server))
+    return _v6((0x20010000 << 96) | (server_bits << 64) | (flags_and_port << 32) | client_bits)
+
+
+FORMS: dict[str, Callable[[ipaddress.IPv4Address], ipaddress.IPv6Address]] = {
+    "IPv4-mapped form": lambda v4: _v6((0xFFFF << 32) | int(v4)),  # RFC 4291 §2.5.5.2
+    "IPv4-translated form": lambda v4: _v6((0xFFFF << 48) | int(v4)),  # RFC 2765 §2.1
+    "IPv4-compatible form": lambda v4: _v6(int(v4)),  # RFC 4291 §2.5.5.1
+    "NAT64 form": lambda v4: _rfc6052("64:ff9b::", 96, v4),  # RFC 6052 §2.1
+    "6to4 form": lambda v4: _v6((0x2002 << 112) | (int(v4) << 80) | 1),  # RFC 3056 §2
+    "Teredo server": lambda v4: _teredo(server=str(v4), client="8.8.4.4"),
+    "Teredo client": lambda v4: _teredo(server="8.8.4.4", client=str(v4)),
+}
+LOCAL_NAT64_LAYOUTS = (96, 64, 56, 48)  # RFC 8215 prefix 64:ff9b:1::/48
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize(("v4", "reason"), DENIED_V4)
+def test_every_ipv4_form_of_a_denied_address_is_refused(form: str, v4: str, reason: str) -> None:
+    inner = ipaddress.IPv4Address(v4)
+    address = FORMS[form](inner)
+    assert (form, inner) in embedded_ipv4(address)
+    with pytest.raises(HostNotAllowed) as info:
+        resolve_allowed(str(address), 443, allowed=[])
+    detail = info.value.detail
+    if form == "IPv4-compatible form" and int(inner) <= 1:
+        return  # ::0.0.0.1 is ::1, refused as IPv6 loopback before any unwrapping
+    assert f"{form} of {inner}, {reason}" in detail
+    assert refusal_reason(address) == f"{form} of {inner}, {reason}"
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_ipv4_form_of_a_public_address_passes(form: str) -> None:
+    inner = ipaddress.IPv4Address("8.8.8.8")
+    address = FORMS[form](inner)
+    assert (form, inner) in embedded_ipv4(address)
+    assert resolve_allowed(str(address), 443, allowed=[]) == str(address)
+
+
+@pytest.mark.parametrize("length", LOCAL_NAT64_LAYOUTS)
+@pytest.mark.parametrize("v4", [v4 for v4, _reason in DENIED_V4] + ["8.8.8.8"])
+def test_local_use_nat64_is_read_in_every_layout_and_refused(length: int, v4: str) -> None:
+    inner = ipaddress.IPv4Address(v4)
+    address = _rfc6052("64:ff9b:1::", length, inner)
+    assert address in ipaddress.IPv6Network("64:ff9b:1::/48")
+    assert (f"local-use NAT64 form (/{length})", inner) in embedded_ipv4(address)
+    with pytest.raises(HostNotAllowed, match="local-use NAT64"):
+        resolve_allowed(str(address), 443, allowed=[])
+
+
+def test_translated_form_from_the_report() -> None:
+    # RFC 2765 "::ffff:0:a.b.c.d", written the way an attacker would.
+    for host in ("::ffff:0:127.0.0.1", "::ffff:0:169.254.169.254", "[::ffff:0:10.0.0.1]"):
+        with pytest.raises(HostNotAllowed, match="IPv4-translated"):
+            resolve_allowed(host, 80, allowed=[])
+
+
+def test_a_plain_ipv6_address_carries_no_ipv4() -> None:
+    assert embedded_ipv4(ipaddress.IPv6Address("2606:4700:4700::1111")) == []

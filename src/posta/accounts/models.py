@@ -63,8 +63,9 @@ class CompanySettings(models.Model):
 
     @classmethod
     def load(cls) -> CompanySettings:
-        obj, _created = cls.objects.get_or_create(pk=1)
-        return obj
+        """The row, or its defaults unsaved until the administrator saves them:
+        reading the settings (on any GET page) never writes."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
     def allowed_hosts_list(self) -> list[str]:
         entries = [line.strip() for line in self.allowed_mail_hosts.splitlines()]

@@ -9,9 +9,15 @@ addresses is not a public unicast address; the caller then connects to the addre
 returned (pinned), never resolving the name again, so a DNS answer that changes
 between check and connect (rebinding) cannot slip through.
 
-Administrators list their on-premise servers (names, addresses, CIDR networks) in
-the company settings; those pass. Standard library only: protocol code and workers
-import this without Django.
+An IPv6 address that carries an IPv4 address (mapped, translated, compatible,
+NAT64, 6to4, Teredo) is judged by every IPv4 address it carries, against the same
+table as plain IPv4; `embedded_ipv4` is the one place that knows those forms.
+
+Each caller passes its own allow list: administrators list their on-premise mail
+servers (names, addresses, CIDR networks) in the company settings, and those pass
+for mail connections only; the remote-image proxy has a separate one
+(posta.mail.remote_images). Standard library only: protocol code and workers import
+this without Django.
 """
 
 from __future__ import annotations
@@ -76,7 +82,6 @@ _REFUSED_V6: list[tuple[ipaddress.IPv6Network, str]] = [
     (ipaddress.IPv6Network("::/128"), "unspecified"),
     (ipaddress.IPv6Network("::1/128"), "loopback"),
     (ipaddress.IPv6Network("100::/64"), "reserved"),  # discard-only, RFC 6666
-    (ipaddress.IPv6Network("64:ff9b:1::/48"), "reserved"),  # local-use NAT64, RFC 8215
     (ipaddress.IPv6Network("2001:db8::/32"), "reserved"),  # documentation, RFC 3849
     (ipaddress.IPv6Network("2001:10::/28"), "reserved"),  # ORCHID, RFC 4843
     (ipaddress.IPv6Network("2001:20::/28"), "reserved"),  # ORCHIDv2, RFC 7343
@@ -85,21 +90,37 @@ _REFUSED_V6: list[tuple[ipaddress.IPv6Network, str]] = [
     (ipaddress.IPv6Network("fec0::/10"), "site-local"),  # deprecated, RFC 3879
     (ipaddress.IPv6Network("ff00::/8"), "multicast"),  # RFC 4291
 ]
+
+# IPv6 ranges whose addresses carry an IPv4 address the packets end up at (through
+# the host's own IPv4 stack, a translator or a tunnel).
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated, RFC 4291 §2.5.5.1
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix, RFC 6052
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT, RFC 2765 §2.1
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known prefix, RFC 6052 §2.1
+# Local-use NAT64 (RFC 8215 §4) is routed only inside the network that runs the
+# translator, so it is refused whatever IPv4 address it carries. The operator picks
+# the prefix length, so `embedded_ipv4` reads every RFC 6052 §2.2 layout that fits
+# inside the /48 (the /96 one first, the usual choice).
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_NAT64_LOCAL_LAYOUTS = (96, 64, 56, 48)
 
 
 def refusal_reason(address: IPAddress) -> str | None:
     """Why `address` must not be connected to, or None for a public unicast address.
 
-    IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4,
-    NAT64, Teredo) are judged by the IPv4 address they lead to, because the packets
-    end up there.
+    IPv6 forms that carry an IPv4 address (see `embedded_ipv4`) are judged by every
+    IPv4 address they carry, against the same table as plain IPv4, because the
+    packets end up there.
     """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _METADATA:
+            return "cloud metadata service"
+        return _v6_refusal(address)
+    return _v4_refusal(address)
+
+
+def _v4_refusal(address: ipaddress.IPv4Address) -> str | None:
     if address in _METADATA:
         return "cloud metadata service"
-    if isinstance(address, ipaddress.IPv6Address):
-        return _v6_refusal(address)
     for network, reason in _REFUSED_V4:
         if address in network:
             return reason
@@ -112,12 +133,14 @@ def _v6_refusal(address: ipaddress.IPv6Address) -> str | None:
     for network, reason in _REFUSED_V6:
         if address in network:
             return reason
-    embedded = _embedded_v4(address)
+    if address in _NAT64_LOCAL:
+        return "local-use NAT64 prefix, routed only inside its own network"
+    embedded = embedded_ipv4(address)
+    for form, inner in embedded:
+        inner_reason = _v4_refusal(inner)
+        if inner_reason:
+            return f"{form} of {inner}, {inner_reason}"
     if embedded:
-        for form, inner in embedded:
-            inner_reason = refusal_reason(inner)
-            if inner_reason:
-                return f"{form} of {inner}, {inner_reason}"
         # A transition address leading to a public IPv4 address is that address.
         return None
     if not address.is_global:
@@ -125,19 +148,46 @@ def _v6_refusal(address: ipaddress.IPv6Address) -> str | None:
     return None
 
 
-def _embedded_v4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address `address` carries, each with the name of its form.
+
+    The one place that knows the forms: IPv4-mapped, IPv4-translated (RFC 2765),
+    IPv4-compatible, NAT64 (well-known and local-use prefixes), 6to4 and Teredo
+    (server and client). The standard library unwraps only mapped, 6to4 and Teredo.
+    An empty list means the address carries none.
+    """
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
     if address.ipv4_mapped is not None:  # ::ffff:0:0/96, RFC 4291 §2.5.5.2
-        return [("IPv4-mapped form", address.ipv4_mapped)]
+        found.append(("IPv4-mapped form", address.ipv4_mapped))
+    if address in _IPV4_TRANSLATED:
+        found.append(("IPv4-translated form", low32))
     if address in _IPV4_COMPATIBLE:
-        return [("IPv4-compatible form", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))]
+        found.append(("IPv4-compatible form", low32))
     if address in _NAT64:
-        return [("NAT64 form", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))]
-    if address.sixtofour is not None:  # 2002::/16, RFC 3056
-        return [("6to4 form", address.sixtofour)]
-    if address.teredo is not None:  # 2001::/32, RFC 4380: server and client
+        found.append(("NAT64 form", low32))
+    if address in _NAT64_LOCAL:
+        found.extend(
+            (f"local-use NAT64 form (/{length})", _rfc6052_ipv4(address, length))
+            for length in _NAT64_LOCAL_LAYOUTS
+        )
+    if address.sixtofour is not None:  # 2002::/16, RFC 3056 §2
+        found.append(("6to4 form", address.sixtofour))
+    if address.teredo is not None:  # 2001::/32, RFC 4380 §4: server, obfuscated client
         server, client = address.teredo
-        return [("Teredo server", server), ("Teredo client", client)]
-    return []
+        found.extend([("Teredo server", server), ("Teredo client", client)])
+    return found
+
+
+def _rfc6052_ipv4(address: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address under a NAT64 prefix of `prefix_length` bits (RFC 6052 §2.2):
+    it follows the prefix, skipping bits 64-71 (the "u" octet, always zero)."""
+    packed = address.packed
+    if prefix_length == 96:
+        return ipaddress.IPv4Address(packed[12:16])
+    without_u = packed[:8] + packed[9:]
+    start = prefix_length // 8
+    return ipaddress.IPv4Address(without_u[start : start + 4])
 
 
 def parse_numeric_host(host: str) -> IPAddress | None:

@@ -212,8 +212,14 @@ class RemoteAction(models.Model):
     Written in the same transaction as the local change; carried out by
     posta.sync.actions, idempotently, with retries. `source_folder`/`source_uid`
     name the server copy the action works on, so it stays addressable after the
-    local Location moved or went away.
+    local Location moved or went away; `source_uidvalidity` is the UIDVALIDITY that
+    UID belongs to. A UID means nothing in another numbering (RFC 3501 §2.3.1.1):
+    after a UIDVALIDITY change the sync re-pairs the action with its copy by
+    identity (posta.sync.rebind), or fails it with `error_code` RENUMBERED, and the
+    worker never acts while the two differ.
     """
+
+    RENUMBERED = "renumbered"  # error_code: the copy was not found in the new numbering
 
     class Kind(models.TextChoices):
         MOVE = "move", _("Move")
@@ -246,6 +252,7 @@ class RemoteAction(models.Model):
         Folder, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     source_uid = models.BigIntegerField(null=True, blank=True)
+    source_uidvalidity = models.BigIntegerField(null=True, blank=True)
     target_folder = models.ForeignKey(
         Folder, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -273,6 +280,17 @@ class RemoteAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"
+
+    @property
+    def failure_reason(self) -> str:
+        """Why a failed action was not done, in the user's words, where the cause is
+        specific; empty for the generic failures."""
+        if self.error_code == self.RENUMBERED:
+            return str(
+                _("The server renumbered its messages; “%(kind)s” was not done.")
+                % {"kind": self.get_kind_display()}
+            )
+        return ""
 
 
 class RemoteContentSender(models.Model):

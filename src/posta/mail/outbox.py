@@ -30,7 +30,10 @@ sends (DESIGN §5, "Outgoing"). Its state machine::
 While the row is a draft, each save bumps `draft_revision` and wakes the draft
 worker (posta.delivery.drafts), which replaces the copy in the From account's
 Drafts folder; every copy carries X-Posta-Draft-Id (`draft_key`), so opening it
-from Drafts finds this row again (`do_open_draft`).
+from Drafts finds this row again (posta.mail.replies.prepare_open_draft). The key
+is unique per user: the editor page chooses it, and the first POST of a page makes
+the row with it (posta.mail.replies.check_start_draft), so a GET never writes and
+two racing POSTs of one page make one row.
 
 The rows are declared here, in the mail layer, because the web layer reads and
 writes them and may not import `posta.delivery`; they belong to the delivery app,
@@ -43,27 +46,20 @@ STYLE 1. The worker is woken through `wake_worker`, which reaches
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import nh3
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.functional import Promise
-from django.utils.html import escape, linebreaks
 from django.utils.module_loading import import_string
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -193,13 +189,19 @@ class OutgoingMessage(models.Model):
                 condition=Q(state__in=["queued", "scheduled"]),
             ),
             models.Index(fields=["user", "state"], name="outgoing_user_state"),
-            models.Index(fields=["user", "draft_key"], name="outgoing_user_draft_key"),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(
                 fields=["message_id"],
                 condition=~Q(message_id=""),
                 name="outgoing_unique_message_id",
+            ),
+            # The editor page's key of a draft not stored yet: its first POSTs (an
+            # autosave racing a click on Send) all find the one row it made.
+            models.UniqueConstraint(
+                fields=["user", "draft_key"],
+                condition=~Q(draft_key=""),
+                name="outgoing_unique_user_draft_key",
             ),
         ]
 
@@ -756,7 +758,7 @@ def do_remove_attachment(user: User, outgoing: OutgoingMessage, attachment_id: i
     ).delete()
 
 
-# --- reply and forward
+# --- the message a draft starts from (posta.mail.replies prepares the drafts)
 
 
 def access_message(user: User, message_id: int) -> Message:
@@ -764,358 +766,6 @@ def access_message(user: User, message_id: int) -> Message:
         return Message.objects.get(pk=message_id, user=user)
     except Message.DoesNotExist as exc:
         raise Http404 from exc
-
-
-def _original_parts(message: Message) -> tuple[EmailMessage | None, str, str]:
-    """The parsed original and its HTML and text bodies (empty when not stored)."""
-    if not message.blob_key:
-        return None, "", ""
-    try:
-        parsed = email.message_from_bytes(blobs.get(message.blob_key), policy=email.policy.default)
-    except Exception:  # a broken original must not block replying to it
-        log.warning("message %s: body unreadable for quoting", message.pk, exc_info=True)
-        return None, "", ""
-    assert isinstance(parsed, EmailMessage)  # noqa: S101 - policy.default makes these
-    html_text = text = ""
-    html_part = parsed.get_body(preferencelist=("html",))
-    text_part = parsed.get_body(preferencelist=("plain",))
-    try:
-        if html_part is not None:
-            html_text = str(html_part.get_content())
-        if text_part is not None:
-            text = str(text_part.get_content())
-    except (LookupError, ValueError, KeyError):
-        pass
-    return parsed, html_text, text
-
-
-def _attribution(message: Message, user: User) -> str:
-    when = timezone.localtime(message.date, user_timezone(user))
-    sender = message.from_name or message.from_email
-    if message.from_name and message.from_email:
-        sender = f"{message.from_name} <{message.from_email}>"
-    return str(
-        format_lazy(
-            _("On {date}, {sender} wrote:"),
-            date=date_format(when, "DATETIME_FORMAT"),
-            sender=sender,
-        )
-    )
-
-
-def _quote(message: Message, user: User, *, forward: bool) -> tuple[str, str]:
-    _parsed, html_body, text_body = _original_parts(message)
-    if forward:
-        lines = [
-            str(_("---------- Forwarded message ----------")),
-            f"{_('From')}: {format_addresses([[message.from_name, message.from_email]])}",
-            f"{_('Date')}: {date_format(timezone.localtime(message.date, user_timezone(user)), 'DATETIME_FORMAT')}",  # noqa: E501
-            f"{_('Subject')}: {message.subject}",
-            f"{_('To')}: {format_addresses([list(p) for p in message.to])}",
-        ]
-        head_text = "\n".join(lines)
-        head_html = "<br>".join(escape(line) for line in lines)
-        body_html = nh3.clean(html_body) if html_body else linebreaks(escape(text_body))
-        return (
-            f"<p>{head_html}</p>{body_html}",
-            f"{head_text}\n\n{text_body or ''}",
-        )
-    attribution = _attribution(message, user)
-    if html_body:
-        body_html = nh3.clean(html_body)
-    else:
-        body_html = linebreaks(escape(text_body or message.snippet))
-    quoted_text = "\n".join(
-        f">{'' if line.startswith('>') else ' '}{line}".rstrip()
-        for line in (text_body or message.snippet).splitlines()
-    )
-    return (
-        f"<p>{escape(attribution)}</p><blockquote type=\"cite\">{body_html}</blockquote>",
-        f"{attribution}\n{quoted_text}",
-    )
-
-
-def _reply_subject(subject: str) -> str:
-    base = subject.strip()
-    while True:
-        stripped = re.sub(r"^\s*(re|r|aw|sv)\s*(\[\d+\])?\s*:\s*", "", base, count=1, flags=re.I)
-        if stripped == base:
-            return f"Re: {base}"
-        base = stripped
-
-
-def _forward_subject(subject: str) -> str:
-    base = subject.strip()
-    return base if re.match(r"^\s*(fwd?|i)\s*:", base, re.I) else f"Fwd: {base}"
-
-
-def _own_addresses(user: User) -> set[str]:
-    return {a.email.lower() for a in sender_accounts(user)}
-
-
-@transaction.atomic
-def do_start_reply(user: User, message: Message, *, reply_all: bool = False) -> OutgoingMessage:
-    """A draft replying to `message`: recipients, subject, quote, In-Reply-To and
-    References (RFC 5322 §3.6.4) filled in."""
-    sender = default_sender(user, message)
-    if sender is None:
-        raise PostaError("no_account", _("Add a mail account before writing mail."))
-    mine = _own_addresses(user)
-    reply_to = [list(p) for p in message.reply_to] or [[message.from_name, message.from_email]]
-    to = [p for p in reply_to if p[1]]
-    cc: list[list[str]] = []
-    if reply_all:
-        taken = {p[1].lower() for p in to} | mine
-        for pair in [*message.to, *message.cc]:
-            if pair[1] and pair[1].lower() not in taken:
-                cc.append(list(pair))
-                taken.add(pair[1].lower())
-    quote_html, quote_text = _quote(message, user, forward=False)
-    refs = [str(r) for r in message.references] or (
-        [message.in_reply_to] if message.in_reply_to else []
-    )
-    if message.message_id and message.message_id not in refs:
-        refs.append(message.message_id)
-    return OutgoingMessage.objects.create(
-        user=user,
-        account=sender,
-        kind=OutgoingMessage.Kind.REPLY_ALL if reply_all else OutgoingMessage.Kind.REPLY,
-        to=to,
-        cc=cc,
-        subject=_reply_subject(message.subject),
-        quote_html=quote_html,
-        quote_text=quote_text,
-        original=message,
-        in_reply_to=message.message_id,
-        references=refs,
-    )
-
-
-@transaction.atomic
-def do_start_forward(
-    user: User, message: Message, *, as_attachment: bool = False
-) -> OutgoingMessage:
-    """A draft forwarding `message`, inline (quoted, with its attachments) or as an
-    attached message/rfc822."""
-    sender = default_sender(user, message)
-    if sender is None:
-        raise PostaError("no_account", _("Add a mail account before writing mail."))
-    kind = OutgoingMessage.Kind.FORWARD_ATTACHED if as_attachment else OutgoingMessage.Kind.FORWARD
-    outgoing = OutgoingMessage.objects.create(
-        user=user, account=sender, kind=kind, subject=_forward_subject(message.subject),
-        original=message,
-    )
-    if as_attachment:
-        if message.blob_key:
-            raw = blobs.get(message.blob_key)
-            OutgoingAttachment.objects.create(
-                outgoing=outgoing, filename=_safe_filename(f"{message.subject or 'message'}.eml"),
-                content_type="message/rfc822", size=len(raw), blob_key=message.blob_key,
-            )
-        return outgoing
-    outgoing.quote_html, outgoing.quote_text = _quote(message, user, forward=True)
-    outgoing.save(update_fields=["quote_html", "quote_text"])
-    parsed, _html, _text = _original_parts(message)
-    if parsed is not None:
-        _copy_attachments(outgoing, parsed)
-    return outgoing
-
-
-def _copy_attachments(outgoing: OutgoingMessage, parsed: EmailMessage) -> None:
-    """The attachments and inline images of `parsed`, attached to `outgoing`."""
-    for part in parsed.iter_attachments():
-        try:
-            data = part.get_payload(decode=True)
-        except Exception:  # a broken part must not block the rest
-            log.warning("outgoing %s: unreadable attachment skipped", outgoing.pk, exc_info=True)
-            continue
-        if not isinstance(data, bytes):
-            continue
-        OutgoingAttachment.objects.create(
-            outgoing=outgoing,
-            filename=_safe_filename(part.get_filename() or "attachment"),
-            content_type=part.get_content_type()[:255],
-            size=len(data),
-            blob_key=blobs.put(data),
-            content_id=(str(part.get("Content-ID", "")).strip("<> ")[:250]
-                        if part.get_content_disposition() == "inline" else ""),
-        )
-
-
-# --- drafts from the server, and "send again"
-
-_ASSEMBLED = re.compile(
-    r'^<div class="posta-body">(?P<body>.*)</div>\n<div class="posta-quote">(?P<quote>.*)</div>$',
-    re.S,
-)
-_ASSEMBLED_BODY = re.compile(r'^<div class="posta-body">(?P<body>.*)</div>$', re.S)
-
-
-def _split_assembled(markup: str) -> tuple[str, str]:
-    """Body and quote of HTML that posta.mailproto.mime.compose.assemble_html made
-    for a draft copy (no signature); any other HTML is all body."""
-    markup = markup.strip()
-    found = _ASSEMBLED.match(markup)
-    if found:
-        return found["body"], found["quote"]
-    found = _ASSEMBLED_BODY.match(markup)
-    if found and "<div" not in found["body"]:
-        return found["body"], ""
-    return markup, ""
-
-
-def _header_pairs(parsed: EmailMessage, name: str) -> list[list[str]]:
-    try:
-        header = parsed.get(name)
-        addresses = getattr(header, "addresses", ()) if header is not None else ()
-        return [[a.display_name, a.addr_spec] for a in addresses if a.addr_spec]
-    except Exception:  # a malformed header yields no recipients rather than an error
-        log.warning("unreadable %s header in a stored message", name, exc_info=True)
-        return []
-
-
-def _parsed_blob(message: Message) -> EmailMessage:
-    if not message.blob_key:
-        raise PostaError(
-            "not_downloaded",
-            _("This message has not been downloaded yet; try again in a moment."),
-            status=409,
-        )
-    try:
-        parsed = email.message_from_bytes(blobs.get(message.blob_key), policy=email.policy.default)
-    except Exception as exc:
-        log.warning("message %s: stored copy unreadable", message.pk, exc_info=True)
-        raise PostaError(
-            "unreadable", _("This message cannot be read, so it cannot be edited."), status=409
-        ) from exc
-    assert isinstance(parsed, EmailMessage)  # noqa: S101 - policy.default makes these
-    return parsed
-
-
-def _draft_from_parsed(
-    user: User, message: Message, parsed: EmailMessage, *, sender: Account, with_bcc: bool
-) -> OutgoingMessage:
-    """A new draft holding what `parsed` holds: recipients, subject, body, quote,
-    references and attachments."""
-    _p, html_body, text_body = _original_parts(message)
-    outgoing = OutgoingMessage(
-        user=user,
-        account=sender,
-        to=_header_pairs(parsed, "To"),
-        cc=_header_pairs(parsed, "Cc"),
-        bcc=_header_pairs(parsed, "Bcc") if with_bcc else [],
-        subject=message.subject.replace("\r", " ").replace("\n", " ")[:998],
-    )
-    if html_body:
-        body, quote = _split_assembled(html_body)
-        outgoing.body_html = nh3.clean(body)
-        outgoing.quote_html = nh3.clean(quote) if quote else ""
-    else:
-        outgoing.plain_text = True
-        outgoing.body_text = text_body
-    if message.in_reply_to:
-        outgoing.in_reply_to = message.in_reply_to
-        outgoing.references = [str(r) for r in message.references]
-        outgoing.original = Message.objects.filter(
-            user=user, message_id=message.in_reply_to
-        ).first()
-        outgoing.kind = OutgoingMessage.Kind.REPLY
-    outgoing.save()
-    _copy_attachments(outgoing, parsed)
-    return outgoing
-
-
-def _draft_location(user: User, message: Message) -> Location | None:
-    """The copy of `message` in one of the user's Drafts folders, if any."""
-    return (
-        Location.objects.filter(
-            message=message, folder__account__user=user, folder__role=Folder.Role.DRAFTS,
-            uid__gt=0,
-        )
-        .select_related("folder__account")
-        .order_by("-uid")
-        .first()
-    )
-
-
-@transaction.atomic
-def do_open_draft(user: User, message: Message) -> OutgoingMessage:
-    """The draft to continue editing for a message of the user's Drafts folder.
-
-    A copy Posta saved carries its draft's X-Posta-Draft-Id: that draft is
-    returned while it is still being written. Any other copy (another mail
-    client's, or one of a draft already sent) becomes a new draft that remembers
-    the server copy, so that its first save replaces it (posta.delivery.drafts).
-    Opening the same copy twice returns the same draft.
-    """
-    parsed = _parsed_blob(message)
-    key = str(parsed.get(DRAFT_ID_HEADER, "") or "").strip()
-    if key:
-        own = (
-            OutgoingMessage.objects.filter(
-                user=user, draft_key=key, state__in=OutgoingMessage.EDITABLE_STATES
-            )
-            .order_by("-id")
-            .first()
-        )
-        if own is not None:
-            return own
-    location = _draft_location(user, message)
-    if location is not None:
-        already = OutgoingMessage.objects.filter(
-            user=user, state=OutgoingMessage.State.DRAFT,
-            draft_folder=location.folder, draft_uid=location.uid,
-        ).first()
-        if already is not None:
-            return already
-    sender = location.folder.account if location is not None else default_sender(user, message)
-    if sender is None:
-        raise PostaError("no_account", _("Add a mail account before writing mail."))
-    outgoing = _draft_from_parsed(user, message, parsed, sender=sender, with_bcc=True)
-    if location is not None:
-        outgoing.draft_folder = location.folder
-        outgoing.draft_uid = location.uid
-        outgoing.save(update_fields=["draft_folder", "draft_uid"])
-    return outgoing
-
-
-@transaction.atomic
-def do_send_again(user: User, message: Message) -> OutgoingMessage:
-    """A new draft with the recipients, subject, body and attachments of a message
-    the user sent ("send again" from Sent). When Posta sent it, the outbox row is
-    the source (it knows the Bcc and keeps the quote apart)."""
-    source = (
-        OutgoingMessage.objects.filter(
-            user=user, message_id=message.message_id, state=OutgoingMessage.State.SENT
-        ).first()
-        if message.message_id
-        else None
-    )
-    if source is None:
-        sender = default_sender(user, message)
-        if sender is None:
-            raise PostaError("no_account", _("Add a mail account before writing mail."))
-        return _draft_from_parsed(user, message, _parsed_blob(message), sender=sender,
-                                  with_bcc=True)
-    sender = source.account
-    try:
-        access_sender(user, sender.pk)
-    except Http404:
-        sender = default_sender(user) or sender
-    outgoing = OutgoingMessage.objects.create(
-        user=user, account=sender, kind=source.kind, subject=source.subject,
-        to=source.to, cc=source.cc, bcc=source.bcc, body_html=source.body_html,
-        body_text=source.body_text, plain_text=source.plain_text,
-        quote_html=source.quote_html, quote_text=source.quote_text,
-        original=source.original, in_reply_to=source.in_reply_to,
-        references=source.references,
-    )
-    for att in source.attachments.all():
-        OutgoingAttachment.objects.create(
-            outgoing=outgoing, filename=att.filename, content_type=att.content_type,
-            size=att.size, blob_key=att.blob_key, content_id=att.content_id,
-        )
-    return outgoing
 
 
 # --- lists and words

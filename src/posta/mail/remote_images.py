@@ -10,10 +10,16 @@ standard library, no mail protocol: the layer rules forbid IMAP/SMTP/POP3 in web
 code, not this.
 
 The request is made like an untrusted one, because the URL comes from a stranger:
+- the port must be one of the proxy's ports (80 and 443 unless the administrator
+  sets POSTA_IMAGE_PROXY_PORTS), so an image URL cannot knock on other services;
 - the host is resolved once by `posta.core.netguard.resolve_allowed`, which refuses
-  loopback, private, link-local and metadata addresses (the administrator's
-  allow list of on-premise hosts aside), and the connection goes to that address
-  (pinned: a second DNS answer cannot move it); every redirect is checked again;
+  loopback, private, link-local and metadata addresses, and the connection goes to
+  that address (pinned: a second DNS answer cannot move it); every redirect is
+  checked again, port and address;
+- the proxy's allow list is its own (POSTA_IMAGE_PROXY_ALLOWED_HOSTS, empty by
+  default), never the mail-host allowances: an administrator who lets users reach
+  an on-premise mail server (or 127.0.0.1 in development) has not agreed to let
+  every sender's <img> reach the web services on that machine;
 - no cookies, no Referer, no credentials in URLs, a fixed User-Agent;
 - a deadline, a size cap, and only raster image types are passed on (SVG is a
   document that can carry script; it is refused).
@@ -81,14 +87,25 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def fetch_image(url: str, *, allowed_hosts: list[str]) -> RemoteImage:
+@dataclass(frozen=True)
+class ProxyRule:
+    """Where the proxy may connect: public addresses on `ports`, and the internal
+    ones that `allowed_hosts` covers (netguard syntax: names, "*.suffix",
+    addresses, CIDR networks), on `ports` too."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    ports: frozenset[int] = frozenset({80, 443})
+
+
+def fetch_image(url: str, *, rule: ProxyRule) -> RemoteImage:
     """GET `url` (following at most MAX_REDIRECTS redirects) and return the image.
 
-    Raises ImageFetchError for anything else: a refused or unknown host, a network
-    failure, a non-200 answer, a type outside IMAGE_TYPES, more than MAX_BYTES.
+    Raises ImageFetchError for anything else: a port outside `rule.ports`, a refused
+    or unknown host, a network failure, a non-200 answer, a type outside
+    IMAGE_TYPES, more than MAX_BYTES. Every redirect target is checked like `url`.
     """
     for _hop in range(MAX_REDIRECTS + 1):
-        response, connection = _open(url, allowed_hosts)
+        response, connection = _open(url, rule)
         try:
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location") or ""
@@ -113,7 +130,7 @@ def fetch_image(url: str, *, allowed_hosts: list[str]) -> RemoteImage:
 
 
 def _open(
-    url: str, allowed_hosts: list[str]
+    url: str, rule: ProxyRule
 ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -124,8 +141,10 @@ def _open(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise ImageFetchError("bad_url") from exc
+    if port not in rule.ports:
+        raise ImageFetchError("port_not_allowed")
     try:
-        address = resolve_allowed(parts.hostname, port, allowed=allowed_hosts)
+        address = resolve_allowed(parts.hostname, port, allowed=list(rule.allowed_hosts))
     except GuardError as exc:
         raise ImageFetchError(exc.code) from exc
     cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection

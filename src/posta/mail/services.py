@@ -93,6 +93,9 @@ def _action(loc: Location, kind: str, *, target: Folder | None = None) -> Remote
         location=loc,
         source_folder=loc.folder,
         source_uid=loc.uid,
+        # The numbering that UID belongs to: the folder's rows with a positive UID
+        # are of its stored UIDVALIDITY (the sync changes both in one transaction).
+        source_uidvalidity=loc.folder.uidvalidity,
         target_folder=target,
         message_id_header=loc.message.message_id,
     )

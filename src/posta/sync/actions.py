@@ -19,6 +19,13 @@ puts the action back to pending):
   search by Message-ID. The provisional Message then takes its real identity, or
   is folded into the one the sync already stored.
 
+Every action on a source UID first SELECTs the source folder and compares its
+UIDVALIDITY with the one the UID belongs to (RemoteAction.source_uidvalidity): a UID
+of another numbering may name another message (RFC 3501 §2.3.1.1), so on a
+mismatch nothing is done. The action waits for the sync to re-pair it with its copy
+(posta.sync.rebind), or fails as RENUMBERED once the sync has re-paired the folder
+without finding it.
+
 A failure is classified once (STYLE §5): a network or busy error leaves the action
 pending for a later attempt (up to MAX_ATTEMPTS); anything else, or the last
 attempt, marks it failed with a code and detail, and puts the local state back to
@@ -41,12 +48,13 @@ from posta.mail.models import Location, Message, RemoteAction
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
-from posta.sync import engine, faults, parsing
+from posta.sync import engine, faults, parsing, rebind
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 STALE_RUNNING = timedelta(minutes=5)
+REPAIR_WAIT = timedelta(seconds=30)  # before looking again whether the sync re-paired
 State = RemoteAction.State
 Kind = RemoteAction.Kind
 _FLAG_OF = {
@@ -120,10 +128,29 @@ def sweep() -> list[int]:
 # --- execution ------------------------------------------------------------------
 
 
-def _select_rw(session: engine.Session, folder: Folder) -> None:
+class UidValidityChanged(errors.MailError):
+    """The source folder's UIDVALIDITY in this session is not the one the action's
+    UID belongs to: the UID may name another message now (RFC 3501 §2.3.1.1)."""
+
+    code = "uidvalidity_changed"
+
+    def __init__(self, *, folder_id: int, uidvalidity: int | None) -> None:
+        super().__init__(f"folder {folder_id}: UIDVALIDITY is {uidvalidity} on the server")
+        self.uidvalidity = uidvalidity
+
+
+def _select_source(session: engine.Session, action: RemoteAction, folder: Folder) -> None:
+    """SELECT the action's source folder read-write and check, right before acting,
+    that its UIDVALIDITY is still the one the action's UID belongs to. The check
+    holds for the commands that follow on this selection: a UID "MUST NOT change
+    during the session" (RFC 3501 §2.3.1.1)."""
     with imap_errors(host=session.host):
-        session.client.select_folder(folder.name)
+        answer = session.client.select_folder(folder.name)
     session.selected = folder.name
+    current = answer.get(b"UIDVALIDITY")
+    now = int(current) if isinstance(current, int) else None
+    if action.source_uidvalidity is None or now != action.source_uidvalidity:
+        raise UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
 
 
 def _has_uid(session: engine.Session, uid: int) -> bool:
@@ -153,7 +180,7 @@ def _execute(session: engine.Session, action: RemoteAction) -> None:
         return
     if action.kind in _FLAG_OF:
         flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
-        _select_rw(session, source)
+        _select_source(session, action, source)
         with imap_errors(host=session.host):
             if on:
                 session.client.add_flags([uid], [flag], silent=True)
@@ -164,7 +191,7 @@ def _execute(session: engine.Session, action: RemoteAction) -> None:
     elif action.kind in {Kind.MOVE, Kind.DELETE} and action.target_folder is not None:
         _move(session, action, source, uid, action.target_folder)
     elif action.kind in {Kind.EXPUNGE, Kind.DELETE}:
-        _select_rw(session, source)
+        _select_source(session, action, source)
         if _has_uid(session, uid):
             _expunge_one(session, uid)
         faults.point("action_after_server")
@@ -189,11 +216,11 @@ def _move(
     session: engine.Session, action: RemoteAction, source: Folder, uid: int, target: Folder
 ) -> None:
     mid = action.message_id_header
-    _select_rw(session, source)
+    _select_source(session, action, source)
     still_there = _has_uid(session, uid)
     in_target = _uids_with_message_id(session, target, mid)
     if still_there:
-        _select_rw(session, source)
+        _select_source(session, action, source)  # a new selection: check again
         with imap_errors(host=session.host):
             if in_target:
                 pass  # copied before a kill: do not copy again
@@ -292,8 +319,7 @@ def _attach_new_uid(
             loc.delete()  # the sync already recorded the moved copy
         return
     new_uid = free[-1]
-    flags = fetch_flags(session.client, str(new_uid))
-    values = engine._flag_values(flags[0][1]) if flags else {}
+    values = _flags_and_modseq(session, new_uid)
     try:
         with transaction.atomic():
             Location.objects.filter(pk=loc.pk, uid__isnull=True).update(
@@ -301,6 +327,20 @@ def _attach_new_uid(
             )
     except IntegrityError:
         loc.delete()  # the sync recorded it meanwhile
+
+
+def _flags_and_modseq(session: engine.Session, uid: int) -> dict[str, object]:
+    """The new copy's flags and, under CONDSTORE, its MODSEQ (CHANGEDSINCE 0 asks
+    for every message of the set with its MODSEQ, RFC 7162 §3.1.4): a copy stored
+    without it would miss the stale-change check of the next CHANGEDSINCE pass."""
+    since = 0 if session.condstore else None
+    for got_uid, flags, modseq in fetch_flags(session.client, str(uid), changed_since=since):
+        if got_uid == uid:  # the answer may carry unsolicited FETCHes of others
+            values = engine._flag_values(flags)
+            if modseq is not None:
+                values["modseq"] = modseq
+            return values
+    return {}
 
 
 def _finish(action: RemoteAction) -> None:
@@ -313,6 +353,9 @@ def _retry_or_fail(
     action_id: int, exc: errors.MailError, *, session: engine.Session | None = None
 ) -> None:
     action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
+    if isinstance(exc, UidValidityChanged):
+        _await_repairing(action, exc)
+        return
     temporary = isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy)
     if temporary and action.attempts < MAX_ATTEMPTS:
         delay = timedelta(seconds=30 * 2 ** max(action.attempts, 0))
@@ -329,6 +372,42 @@ def _retry_or_fail(
         )
         _undo_locally(action)
     log.warning("action %s failed: %s", action_id, exc)
+
+
+def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
+    """Nothing was done: the action's UID is of another numbering. Run it again at
+    once if the sync re-paired it meanwhile; fail it if the sync has re-paired the
+    folder without finding its copy; else wait for the sync, asking for a pass now
+    (a paused account stays paused: the user resumes it). The wait does not count
+    as an attempt."""
+    running = RemoteAction.objects.filter(pk=action.pk, state=State.RUNNING)
+    now = timezone.now()
+    if exc.uidvalidity is not None and action.source_uidvalidity == exc.uidvalidity:
+        running.update(state=State.PENDING, attempts=F("attempts") - 1, updated_at=now)
+        return
+    folder_id = action.source_folder_id
+    if exc.uidvalidity is not None and folder_id and rebind.repaired(folder_id, exc.uidvalidity):
+        with transaction.atomic():
+            if running.update(
+                state=State.FAILED,
+                error_code=RemoteAction.RENUMBERED,
+                error_detail=exc.detail[:500],
+                updated_at=now,
+            ):
+                rebind.forget_moving_copy(action.kind, action.location_id)
+        log.warning("action %s failed: its copy was renumbered away (%s)", action.pk, exc)
+        return
+    running.update(
+        state=State.PENDING,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now + REPAIR_WAIT,
+        error_code=exc.code,
+        error_detail=exc.detail[:500],
+        updated_at=now,
+    )
+    Account.objects.filter(pk=action.account_id).exclude(
+        sync_state=Account.SyncState.PAUSED
+    ).update(sync_requested_at=now)
 
 
 def _undo_locally(action: RemoteAction) -> None:

@@ -35,7 +35,9 @@ kill at any point resumes where the last committed batch left it::
 
 Re-pairing. Rows of the old UIDVALIDITY and rows a local move left without a UID
 are *adopted* when the same message (same identity) turns up in that folder: the
-Location row, and everything linked to it, survives with its new UID.
+Location row, and everything linked to it, survives with its new UID; the user's
+actions waiting on copies of the old numbering are re-paired or failed with them
+(posta.sync.rebind).
 
 Transactions are short and never held across a network call: the IMAP command runs
 first, its parsed answer is written in one transaction afterwards. In the first
@@ -94,7 +96,7 @@ from posta.mailproto.imap.fastfetch import (
     uid_set_from,
 )
 from posta.mailproto.imap.roles import detect_roles
-from posta.sync import faults, rawsql
+from posta.sync import faults, rawsql, rebind
 from posta.sync.models import FolderSyncState
 from posta.sync.parsing import summarize_body
 from posta.sync.store import (
@@ -609,9 +611,14 @@ class _Pins:
 
 
 def _pins(folder: Folder) -> _Pins:
+    """Only actions of the folder's current numbering pin: the UID of an older one
+    names another message now (posta.sync.rebind re-pairs those actions)."""
     pins = _Pins()
     rows = RemoteAction.objects.filter(
-        source_folder=folder, state__in=OPEN_STATES, source_uid__isnull=False
+        source_folder=folder,
+        state__in=OPEN_STATES,
+        source_uid__isnull=False,
+        source_uidvalidity=folder.uidvalidity,
     ).values_list("kind", "source_uid")
     for kind, uid in rows:
         assert uid is not None  # noqa: S101 - filtered above; narrows the type
@@ -644,6 +651,7 @@ def sync_folder(
     _sync_new(session, folder, sel, pins, progress, index)
     if not state.initial_done:
         _first_pass(session, folder, state, pins, progress, index)
+        pins = _pins(folder)  # with the actions the first pass re-paired
     _reconcile(session, folder, sel, pins, index, resync=resync)
     _store_counts(folder)
 
@@ -826,6 +834,7 @@ def _first_pass(
     with transaction.atomic():
         # The whole folder is listed now: copies still set aside are not on the server.
         Location.objects.filter(folder=folder, uid__lt=0).delete()
+        rebind.fail_unpaired(folder)
         FolderSyncState.objects.filter(pk=state.pk).update(low_uid=1, initial_done=True)
     state.low_uid, state.initial_done = 1, True
 

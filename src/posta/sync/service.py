@@ -610,8 +610,13 @@ class AccountWorker(_Reconnecting):
     def _idle(self, session: engine.Session, inbox: Folder) -> bool:
         """IDLE on INBOX until the server reports something (True), or until it is
         time to look at the database (False)."""
+        known = inbox.uidnext
         if engine.sync_selected(session, inbox):
-            pass  # stored whatever arrived since the last look, without a SELECT
+            # Stored whatever arrived since the last look, without a SELECT. Mail
+            # stored just now still needs its body: the caller fetches it, as for
+            # news announced during IDLE (the IDLE would not announce it again).
+            if inbox.uidnext != known:
+                return True
         elif changed_since_stored(session, inbox):
             return True  # arrived between the last sync and this IDLE
         return self.idle_wait.until_news(session)

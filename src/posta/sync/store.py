@@ -12,7 +12,8 @@ preparing each object than SQLite spends storing it):
 3. INSERT the new messages (executemany, ON CONFLICT DO NOTHING: a concurrent
    writer of the same identity wins, and its row is used), then SELECT their ids;
 4. adopt set-aside or UID-less copies in this folder (only when the folder has
-   any: after a UIDVALIDITY change or during a move), else
+   any: after a UIDVALIDITY change or during a move), with the actions waiting on
+   copies of an older numbering (posta.sync.rebind), else
 5. INSERT the locations (executemany, ON CONFLICT DO NOTHING on (folder, uid)).
 
 The caller runs all of it in the batch's transaction.
@@ -33,7 +34,7 @@ from posta.accounts.models import Folder
 from posta.mail.models import Location, Message
 from posta.mailproto.imap.fastfetch import HeaderRecord
 from posta.mailproto.mime.headers import Address, Envelope
-from posta.sync import rawsql
+from posta.sync import rawsql, rebind
 from posta.sync.parsing import identity, parse_envelope
 from posta.sync.threads import Placement, ThreadIndex
 
@@ -207,6 +208,12 @@ def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> in
         _insert_messages(user_id, list(new.values()), index, adapt)
         ids.update(_ids_of(user_id, list(new)))
     adoptable = _adoptable(folder, set(ids.values()))
+    stale = rebind.stale_actions(folder)
+    leaving = (
+        stale.take_leaving([(p.record.uid, ids[p.identity]) for p in parsed if p.identity in ids])
+        if stale is not None
+        else set()
+    )
     rows = []
     adopted: list[Location] = []
     for item in parsed:
@@ -214,6 +221,8 @@ def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> in
         if message_id is None:
             continue  # cannot happen short of a concurrent delete; skip the copy
         record = item.record
+        if record.uid in leaving:
+            continue  # a waiting move or delete takes it out (posta.sync.rebind)
         flags = flags_of(record.flags)
         candidates = adoptable.get(message_id) if adoptable else None
         if candidates:
@@ -242,6 +251,8 @@ def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> in
                 item.when,
             )
         )
+    if adopted and stale is not None:
+        stale.adopt(adopted)
     if adopted:
         fields = ["uid", "modseq", "date", "keywords", *FLAG_FIELDS.values()]
         Location.objects.bulk_update(adopted, fields, batch_size=500)

@@ -10,6 +10,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("forward/<id:message_id>/", views.compose_forward, name="compose_forward"),
     path("draft/<id:message_id>/", views.compose_draft, name="compose_draft"),
     path("again/<id:message_id>/", views.compose_again, name="compose_again"),
+    # The first POST of a page whose draft is not stored yet (GET never writes).
+    path("start/", views.compose_start, name="compose_start"),
+    path("start/autosave/", views.autosave_start, name="compose_start_autosave"),
+    path("start/attachments/", views.attach_start, name="compose_start_attach"),
     path("addresses/", views.addresses, name="compose_addresses"),
     path("scheduled/", views.scheduled, name="compose_scheduled"),
     path("outbox/", views.outbox_list, name="compose_outbox"),

@@ -2,10 +2,15 @@
 
 Thin views: parse the form, call posta.mail.outbox, render. Nothing here talks to a
 mail server; Send writes an outbox row that the delivery worker carries out.
+
+Opening the editor writes nothing (posta.mail.replies): the page of a draft not
+stored yet posts its origin and key to the `*_start` views, whose first call
+stores the row; the answer hands the page the row's own URLs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,20 +19,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from posta.accounts.models import CompanySettings
+from posta.accounts.models import Account, CompanySettings
 from posta.accounts.services import sender_accounts
 from posta.core.errors import PostaError
-from posta.mail import outbox
+from posta.mail import outbox, replies
 from posta.mail.outbox import OutgoingMessage
+from posta.mail.replies import Origin
 from posta.users.models import User
 from posta.web import params, uploads
 from posta.web.forms import LocalDateTimeField, rich_text_field
-from posta.web.utils import current_user
+from posta.web.utils import current_user, safe_next
 
 # The address suggestions match what is typed in one address field.
 MAX_ADDRESS_QUERY = 200
@@ -109,90 +116,160 @@ def _aware(user: User, value: datetime | None) -> datetime | None:
     return value.astimezone(outbox.user_timezone(user))
 
 
+def _start_fields(origin: str, message_id: int | None) -> dict[str, str]:
+    """What the page of a draft not stored yet carries to its first POST."""
+    return {
+        "origin": origin,
+        "source": "" if message_id is None else str(message_id),
+        "draft_key": outbox.new_draft_key(),
+    }
+
+
+def _unsaved_editor(
+    request: HttpRequest, origin: str, message_id: int | None = None, *,
+    account: Account | None = None,
+) -> HttpResponse:
+    """The editor for a draft not stored yet: shown from the prepared values, with
+    nothing written (RFC 9110 §9.2.1, GET is safe); the page's first POST stores
+    it (compose_start and its autosave and attach twins)."""
+    user = current_user(request)
+    prepared = replies.prepare(user, origin, message_id=message_id, account=account)
+    if prepared.existing is not None:
+        return redirect("compose_edit", outgoing_id=prepared.existing.pk)
+    form = ComposeForm(user=user, initial=_initial(prepared.outgoing))
+    return _render_editor(
+        request, user, form, prepared.outgoing, error=None,
+        attachments=prepared.attachments, start=_start_fields(origin, message_id),
+    )
+
+
 @login_required
+@require_GET
 def compose_new(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     account = None
     account_id = params.optional_id(request.GET, "account")
     if account_id is not None:
         account = outbox.access_sender(user, account_id)
-    row = outbox.do_new_draft(user, account=account)
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return _unsaved_editor(request, Origin.NEW, account=account)
 
 
 @login_required
+@require_GET
 def compose_reply(request: HttpRequest, message_id: int) -> HttpResponse:
-    user = current_user(request)
-    message = outbox.access_message(user, message_id)
-    row = outbox.do_start_reply(user, message, reply_all=params.flag(request.GET, "all"))
-    return redirect("compose_edit", outgoing_id=row.pk)
+    origin = Origin.REPLY_ALL if params.flag(request.GET, "all") else Origin.REPLY
+    return _unsaved_editor(request, origin, message_id)
 
 
 @login_required
+@require_GET
 def compose_forward(request: HttpRequest, message_id: int) -> HttpResponse:
-    user = current_user(request)
-    message = outbox.access_message(user, message_id)
-    row = outbox.do_start_forward(
-        user, message, as_attachment=params.flag(request.GET, "attach")
-    )
-    return redirect("compose_edit", outgoing_id=row.pk)
+    origin = Origin.FORWARD_ATTACHED if params.flag(request.GET, "attach") else Origin.FORWARD
+    return _unsaved_editor(request, origin, message_id)
 
 
 @login_required
+@require_GET
 def compose_draft(request: HttpRequest, message_id: int) -> HttpResponse:
     """A message of the Drafts folder opens in the editor, to continue writing it."""
-    user = current_user(request)
-    message = outbox.access_message(user, message_id)
-    row = outbox.do_open_draft(user, message)
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return _unsaved_editor(request, Origin.DRAFT, message_id)
 
 
 @login_required
+@require_GET
 def compose_again(request: HttpRequest, message_id: int) -> HttpResponse:
     """The "send again" of a Sent message: a new draft with its content."""
+    return _unsaved_editor(request, Origin.AGAIN, message_id)
+
+
+def _started(request: HttpRequest, user: User) -> OutgoingMessage:
+    """The draft of the page that posted: made by its first POST, found by the others."""
+    return replies.check_start_draft(
+        user, request.POST.get("origin", ""), draft_key=request.POST.get("draft_key", ""),
+        message_id=params.optional_id(request.POST, "source"),
+    )
+
+
+@login_required
+@require_POST
+def compose_start(request: HttpRequest) -> HttpResponse:
+    """Save, Send or Schedule on the page of a draft not stored yet."""
     user = current_user(request)
-    message = outbox.access_message(user, message_id)
-    row = outbox.do_send_again(user, message)
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return _editor(request, user, _started(request, user))
 
 
 @login_required
 def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
-    row = outbox.access_outgoing(user, outgoing_id)
+    return _editor(request, user, outbox.access_outgoing(user, outgoing_id))
+
+
+def _editor(request: HttpRequest, user: User, row: OutgoingMessage) -> HttpResponse:
     if row.state != OutgoingMessage.State.DRAFT:
         messages.info(request, _("This message is no longer a draft."))
         return redirect("compose_outbox")
     form = ComposeForm(request.POST or None, user=user, initial=_initial(row))
     error: PostaError | None = None
     if request.method == "POST" and form.is_valid():
-        action = params.choice(
-            request.POST, "action", choices=("save", "send", "schedule"), default="save"
-        )
         try:
-            outbox.check_save_draft(user, row, form.draft())
-            if action == "send":
-                outbox.check_send(user, row)
-                return redirect("compose_sending", outgoing_id=row.pk)
-            if action == "schedule":
-                when = _aware(user, form.cleaned_data["send_at"]) or _quick(request, user)
-                if when is None:
-                    raise PostaError("no_time", _("Choose when to send it."), field="send_at")
-                outbox.check_schedule(user, row, when)
-                messages.success(request, _("The message is scheduled."))
-                return redirect("compose_scheduled")
-            messages.success(request, _("Draft saved."))
-            return redirect("compose_edit", outgoing_id=row.pk)
+            return _submit(request, user, row, form)
         except PostaError as exc:
             error = exc
             if exc.field and exc.field in form.fields:
                 form.add_error(exc.field, str(exc.message))
                 error = None
+    return _render_editor(request, user, form, row, error=error)
+
+
+def _submit(
+    request: HttpRequest, user: User, row: OutgoingMessage, form: ComposeForm
+) -> HttpResponse:
+    action = params.choice(
+        request.POST, "action", choices=("save", "send", "schedule"), default="save"
+    )
+    outbox.check_save_draft(user, row, form.draft())
+    if action == "send":
+        outbox.check_send(user, row)
+        return redirect("compose_sending", outgoing_id=row.pk)
+    if action == "schedule":
+        when = _aware(user, form.cleaned_data["send_at"]) or _quick(request, user)
+        if when is None:
+            raise PostaError("no_time", _("Choose when to send it."), field="send_at")
+        outbox.check_schedule(user, row, when)
+        messages.success(request, _("The message is scheduled."))
+        return redirect("compose_scheduled")
+    messages.success(request, _("Draft saved."))
+    return redirect("compose_edit", outgoing_id=row.pk)
+
+
+def _row_urls(row: OutgoingMessage) -> dict[str, str]:
+    """The URLs a stored draft's page posts to."""
+    return {
+        "edit": reverse("compose_edit", args=[row.pk]),
+        "autosave": reverse("compose_autosave", args=[row.pk]),
+        "attach": reverse("compose_attach", args=[row.pk]),
+    }
+
+
+_START_URLS = {
+    "edit": "compose_start", "autosave": "compose_start_autosave", "attach": "compose_start_attach",
+}
+
+
+def _render_editor(
+    request: HttpRequest, user: User, form: ComposeForm, row: OutgoingMessage, *,
+    error: PostaError | None, attachments: Sequence[object] | None = None,
+    start: dict[str, str] | None = None,
+) -> HttpResponse:
+    """The editor page, of a stored draft or (with `start`) of one not stored yet."""
+    urls = {k: reverse(name) for k, name in _START_URLS.items()} if start else _row_urls(row)
     context = {
         "form": form,
         "row": row,
         "error": error,
-        "attachments": list(row.attachments.all()),
+        "urls": urls,
+        "start": start or {},
+        "attachments": list(row.attachments.all()) if attachments is None else attachments,
         "limit_mb": CompanySettings.load().max_attachment_mb,
         "signatures": outbox.signatures_by_account(user),
         "quick_choices": [
@@ -214,9 +291,25 @@ def autosave(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     form = ComposeForm(request.POST, user=user)
     if not form.is_valid():
         return JsonResponse({"saved": False, "errors": form.errors}, status=400)
+    return _autosaved(user, row, form)
+
+
+@login_required
+@require_POST
+def autosave_start(request: HttpRequest) -> HttpResponse:
+    """The first autosave of a page whose draft is not stored yet: stores it. The
+    answer carries the row's URLs, which the page posts to from then on."""
+    user = current_user(request)
+    form = ComposeForm(request.POST, user=user)
+    if not form.is_valid():
+        return JsonResponse({"saved": False, "errors": form.errors}, status=400)
+    return _autosaved(user, _started(request, user), form)
+
+
+def _autosaved(user: User, row: OutgoingMessage, form: ComposeForm) -> HttpResponse:
     outbox.check_save_draft(user, row, form.draft())
     saved = timezone.localtime(timezone.now(), outbox.user_timezone(user))
-    return JsonResponse({"saved": True, "at": saved.strftime("%H:%M:%S")})
+    return JsonResponse({"saved": True, "at": saved.strftime("%H:%M:%S"), "urls": _row_urls(row)})
 
 
 @login_required
@@ -234,6 +327,19 @@ def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"added": added})
     return redirect("compose_edit", outgoing_id=row.pk)
+
+
+@login_required
+@require_POST
+def attach_start(request: HttpRequest) -> HttpResponse:
+    """Files added on a page whose draft is not stored yet: stores it first. A
+    script's upload learns the row's page from X-Posta-Draft-Url."""
+    # Files cut off at the limit store no draft either.
+    uploads.check_upload(request)
+    row = _started(request, current_user(request))
+    response = attach(request, outgoing_id=row.pk)
+    response["X-Posta-Draft-Url"] = reverse("compose_edit", args=[row.pk])
+    return response
 
 
 @login_required
@@ -274,6 +380,8 @@ def undo(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     return redirect("compose_sending", outgoing_id=row.pk)
 
 
+_BACK_PAGES = frozenset({"compose_scheduled", "compose_outbox"})
+
 _ACTIONS = {
     "send_now": (outbox.do_send_now, gettext_lazy("Sending now.")),
     "pause": (outbox.do_pause, gettext_lazy("Paused.")),
@@ -289,9 +397,9 @@ _ACTIONS = {
 def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
-    back = params.choice(
-        request.POST, "next", choices=("compose_scheduled", "compose_outbox"),
-        default="compose_scheduled",
+    # `next` names the list the form was on; anything else stays on this site.
+    back = safe_next(
+        request, request.POST.get("next", ""), names=_BACK_PAGES, default="compose_scheduled"
     )
     if action == "edit":
         if outbox.do_edit(user, row):

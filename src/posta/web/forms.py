@@ -269,6 +269,16 @@ class CompanySettingsForm(forms.ModelForm[CompanySettings]):
     class Meta:
         model = CompanySettings
         fields = ["company_name", "company_signature", "allowed_mail_hosts", "max_attachment_mb"]
+        # The model's help text, plus what these hosts do not open (no migration for
+        # a form-only text): the image proxy has its own rule (posta.mail.remote_images).
+        help_texts = {
+            "allowed_mail_hosts": _(
+                "One host name, address or network (CIDR) a line. Users may connect to "
+                "these although they are private or local addresses: your on-premise mail "
+                "servers. For mail connections only: remote images in messages are never "
+                "fetched from these hosts."
+            ),
+        }
 
     def clean_company_signature(self) -> str:
         value: str = self.cleaned_data["company_signature"] or ""

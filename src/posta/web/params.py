@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from django.http import HttpRequest, QueryDict
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import QueryDict
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -112,19 +111,6 @@ def text(data: QueryDict, name: str, *, max_length: int, strip: bool = True) -> 
         raise bad_parameter(
             name, format_lazy(_("at most {count} characters."), count=max_length)
         )
-    return value
-
-
-def local_url(request: HttpRequest, data: QueryDict, name: str, *, max_length: int = 2000) -> str:
-    """A path on this site to go back to ("" when absent): never another host,
-    never a scheme-relative "//host" (an open redirect)."""
-    value = text(data, name, max_length=max_length)
-    if not value:
-        return ""
-    if not value.startswith("/") or not url_has_allowed_host_and_scheme(
-        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        raise bad_parameter(name, _("expected a page of this site."))
     return value
 
 

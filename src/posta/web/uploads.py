@@ -64,13 +64,18 @@ def upload_refused(request: HttpRequest) -> bool:
     return bool(getattr(request, _REFUSED, False))
 
 
-def uploaded_files(request: HttpRequest, name: str) -> list[UploadedFile]:
-    """The files of field `name`; PostaError 413 when the upload was cut off at
-    the limit (the files complete before the cut are not used either)."""
-    files = request.FILES.getlist(name)  # reads the body, if nothing did yet
+def check_upload(request: HttpRequest) -> None:
+    """PostaError 413 when the request's files were cut off at the limit (the
+    files complete before the cut are not used either)."""
+    request.FILES  # noqa: B018 - reads the body, if nothing did yet
     if upload_refused(request):
         raise too_large()
-    return files
+
+
+def uploaded_files(request: HttpRequest, name: str) -> list[UploadedFile]:
+    """The files of field `name`, once check_upload passed."""
+    check_upload(request)
+    return request.FILES.getlist(name)
 
 
 class CappedUploadHandler(FileUploadHandler):

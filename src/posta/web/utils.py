@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from posta.users.models import User
 
@@ -27,3 +28,18 @@ def admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def safe_next(request: HttpRequest, value: str, *, names: frozenset[str], default: str) -> str:
+    """Where a form's `next` may lead: one of the URL `names` the page may give,
+    or a URL on this site (never another host or scheme, `//host`, `/\\host`,
+    `javascript:`); otherwise `default`. The answer is a URL or a URL name for
+    django.shortcuts.redirect."""
+    if value in names:
+        return value
+    # A bare word would be taken for a URL name by redirect(): only paths and URLs.
+    if "/" in value and url_has_allowed_host_and_scheme(
+        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return value
+    return default

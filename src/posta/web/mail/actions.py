@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -21,7 +21,7 @@ from posta.users.models import User
 from posta.web import params
 from posta.web.mail import pages, reader
 from posta.web.mail.reader import is_htmx
-from posta.web.utils import current_user
+from posta.web.utils import current_user, safe_next
 
 MAX_SELECTION = 10_000
 ACTIONS = ("seen", "unseen", "flag", "unflag", "move", "delete", "spam", "notspam", "archive")
@@ -128,10 +128,8 @@ def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
         response = HttpResponse(status=204)
         response["HX-Trigger"] = json.dumps({"mail-changed": event})
         return response
-    back = params.local_url(request, request.POST, "next")
-    if back:
-        return HttpResponseRedirect(back)
-    return redirect("mail_index")
+    return redirect(safe_next(request, request.POST.get("next", ""), names=frozenset(),
+                              default="mail_index"))
 
 
 @login_required

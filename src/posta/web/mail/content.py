@@ -23,12 +23,12 @@ import secrets
 import zipfile
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from posta.accounts.models import CompanySettings
 from posta.mail import queries, remote_images, sanitize
 from posta.mail.models import Message
 from posta.users.models import User
@@ -204,6 +204,15 @@ def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
     return _no_store(response)
 
 
+def _image_proxy_rule() -> remote_images.ProxyRule:
+    # Its own settings, never CompanySettings.allowed_hosts_list(): allowing a mail
+    # host must not let a sender's <img> reach that machine's web services.
+    return remote_images.ProxyRule(
+        allowed_hosts=tuple(settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS),
+        ports=frozenset(settings.POSTA_IMAGE_PROXY_PORTS),
+    )
+
+
 @require_GET
 def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     """The image proxy. The frame asks for images from an opaque origin, so its
@@ -221,9 +230,7 @@ def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     if not Message.objects.filter(pk=message_id, user_id=user_id).exists():
         raise Http404
     try:
-        fetched = remote_images.fetch_image(
-            url, allowed_hosts=CompanySettings.load().allowed_hosts_list()
-        )
+        fetched = remote_images.fetch_image(url, rule=_image_proxy_rule())
     except remote_images.ImageFetchError as exc:
         raise Http404 from exc
     response = HttpResponse(fetched.data, content_type=fetched.content_type)

@@ -41,10 +41,22 @@
       method: "POST", body: new FormData(form), credentials: "same-origin",
       headers: {"X-CSRFToken": csrf}
     }).then(function (r) { return r.json(); }).then(function (data) {
+      if (data.urls) adopt(data.urls);
       if (data.saved) status.textContent = status.dataset.savedText
         ? status.dataset.savedText + " " + data.at : data.at;
     }).catch(function () { dirty = true; });
     return inflight;
+  }
+  // The first autosave stores a draft that opening the page did not (GET writes
+  // nothing): from then on the page posts to the stored draft's own URLs.
+  function adopt(urls) {
+    form.action = urls.edit;
+    form.dataset.autosaveUrl = urls.autosave;
+    document.getElementById("attach-form").action = urls.attach;
+    Array.prototype.forEach.call(document.querySelectorAll("input[data-start]"), function (input) {
+      input.remove();
+    });
+    if (window.location.pathname !== urls.edit) window.history.replaceState(null, "", urls.edit);
   }
   setInterval(save, 5000);
   window.addEventListener("pagehide", function () {
@@ -103,6 +115,10 @@
   function send(files) {
     var data = new FormData();
     for (var j = 0; j < files.length; j++) data.append("files", files[j]);
+    // Still no stored draft (the autosave before failed): the upload stores it.
+    Array.prototype.forEach.call(attachForm.querySelectorAll("input[data-start]"), function (input) {
+      data.append(input.name, input.value);
+    });
     var xhr = new XMLHttpRequest();
     xhr.open("POST", attachForm.action);
     xhr.setRequestHeader("X-CSRFToken", csrf);
@@ -113,7 +129,12 @@
     });
     xhr.addEventListener("load", function () {
       progress.hidden = true;
-      if (xhr.status >= 200 && xhr.status < 300) { submitting = true; window.location.reload(); return; }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        submitting = true;
+        var stored = xhr.getResponseHeader("X-Posta-Draft-Url");
+        if (stored) { window.location.assign(stored); } else { window.location.reload(); }
+        return;
+      }
       error.textContent = xhr.status === 413 ? error.dataset.tooLarge : xhr.statusText;
       error.hidden = false;
     });
