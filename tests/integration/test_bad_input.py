@@ -126,10 +126,16 @@ class World:
 
     def base(self, route: str) -> dict[str, str]:
         """Values that take a view past its first checks, so the bad one is reached."""
+        account = str(self.account.pk)
+        # The first POST of an editor page that stored nothing yet (a reply).
+        start = {"origin": "reply", "source": str(self.message.pk), "draft_key": "a" * 32}
         return {
             "mail_act": {"action": "move", "ids": str(self.message.pk)},
-            "compose_edit": {"account": str(self.account.pk), "action": "schedule"},
-            "compose_autosave": {"account": str(self.account.pk)},
+            "compose_edit": {"account": account, "action": "schedule"},
+            "compose_autosave": {"account": account},
+            "compose_start": {**start, "account": account, "action": "schedule"},
+            "compose_start_autosave": {**start, "account": account},
+            "compose_start_attach": start,
         }.get(route, {})
 
 

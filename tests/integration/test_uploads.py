@@ -34,9 +34,15 @@ class GeneratedBody:
     """A multipart body with one file, made as it is read (the test never holds
     the file either), counting the bytes the server read."""
 
-    def __init__(self, size: int, *, declared: int | None = None) -> None:
+    def __init__(
+        self, size: int, *, declared: int | None = None, fields: dict[str, str] | None = None
+    ) -> None:
+        form = "".join(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in (fields or {}).items()
+        )
         self.head = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; '
+            f'{form}--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; '
             'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
         ).encode()
         self.tail = f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -128,6 +134,13 @@ def test_an_upload_past_the_limit_stops_being_read_and_is_not_held_in_memory(
     assert peak < MB
     assert not OutgoingAttachment.objects.filter(outgoing=draft).exists()
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+    # On an editor page that stored nothing yet, a refused upload stores no draft.
+    start = {"origin": "new", "draft_key": "b" * 32}
+    body = GeneratedBody(4 * MB, fields=start)
+    response = post_body(client, reverse("compose_start_attach"), body)
+    assert response.status_code == 413
+    assert body.position < 2 * MB + 256 * 1024
+    assert OutgoingMessage.objects.filter(user=draft.user).count() == 1
 
 
 def test_a_body_past_the_cap_is_refused_before_it_is_read_in_the_users_language(
