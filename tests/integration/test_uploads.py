@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -255,7 +256,9 @@ class AsgiClient:
             "query_string": b"", "root_path": "", "headers": headers,
             "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
         }
-        asyncio.run(application(scope, self.receive, self.send))
+        # async_to_sync: the application's database work runs in this thread, on
+        # the test's own connection (as under uvicorn, in one thread of its own).
+        async_to_sync(application)(scope, self.receive, self.send)
         start = next(m for m in self.sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
         return start["status"], body.decode()
