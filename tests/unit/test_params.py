@@ -3,15 +3,24 @@ parameter; nothing else escapes (no ValueError, no id past the database's range)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 from django.http import QueryDict
+from django.utils import translation
 from hypothesis import given
 from hypothesis import strategies as st
 
 from posta.core.errors import PostaError
 from posta.web import params
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """The messages below are matched in English, whatever a test before left active."""
+    with translation.override("en"):
+        yield
 
 
 def query(**values: str) -> QueryDict:
