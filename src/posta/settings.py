@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "posta.web.security.ContentSecurityPolicyMiddleware",
+    "posta.web.security.SecureCookiesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -151,6 +153,35 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "SAMEORIGIN"
 
+# HTTPS (README "Behind HTTPS"). Proxies in front of Posta, as addresses or CIDR
+# ranges: their X-Forwarded-For names the client (login throttling) and their
+# X-Forwarded-Proto: https marks a request as HTTPS. Nobody else is believed.
+POSTA_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("POSTA_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
+if POSTA_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Over HTTPS cookies are always Secure (posta.web.security.SecureCookiesMiddleware);
+# this makes them Secure on every response, for sites that are HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _flag("POSTA_SECURE_COOKIES")
+# RFC 6797: sent on HTTPS responses only (SecurityMiddleware), so plain HTTP on a
+# developer's machine is untouched; 0 turns it off.
+SECURE_HSTS_SECONDS = int(os.environ.get("POSTA_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _flag("POSTA_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_SSL_REDIRECT = _flag("POSTA_SSL_REDIRECT")
+
+# Login throttling (posta.users.throttle): after this many wrong passwords for one
+# user name, or from one address, sign-in is refused for POSTA_LOGIN_LOCKOUT_SECONDS,
+# doubling with each further failure up to the maximum; failures are forgotten
+# after a quiet window.
+POSTA_LOGIN_ACCOUNT_FAILURES = int(os.environ.get("POSTA_LOGIN_ACCOUNT_FAILURES", "5"))
+POSTA_LOGIN_ADDRESS_FAILURES = int(os.environ.get("POSTA_LOGIN_ADDRESS_FAILURES", "20"))
+POSTA_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("POSTA_LOGIN_LOCKOUT_SECONDS", "60"))
+POSTA_LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("POSTA_LOGIN_LOCKOUT_MAX_SECONDS", "3600"))
+POSTA_LOGIN_FAILURE_WINDOW_SECONDS = int(
+    os.environ.get("POSTA_LOGIN_FAILURE_WINDOW_SECONDS", "3600")
+)
+
 # Secrets at rest (posta.core.crypto): newest key first.
 POSTA_ENCRYPTION_KEYS = config.encryption_keys()
 # Hosts (names or CIDR ranges) users may connect to although they are private or
@@ -176,6 +207,9 @@ POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
 # (posta.sync.service); 0 turns them off. Servers limit connections per user
 # (Dovecot: 10 by default), and opening a message may need one more.
 POSTA_IDLE_FOLDERS = max(0, int(os.environ.get("POSTA_IDLE_FOLDERS", "2")))
+# Longest pause, in seconds, before a sync connection of a healthy account lost to a
+# server outage reconnects (posta.sync.reconnect); other failures back off to 15 min.
+POSTA_SYNC_RECONNECT_CAP = float(os.environ.get("POSTA_SYNC_RECONNECT_CAP", "60"))
 # A callable that tests an account's servers; the web layer never imports network code.
 POSTA_CONNECTION_PROBE = "posta.sync.probe.probe_account"
 # CA bundle to trust in addition to the system's (tests, on-premise private CAs).

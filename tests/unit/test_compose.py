@@ -89,12 +89,15 @@ def test_display_name_with_newline_is_refused() -> None:
 
 @given(st.text())
 def test_header_check_never_lets_a_newline_through(value: str) -> None:
+    # Text without "=?" holds no encoded word: refused exactly when it holds one
+    # of the line breaks str.splitlines() knows, or NUL.
+    broken = len(("x" + value + "x").splitlines()) > 1 or "\0" in value
     try:
         compose.check_header_value(value)
     except compose.HeaderInjection:
-        assert any(ch in value for ch in "\r\n\0")
+        assert broken or "=?" in value
     else:
-        assert not any(ch in value for ch in "\r\n\0")
+        assert not broken
 
 
 @pytest.mark.parametrize(

@@ -125,9 +125,13 @@ def _lenient(pairs: list[list[str]]) -> list[compose.Mailbox]:
     out = []
     for name, address in pairs:
         try:
-            out.append(compose.Mailbox(name=name, address=compose.check_addr_spec(address)))
+            checked = compose.check_addr_spec(address)
         except compose.ComposeError:
             continue
+        try:
+            out.append(compose.Mailbox(name=compose.check_header_value(name), address=checked))
+        except compose.ComposeError:
+            out.append(compose.Mailbox(name="", address=checked))  # the address is enough
     return out
 
 
@@ -139,6 +143,11 @@ def draft_bytes(row: OutgoingMessage, *, revision: int, date: datetime) -> bytes
     composition.cc = _lenient(row.cc)
     composition.message_id = f"{row.draft_key}.{revision}.draft@{sender_mailbox(row).domain}"
     composition.subject = " ".join(row.subject.split())
+    try:
+        compose.check_header_value(composition.subject, field_name="Subject")
+    except compose.HeaderInjection:
+        # Saved before such subjects were refused: the row keeps it, the copy not.
+        composition.subject = ""
     composition.text = compose.assemble_text(
         row.body_text if row.plain_text else compose.text_from_html(row.body_html),
         quote=row.quote_text or compose.text_from_html(row.quote_html),
@@ -150,11 +159,9 @@ def draft_bytes(row: OutgoingMessage, *, revision: int, date: datetime) -> bytes
         (DRAFT_ID_HEADER, row.draft_key),
         (DRAFT_REVISION_HEADER, str(revision)),
     ]
+    # Kept in the draft so that reopening it keeps them; never in what is sent.
+    composition.draft_bcc = bcc = _lenient(row.bcc)
     message = compose.build(composition)
-    bcc = _lenient(row.bcc)
-    if bcc:
-        # Kept in the draft so that reopening it keeps them; never in what is sent.
-        message["Bcc"] = [m.header_address() for m in bcc]
     everyone = [composition.sender, *composition.to, *composition.cc, *bcc]
     return compose.serialize(message, utf8=compose.needs_smtputf8(everyone))
 

@@ -17,7 +17,10 @@ wakes a worker. The contract, in the order things happen:
    are separate steps, each retried alone.
 
 Every failure is decided by posta.delivery.policy, and written onto the row in
-words the outbox page can show (STYLE 7: the worker defends the boundary).
+words the outbox page can show (STYLE 7: the worker defends the boundary). A
+message that cannot be built (compose refuses a header field) fails at once, since
+the row builds the same way every time; an unexpected error is retried until the
+retry deadline, then the row fails too: nothing loops forever.
 """
 
 from __future__ import annotations
@@ -191,7 +194,16 @@ def _attempt(outgoing_id: int, token: str) -> None:
     row = OutgoingMessage.objects.select_related("account", "user").get(pk=outgoing_id)
     if not _still_allowed(row):
         return
-    raw, utf8 = _raw_message(row, token)
+    try:
+        raw, utf8 = _raw_message(row, token)
+    except compose.ComposeError as exc:
+        # The same row builds the same way every time: retrying cannot help.
+        log.warning("outgoing %s: message cannot be built: %s", outgoing_id, exc.detail)
+        OutgoingMessage.objects.filter(_owned(outgoing_id, token)).update(
+            state=State.FAILED, send_at=None, claim_token="",
+            error_code="message_unbuildable", error_detail=exc.detail[:500],
+        )
+        return
     outcome = _smtp_send(row, token, raw, utf8=utf8)
     _record(row, token, outcome, raw)
 
@@ -478,6 +490,11 @@ def _record_unexpected(outgoing_id: int, token: str) -> None:
         return
     if row.data_started_at is not None:
         owned.update(state=State.NEEDS_REVIEW, error_code="outcome_unknown")
+        return
+    if timezone.now() >= (row.give_up_at or (row.queued_at or timezone.now()) + RETRY_DEADLINE):
+        # A failure that outlives the retry deadline is not passing: stop, and say so.
+        owned.update(state=State.FAILED, claim_token="", send_at=None,
+                     error_code="internal_error_gave_up", error_detail="")
         return
     owned.update(
         state=State.QUEUED,

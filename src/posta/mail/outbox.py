@@ -69,9 +69,9 @@ from posta.accounts.models import Account, CompanySettings, Folder
 from posta.accounts.services import sender_accounts
 from posta.accounts.signatures import render_company_signature
 from posta.core.errors import PostaError
-from posta.mail import blobs
+from posta.mail import blobs, headers_check
 from posta.mail.models import Location, Message
-from posta.mailproto.mime import compose
+from posta.mailproto.mime import compose, fields
 from posta.users.models import User
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,7 @@ def _name_and_address(item: str) -> tuple[str, str]:
 
 def check_address_list(text: str) -> list[list[str]]:
     """[[name, address], ...] of an address field; PostaError on the first bad one."""
-    if any(ch in text for ch in "\r\n\0"):
+    if fields.has_forbidden(text):
         raise PostaError("header_newline", _("Line breaks are not allowed in address fields."))
     return [
         [name, check_address(address)]
@@ -409,7 +409,7 @@ def check_address_list(text: str) -> list[list[str]]:
 
 def lenient_address_list(text: str) -> list[list[str]]:
     """What a draft keeps of an address field: every item, checked or not."""
-    cleaned = text.replace("\r", " ").replace("\n", " ")
+    cleaned = headers_check.fold_line_breaks(text)
     return [list(_name_and_address(item)) for item in split_addresses(cleaned)]
 
 
@@ -461,15 +461,6 @@ def access_outgoing(user: User, outgoing_id: int) -> OutgoingMessage:
         raise Http404 from exc
 
 
-def _no_newline(value: str, what: str | Promise) -> str:
-    if any(ch in value for ch in "\r\n\0"):
-        raise PostaError(
-            "header_newline",
-            format_lazy(_("Line breaks are not allowed in {field}."), field=what),
-        )
-    return value
-
-
 def do_new_draft(user: User, *, account: Account | None = None) -> OutgoingMessage:
     sender = account or default_sender(user)
     if sender is None:
@@ -488,7 +479,9 @@ def check_save_draft(user: User, outgoing: OutgoingMessage, draft: Draft) -> Out
         "to": lenient_address_list(draft.to),
         "cc": lenient_address_list(draft.cc),
         "bcc": lenient_address_list(draft.bcc),
-        "subject": _no_newline(draft.subject, _("the subject"))[:998],
+        "subject": headers_check.check_header_text(
+            draft.subject, _("the subject"), field="subject"
+        )[:998],
         "body_html": draft.body_html,
         "body_text": draft.body_text,
         "plain_text": draft.plain_text,
@@ -509,13 +502,25 @@ def check_save_draft(user: User, outgoing: OutgoingMessage, draft: Draft) -> Out
 
 
 def _check_sendable(outgoing: OutgoingMessage) -> None:
+    """Everything the worker will need to build the message, checked now: a row
+    is never queued with a message that cannot be built (headers_check)."""
     for field_name in ("to", "cc", "bcc"):
         pairs = getattr(outgoing, field_name)
+        headers_check.check_recipients(pairs, field=field_name)
         checked = check_address_list(format_addresses(pairs)) if pairs else []
         setattr(outgoing, field_name, checked)
     if not outgoing.recipients():
         raise PostaError("no_recipients", _("Add at least one recipient."), field="to")
-    _no_newline(outgoing.subject, _("the subject"))
+    headers_check.check_header_text(outgoing.subject, _("the subject"), field="subject")
+    headers_check.check_sender_name(outgoing.account, outgoing.user)
+    for pk, name, content_id in outgoing.attachments.values_list("pk", "filename", "content_id"):
+        headers_check.check_filename(name)
+        if content_id and not headers_check.usable_ids([content_id]):
+            # Copied from stored mail: shown as an attachment rather than inline.
+            OutgoingAttachment.objects.filter(pk=pk).update(content_id="")
+    # From stored mail, not typed: an id that cannot be written is left out.
+    outgoing.in_reply_to = "".join(headers_check.usable_ids([outgoing.in_reply_to]))
+    outgoing.references = headers_check.usable_ids(str(r) for r in outgoing.references)
     check_attachment_total(outgoing, 0)
 
 
@@ -728,8 +733,9 @@ def check_attachment_total(outgoing: OutgoingMessage, adding: int) -> None:
 
 
 def _safe_filename(name: str) -> str:
-    cleaned = "".join(ch for ch in name if ch not in "\r\n\0/\\").strip()
-    return cleaned[:255] or "attachment"
+    """A file name without path separators or line breaks (RFC 2183 §2.3)."""
+    cleaned = "".join(ch for ch in name if ch not in "/\\" and ch not in fields.FORBIDDEN)
+    return cleaned.strip()[:255] or "attachment"
 
 
 @transaction.atomic
@@ -743,7 +749,7 @@ def check_add_attachment(
     check_attachment_total(outgoing, len(data))
     return OutgoingAttachment.objects.create(
         outgoing=outgoing,
-        filename=_safe_filename(filename),
+        filename=headers_check.check_filename(_safe_filename(filename)),
         content_type=(content_type or "application/octet-stream")[:255],
         size=len(data),
         blob_key=blobs.put(data),
@@ -842,6 +848,14 @@ def outgoing_error_message(outgoing: OutgoingMessage) -> str:
             "cannot send to."
         ) % {"server": account.smtp_host},
         "internal_error": _("Something went wrong while sending; Posta will try again."),
+        "internal_error_gave_up": _(
+            "Something went wrong every time Posta tried to send this message, so it "
+            "stopped trying. Edit the message and send it again."
+        ),
+        "message_unbuildable": _(
+            "This message cannot be sent as it is written (%(detail)s). Edit it and "
+            "send it again."
+        ) % {"detail": outgoing.error_detail},
     }
     if code in own:
         return str(own[code])

@@ -37,7 +37,7 @@ from django.utils.translation import gettext_lazy as _
 from posta.accounts.models import Account, Folder
 from posta.accounts.services import sender_accounts
 from posta.core.errors import PostaError
-from posta.mail import blobs
+from posta.mail import blobs, headers_check
 from posta.mail.models import Location, Message
 from posta.mail.outbox import (
     DRAFT_ID_HEADER,
@@ -255,7 +255,7 @@ def prepare_reply(user: User, message: Message, *, reply_all: bool = False) -> P
             kind=Kind.REPLY_ALL if reply_all else Kind.REPLY,
             to=to,
             cc=cc,
-            subject=_reply_subject(message.subject),
+            subject=_reply_subject(headers_check.fold_line_breaks(message.subject)),
             quote_html=quote_html,
             quote_text=quote_text,
             original=message,
@@ -273,14 +273,18 @@ def prepare_forward(user: User, message: Message, *, as_attachment: bool = False
         raise _no_account()
     outgoing = OutgoingMessage(
         user=user, account=sender, kind=Kind.FORWARD_ATTACHED if as_attachment else Kind.FORWARD,
-        subject=_forward_subject(message.subject), original=message,
+        subject=_forward_subject(headers_check.fold_line_breaks(message.subject)),
+        original=message,
     )
     if as_attachment:
         attached = []
         if message.blob_key:
             attached.append(
                 PendingAttachment(
-                    filename=_safe_filename(f"{message.subject or 'message'}.eml"),
+                    filename=headers_check.stored_filename(
+                        _safe_filename(f"{message.subject or 'message'}.eml"),
+                        fallback="message.eml",
+                    ),
                     content_type="message/rfc822", size=len(blobs.get(message.blob_key)),
                     blob_key=message.blob_key,
                 )
@@ -304,7 +308,9 @@ def _attachments_of(parsed: EmailMessage) -> list[PendingAttachment]:
             continue
         found.append(
             PendingAttachment(
-                filename=_safe_filename(part.get_filename() or "attachment"),
+                filename=headers_check.stored_filename(
+                    _safe_filename(part.get_filename() or "attachment")
+                ),
                 content_type=part.get_content_type()[:255],
                 size=len(data),
                 content_id=(str(part.get("Content-ID", "")).strip("<> ")[:250]
@@ -377,7 +383,7 @@ def _draft_from_parsed(
         to=_header_pairs(parsed, "To"),
         cc=_header_pairs(parsed, "Cc"),
         bcc=_header_pairs(parsed, "Bcc") if with_bcc else [],
-        subject=message.subject.replace("\r", " ").replace("\n", " ")[:998],
+        subject=headers_check.fold_line_breaks(message.subject)[:998],
     )
     if html_body:
         body, quote = _split_assembled(html_body)

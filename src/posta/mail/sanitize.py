@@ -140,7 +140,8 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
         pairs = getaddresses([text])
     except Exception:  # noqa: BLE001 - an unparsable list is shown as one name
         return [(text[:300], "")]
-    return [(n.strip()[:300], a.strip()[:300]) for n, a in pairs if n.strip() or a.strip()][:200]
+    # Every address: the reader caps what it shows (posta.web.mail.reader).
+    return [(n.strip()[:300], a.strip()[:300]) for n, a in pairs if n.strip() or a.strip()]
 
 
 def _date(msg: Message) -> datetime | None:

@@ -33,7 +33,6 @@ from posta.mailproto.mime.snippet import make_snippet
 from posta.mailproto.mime.threading import base_subject, normalize_message_id
 
 MAX_REFERENCES = 100
-MAX_ADDRESSES = 200
 MAX_ID = 990
 
 
@@ -58,7 +57,8 @@ def parse_envelope(header: bytes) -> Envelope:
     """The envelope of a header block, identifiers normalized; never raises.
 
     `message_id` and `in_reply_to` are keys (no brackets), `references` the keys of
-    the References field, oldest first, at most MAX_REFERENCES of them.
+    the References field, oldest first, at most MAX_REFERENCES of them; the address
+    lists hold every address.
     """
     try:
         env = headers.parse_envelope(header)
@@ -78,9 +78,8 @@ def parse_envelope(header: bytes) -> Envelope:
         env.subject = env.subject[:2000]
     if env.date is not None and not 1970 <= env.date.year <= 2200:
         env.date = None
-    for name in ("to", "cc", "reply_to"):
-        if len(getattr(env, name)) > MAX_ADDRESSES:
-            setattr(env, name, getattr(env, name)[:MAX_ADDRESSES])
+    # To, Cc and Reply-To are kept whole, however long: Reply all answers every
+    # recipient, and pages cap only what they show.
     return env
 
 

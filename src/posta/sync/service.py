@@ -22,6 +22,9 @@ now": Account.sync_requested_at). On failure it reconnects with exponential
 backoff and jitter; ServerBusy (RFC 5530 throttling codes) slows it down further;
 repeated AuthenticationFailed pauses the account (sync_state "paused",
 last_error_code "auth_failed", last_error_at) until the user asks to sync again.
+After an outage a healthy account pauses at most POSTA_SYNC_RECONNECT_CAP, and the
+first connection to get back into a server wakes the pauses of the others there
+(posta.sync.reconnect).
 
 Push beyond INBOX. IDLE watches only the selected mailbox (RFC 2177 §3), yet mail
 also lands elsewhere without the user: server-side filters (Sieve fileinto), spam
@@ -83,8 +86,9 @@ from posta.accounts.models import Account, Folder
 from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
-from posta.sync import engine
+from posta.sync import engine, reconnect
 from posta.sync.models import SyncLease
+from posta.sync.reconnect import HOST_WAKEUPS
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,6 @@ IDLE_MAX = 25 * 60  # RFC 2177 §3: re-issue IDLE at least every 29 minutes
 SETTLE_MAX = 120.0  # longest IDLE between two NOOPs once settled
 RESYNC_SECONDS = 300
 AUTH_FAILURES_TO_PAUSE = 3
-MAX_BACKOFF = 15 * 60
 # How long an account thread waits for a watcher it stopped: one IDLE check, DONE
 # and LOGOUT, or at worst a command running into the network timeout.
 WATCHER_JOIN_SECONDS = 30.0
@@ -179,6 +182,9 @@ class Timing:
     # makes it look again.
     idle_settle: float = 2.0
     backoff_base: float = 2.0
+    # Longest random wait of a pause that another connection's login woke: the
+    # connections of a server that came back do not all log in in one instant.
+    wake_spread: float = 5.0
 
 
 class FolderLocks:
@@ -311,16 +317,27 @@ def changed_since_stored(session: engine.Session, folder: Folder) -> bool:
 
 class _Reconnecting(threading.Thread, abc.ABC):
     """A thread that keeps one connection up: `_connected_once` until it returns
-    None, pausing between attempts for the delay it returns."""
+    None, pausing between attempts for the delay it returns. A pause after an
+    outage ends early when another connection gets back into the same server
+    (posta.sync.reconnect)."""
 
-    def __init__(self, name: str, *, timing: Timing) -> None:
+    def __init__(self, name: str, *, account_id: int, timing: Timing) -> None:
         super().__init__(name=name, daemon=True)
+        self.account_id = account_id
         self.timing = timing
         self.stop_event = threading.Event()
         self.failures = 0
+        self.server = ""  # reconnect.server_of the account, set on each attempt
+        # Set by stop() and by a wake of the server: ends a pause early.
+        self.resume = threading.Event()
+        # HOST_WAKEUPS.generation at the last failure when it was an outage (a
+        # pause a wake may end), else None.
+        self.wake_mark: int | None = None
+        self.woken = False  # the last pause was ended by a wake
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.resume.set()
 
     def run(self) -> None:
         try:
@@ -328,10 +345,28 @@ class _Reconnecting(threading.Thread, abc.ABC):
                 delay = self._connected_once()
                 if delay is None:
                     return
-                self.stop_event.wait(delay)
+                self._pause(delay)
         finally:
             self._ended()
             connection.close()
+
+    def _pause(self, delay: float) -> None:
+        since, self.wake_mark = self.wake_mark, None
+        self.woken = False
+        if since is None or not self.server:
+            self.stop_event.wait(delay)
+            return
+        self.woken = HOST_WAKEUPS.pause(self.server, delay, resume=self.resume, since=since)
+        self.resume.clear()
+        if self.woken:
+            spread = min(self.timing.wake_spread, delay)
+            self.stop_event.wait(random.uniform(0, spread))  # noqa: S311 - jitter, not a secret
+
+    def _logged_in(self) -> None:
+        """After a login: a reconnect on this thread's own timer shows the server is
+        back, so the pauses of the other connections there end now."""
+        if self.failures and not self.woken:
+            HOST_WAKEUPS.wake(self.server, min_interval=float(settings.POSTA_SYNC_RECONNECT_CAP))
 
     @abc.abstractmethod
     def _connected_once(self) -> float | None:
@@ -341,10 +376,23 @@ class _Reconnecting(threading.Thread, abc.ABC):
     def _ended(self) -> None:
         """Called once as the thread ends, whatever the reason."""
 
-    def _backoff(self) -> float:
+    def _refused_before(self) -> bool:
+        """True when a login was refused in the current run of failures."""
+        return False
+
+    def _backoff(self, exc: BaseException) -> float:
+        """The pause after failure `exc` (posta.sync.reconnect)."""
+        kind = reconnect.failure_kind(exc)
+        if kind is reconnect.Failure.OUTAGE:
+            self.wake_mark = HOST_WAKEUPS.generation(self.server)
         self.failures += 1
-        base = min(self.timing.backoff_base * 2.0 ** min(self.failures, 20), MAX_BACKOFF)
-        return float(base * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not a secret
+        cap = reconnect.cap_for(self.account_id, kind, refused_before=self._refused_before())
+        return reconnect.reconnect_delay(
+            self.failures,
+            base=self.timing.backoff_base,
+            cap=cap,
+            jitter=random.random(),  # noqa: S311 - jitter, not a secret
+        )
 
 
 class FolderWatcher(_Reconnecting):
@@ -353,8 +401,9 @@ class FolderWatcher(_Reconnecting):
     docstring). Owned, started and stopped by the account's AccountWorker."""
 
     def __init__(self, account_id: int, folder_id: int, *, timing: Timing) -> None:
-        super().__init__(f"posta-idle-{account_id}-{folder_id}", timing=timing)
-        self.account_id = account_id
+        super().__init__(
+            f"posta-idle-{account_id}-{folder_id}", account_id=account_id, timing=timing
+        )
         self.folder_id = folder_id
         self.idle_wait = IdleWait(timing=timing, stop_event=self.stop_event)
         # Set while the folder is up to date and the connection waits in IDLE:
@@ -374,9 +423,11 @@ class FolderWatcher(_Reconnecting):
         folder = Folder.objects.filter(pk=self.folder_id, account_id=self.account_id).first()
         if account is None or folder is None:
             return None
+        self.server = reconnect.server_of(account)
         client: IMAPClient | None = None
         try:
             client = engine.open_account(account)
+            self._logged_in()
             session = engine.Session.start(client)
             if not session.idle:
                 return None  # the account thread's resync covers the folder
@@ -392,14 +443,14 @@ class FolderWatcher(_Reconnecting):
         except errors.ServerBusy as exc:
             log.info("account %s: folder %s: %s", self.account_id, self.folder_id, exc.code)
             self.failures += 2  # throttled (RFC 5530): slow down more
-            return self._backoff()
+            return self._backoff(exc)
         except errors.MailError as exc:
             # The code only: the detail may name the folder.
             log.info("account %s: folder %s: %s", self.account_id, self.folder_id, exc.code)
-            return self._backoff()
-        except Exception:
+            return self._backoff(exc)
+        except Exception as exc:
             log.exception("account %s: folder %s: watch failed", self.account_id, self.folder_id)
-            return self._backoff()
+            return self._backoff(exc)
         finally:
             self.waiting.clear()
             if client is not None:
@@ -440,8 +491,7 @@ class AccountWorker(_Reconnecting):
     """Keeps one account current until `stop` is set (see the module docstring)."""
 
     def __init__(self, account_id: int, *, timing: Timing) -> None:
-        super().__init__(f"posta-sync-{account_id}", timing=timing)
-        self.account_id = account_id
+        super().__init__(f"posta-sync-{account_id}", account_id=account_id, timing=timing)
         self.auth_failures = 0
         self.handled_request: datetime | None = None
         self.idle_wait = IdleWait(
@@ -462,6 +512,9 @@ class AccountWorker(_Reconnecting):
             for watcher in self.watchers.values():
                 watcher.stop()
 
+    def _refused_before(self) -> bool:
+        return self.auth_failures > 0
+
     def _ended(self) -> None:
         with self.watchers_lock:
             ending = list(self.watchers.values())
@@ -476,9 +529,11 @@ class AccountWorker(_Reconnecting):
         if account is None:
             return None
         self.handled_request = account.sync_requested_at
+        self.server = reconnect.server_of(account)
         client: IMAPClient | None = None
         try:
             client = engine.open_account(account)
+            self._logged_in()
             session = self._full_pass(client, account)
             self.auth_failures = self.failures = 0
             self._watch(session, account)
@@ -493,18 +548,18 @@ class AccountWorker(_Reconnecting):
             pause = self.auth_failures >= AUTH_FAILURES_TO_PAUSE
             engine.record_failure(self.account_id, exc, pause=pause)
             log.warning("account %s: login refused (%s)", self.account_id, exc.code)
-            return None if pause else self._backoff()
+            return None if pause else self._backoff(exc)
         except errors.ServerBusy as exc:
             engine.record_failure(self.account_id, exc)
             self.failures += 2  # throttled: slow down more than for a network error
-            return self._backoff()
+            return self._backoff(exc)
         except errors.MailError as exc:
             engine.record_failure(self.account_id, exc)
             log.info("account %s: %s", self.account_id, exc)
-            return self._backoff()
-        except Exception:
+            return self._backoff(exc)
+        except Exception as exc:
             log.exception("account %s: sync failed", self.account_id)
-            return self._backoff()
+            return self._backoff(exc)
         finally:
             if client is not None:
                 close_quietly(client)

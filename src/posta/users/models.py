@@ -50,3 +50,28 @@ class User(AbstractUser):
     @property
     def is_administrator(self) -> bool:
         return self.is_staff or self.is_superuser
+
+
+class LoginThrottle(models.Model):
+    """Wrong passwords in a row for one user name or from one address
+    (posta.users.throttle). A user name is counted whether or not such a user
+    exists, so the answer never tells which names are real."""
+
+    class Kind(models.TextChoices):
+        ACCOUNT = "account", _("user name")
+        ADDRESS = "address", _("address")
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    key = models.CharField(max_length=255)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("login throttle")
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["kind", "key"], name="login_throttle_kind_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 
 from posta.accounts.models import CompanySettings, MailServer
 from posta.accounts.signatures import FIELDS, render_company_signature, unknown_fields
-from posta.users.models import User
+from posta.users import throttle
+from posta.users.models import LoginThrottle, User
 from posta.web.forms import (
     AdminUserCreateForm,
     AdminUserEditForm,
@@ -23,7 +24,26 @@ from posta.web.utils import admin_required, current_user
 
 @admin_required
 def user_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/admin/users.html", {"users": User.objects.order_by("username")})
+    locks = throttle.locks()
+    locked_names = {lock.key for lock in locks if lock.kind == LoginThrottle.Kind.ACCOUNT}
+    users = [
+        (user, throttle.account_key(user.username) in locked_names)
+        for user in User.objects.order_by("username")
+    ]
+    return render(request, "web/admin/users.html", {"users": users, "locks": locks})
+
+
+@admin_required
+@require_POST
+def login_unlock(request: HttpRequest) -> HttpResponse:
+    """Lift a login lock (a user name or an address) before it runs out."""
+    kind = request.POST.get("kind", "")
+    key = request.POST.get("key", "")
+    if kind not in LoginThrottle.Kind.values:
+        raise Http404
+    if throttle.do_unlock(kind=kind, key=key):
+        messages.success(request, _("Sign-in unlocked for %(key)s.") % {"key": key})
+    return redirect("admin_users")
 
 
 @admin_required

@@ -1,20 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from posta.web import account_views, admin_views, views
+from posta.web import account_views, admin_views, login, views
 
 urlpatterns = [
     path("mail/", include("posta.web.mail_urls")),
     path("compose/", include("posta.web.compose_urls")),
     path("", views.home, name="home"),
     path("setup/", views.setup, name="setup"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="web/login.html", redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login/", login.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "password/",
@@ -51,6 +45,7 @@ urlpatterns = [
     path("manage/users/", admin_views.user_list, name="admin_users"),
     path("manage/users/new/", admin_views.user_new, name="admin_user_new"),
     path("manage/users/<id:user_id>/", admin_views.user_edit, name="admin_user_edit"),
+    path("manage/users/unlock/", admin_views.login_unlock, name="admin_login_unlock"),
     path("manage/servers/", admin_views.server_list, name="admin_servers"),
     path("manage/servers/new/", admin_views.server_edit, name="admin_server_new"),
     path("manage/servers/<id:server_id>/", admin_views.server_edit, name="admin_server_edit"),

@@ -13,10 +13,13 @@ clients expect (RFC 2046, RFC 2387)::
       application/pdf; attachment        attachments
       message/rfc822                     a message forwarded as attachment
 
-Header safety: a CR or LF in any header field value (subject, display names,
-addresses) is refused with `HeaderInjection` rather than folded or dropped, because
-a newline there lets a caller add headers of their own (RFC 5322 §2.2 allows them
-only as folding). Addresses are checked by `parse_mailbox`: internationalized domains
+Header safety: every header value goes through posta.mailproto.mime.fields, which
+writes its wire form itself (the `email` package never parses, so never decodes,
+what the user typed), refuses a line break or NUL in it, literally or hidden in an
+RFC 2047 encoded word, with `HeaderInjection` rather than folding or dropping it (a
+newline there lets a caller add headers of their own; RFC 5322 §2.2 allows one only
+as folding), and checks the serialized header blocks again (`serialize`).
+Addresses are checked by `parse_mailbox`: internationalized domains
 are sent in their ASCII (punycode) form (RFC 5890); a non-ASCII local part needs
 SMTPUTF8 (RFC 6531) and makes the message a UTF-8 one (RFC 6532), see
 `needs_smtputf8` and `serialize(utf8=...)`.
@@ -36,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 
+from posta.mailproto.mime import fields
+from posta.mailproto.mime.fields import ComposeError, HeaderInjection
 from posta.mailproto.mime.parse import html_to_text
 
 __all__ = [
@@ -67,22 +72,6 @@ _MAX_LABEL = 63  # RFC 1035 §2.3.4
 _ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+$")
 _LDH_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ANGLE = re.compile(r"^(?P<name>.*?)\s*<(?P<addr>[^<>]*)>\s*$", re.S)
-
-
-class ComposeError(ValueError):
-    """The message cannot be built as asked. `code` is stable; `detail` names why."""
-
-    code = "compose_error"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class HeaderInjection(ComposeError):
-    """A header field value holds a CR or LF."""
-
-    code = "header_newline"
 
 
 class InvalidAddress(ComposeError):
@@ -119,13 +108,9 @@ class Mailbox:
     def needs_smtputf8(self) -> bool:
         return not self.local_part.isascii()
 
-    def header_address(self) -> Address:
-        # username/domain, not addr_spec: addr_spec is parsed again and a UTF-8
-        # local part (RFC 6532) would be refused as a defect.
-        return Address(display_name=self.name, username=self.local_part, domain=self.domain)
-
     def __str__(self) -> str:
-        return str(self.header_address())
+        # For logs and tests only: headers are written by fields.address_list.
+        return str(Address(display_name=self.name, username=self.local_part, domain=self.domain))
 
 
 @dataclass(frozen=True)
@@ -158,16 +143,18 @@ class Composition:
     forwarded: Sequence[bytes] = ()  # raw messages attached as message/rfc822
     forwarded_names: Sequence[str] = field(default_factory=list)
     extra_headers: Sequence[tuple[str, str]] = ()
+    # Written as a Bcc field only in the server copy of a draft (so that reopening
+    # it keeps them); a message that is sent never shows its Bcc recipients.
+    draft_bcc: Sequence[Mailbox] = ()
 
 
 # ------------------------------------------------------------------------ addresses
 
 
 def check_header_value(value: str, *, field_name: str = "") -> str:
-    """`value` unchanged, or HeaderInjection when it holds a CR or LF (or NUL)."""
-    if any(ch in value for ch in "\r\n\0"):
-        raise HeaderInjection(f"{field_name or 'header'}: line break in value")
-    return value
+    """`value` unchanged, or HeaderInjection when it holds a line break or NUL,
+    literally or inside an RFC 2047 encoded word (fields.check_text)."""
+    return fields.check_text(value, field=field_name)
 
 
 def ascii_domain(domain: str) -> str | None:
@@ -194,11 +181,20 @@ def ascii_domain(domain: str) -> str | None:
     return result if len(result) <= _MAX_DOMAIN else None
 
 
+def _breaks(text: str) -> bool:
+    """Whether `text` holds a line break or NUL, literally or encoded (RFC 2047)."""
+    try:
+        fields.check_text(text, field="address")
+    except HeaderInjection:
+        return True
+    return False
+
+
 def check_addr_spec(addr: str) -> str:
     """The address with its domain in ASCII form, or InvalidAddress naming why."""
     original = addr
     addr = addr.strip()
-    if any(ch in addr for ch in "\r\n\0"):
+    if _breaks(addr):
         raise InvalidAddress(original, "newline")
     if not addr:
         raise InvalidAddress(original, "empty")
@@ -226,7 +222,7 @@ def check_addr_spec(addr: str) -> str:
 
 def parse_mailbox(text: str) -> Mailbox:
     """One mailbox from `Name <addr>`, `"Name" <addr>` or a bare address."""
-    if any(ch in text for ch in "\r\n\0"):
+    if _breaks(text):
         raise InvalidAddress(text, "newline")
     stripped = text.strip()
     match = _ANGLE.match(stripped)
@@ -347,11 +343,8 @@ def assemble_text(body: str, *, signature: str = "", quote: str = "") -> str:
 # --------------------------------------------------------------------------- build
 
 
-def _header_list(mailboxes: Sequence[Mailbox], field_name: str) -> list[Address]:
-    for m in mailboxes:
-        check_header_value(m.name, field_name=field_name)
-        check_header_value(m.address, field_name=field_name)
-    return [m.header_address() for m in mailboxes]
+def _pairs(mailboxes: Sequence[Mailbox]) -> list[tuple[str, str]]:
+    return [(m.name, m.address) for m in mailboxes]
 
 
 def _split_type(content_type: str) -> tuple[str, str]:
@@ -361,63 +354,102 @@ def _split_type(content_type: str) -> tuple[str, str]:
     return maintype, subtype
 
 
+def _set_field(part: email.message.Message, name: str, value: fields.Written) -> None:
+    """Replace the field `name` of a part by a value written by `fields`."""
+    del part[name]
+    part[name] = value
+
+
+def _last_part(parent: email.message.EmailMessage) -> email.message.Message:
+    payload = parent.get_payload()
+    assert isinstance(payload, list)  # noqa: S101 - add_related/add_attachment made it
+    part = payload[-1]
+    assert isinstance(part, email.message.Message)  # noqa: S101 - idem
+    return part
+
+
+def _write_headers(msg: email.message.EmailMessage, c: Composition) -> None:
+    msg["From"] = fields.address_list("From", _pairs([c.sender]))
+    if c.to:
+        msg["To"] = fields.address_list("To", _pairs(c.to))
+    if c.cc:
+        msg["Cc"] = fields.address_list("Cc", _pairs(c.cc))
+    if c.draft_bcc:
+        msg["Bcc"] = fields.address_list("Bcc", _pairs(c.draft_bcc))
+    if c.reply_to:
+        msg["Reply-To"] = fields.address_list("Reply-To", _pairs(c.reply_to))
+    msg["Subject"] = fields.unstructured("Subject", c.subject)
+    msg["Date"] = fields.unstructured("Date", email.utils.format_datetime(c.date))
+    msg["Message-ID"] = fields.msg_ids("Message-ID", [c.message_id])
+    if c.in_reply_to:
+        msg["In-Reply-To"] = fields.msg_ids("In-Reply-To", [c.in_reply_to])
+    if c.references:
+        msg["References"] = fields.msg_ids("References", list(c.references))
+    for name, value in c.extra_headers:
+        msg[fields.field_name(name)] = fields.unstructured(name, value)
+
+
+def _add_inline(html_part: email.message.EmailMessage, part: FilePart) -> None:
+    maintype, subtype = _split_type(part.content_type)
+    content_id = fields.msg_ids("Content-ID", [part.content_id])
+    html_part.add_related(part.data, maintype=maintype, subtype=subtype, disposition="inline")
+    added = _last_part(html_part)
+    added["Content-ID"] = content_id
+    if part.filename:
+        _set_field(added, "Content-Disposition", fields.disposition("inline", part.filename))
+
+
+def _add_forwarded(msg: email.message.EmailMessage, raw: bytes, name: str) -> None:
+    """A message attached byte for byte (RFC 2046 §5.2.1 message/rfc822, whose
+    transfer encoding may only be 7bit or 8bit): never parsed and written again,
+    so nothing in its header block is ever decoded or refolded."""
+    disposition = fields.disposition("attachment", name or "message.eml")
+    lines = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+    part = email.message.EmailMessage(policy=fields.POLICY)
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Transfer-Encoding"] = "7bit" if lines.isascii() else "8bit"
+    part["Content-Disposition"] = disposition
+    part.set_payload(lines.decode("ascii", "surrogateescape"))
+    if msg.get_content_type() != "multipart/mixed":
+        msg.make_mixed()
+    msg.attach(part)
+
+
 def build(c: Composition) -> email.message.EmailMessage:
     """The message for `c`; ComposeError (HeaderInjection, InvalidAddress) if a
-    field cannot be written safely."""
-    msg = email.message.EmailMessage(policy=email.policy.default)
-    msg["From"] = _header_list([c.sender], "From")
-    if c.to:
-        msg["To"] = _header_list(c.to, "To")
-    if c.cc:
-        msg["Cc"] = _header_list(c.cc, "Cc")
-    if c.reply_to:
-        msg["Reply-To"] = _header_list(c.reply_to, "Reply-To")
-    msg["Subject"] = check_header_value(c.subject, field_name="Subject")
-    msg["Date"] = email.utils.format_datetime(c.date)
-    msg["Message-ID"] = f"<{check_header_value(c.message_id, field_name='Message-ID')}>"
-    if c.in_reply_to:
-        msg["In-Reply-To"] = f"<{check_header_value(c.in_reply_to, field_name='In-Reply-To')}>"
-    if c.references:
-        refs = [check_header_value(r, field_name="References") for r in c.references]
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
-    for name, value in c.extra_headers:
-        msg[check_header_value(name)] = check_header_value(value, field_name=name)
-
+    field cannot be written safely. Every header value is written by
+    posta.mailproto.mime.fields."""
+    msg = email.message.EmailMessage(policy=fields.POLICY)
+    _write_headers(msg, c)
     msg.set_content(c.text or "\n", subtype="plain", charset="utf-8")
     if c.html:
         msg.add_alternative(c.html, subtype="html", charset="utf-8")
         if c.inline:
             html_part = list(msg.iter_parts())[1]  # [text/plain, text/html]
-            for part in c.inline:
-                maintype, subtype = _split_type(part.content_type)
-                html_part.add_related(
-                    part.data,
-                    maintype=maintype,
-                    subtype=subtype,
-                    cid=f"<{check_header_value(part.content_id, field_name='Content-ID')}>",
-                    filename=check_header_value(part.filename, field_name="filename") or None,
-                    disposition="inline",
-                )
+            assert isinstance(html_part, email.message.EmailMessage)  # noqa: S101 - ours
+            for inline in c.inline:
+                _add_inline(html_part, inline)
     for part in c.attachments:
         maintype, subtype = _split_type(part.content_type)
-        msg.add_attachment(
-            part.data,
-            maintype=maintype,
-            subtype=subtype,
-            filename=check_header_value(part.filename, field_name="filename") or "attachment",
-        )
+        written = fields.disposition("attachment", part.filename or "attachment")
+        msg.add_attachment(part.data, maintype=maintype, subtype=subtype)
+        _set_field(_last_part(msg), "Content-Disposition", written)
     for index, raw in enumerate(c.forwarded):
-        forwarded = email.message_from_bytes(raw, policy=email.policy.default)
         name = c.forwarded_names[index] if index < len(c.forwarded_names) else ""
-        msg.add_attachment(
-            forwarded,
-            filename=check_header_value(name, field_name="filename") or "message.eml",
-        )
+        _add_forwarded(msg, raw, name)
     return msg
 
 
 def serialize(msg: email.message.EmailMessage, *, utf8: bool = False) -> bytes:
     """The wire form: CRLF line ends (RFC 5322 §2.1); raw UTF-8 headers only for
-    an SMTPUTF8 message (RFC 6532), encoded words otherwise (RFC 2047)."""
-    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
-    return msg.as_bytes(policy=policy)
+    an SMTPUTF8 message (RFC 6532), encoded words otherwise (RFC 2047).
+
+    The final guard: HeaderInjection unless every header block of the bytes holds
+    exactly the fields that were set (fields.check_header_blocks)."""
+    try:
+        data = msg.as_bytes(policy=fields.wire_policy(utf8=utf8))
+    except UnicodeEncodeError as exc:
+        # A UTF-8 address in a message not sent with SMTPUTF8 (RFC 6531 §3.2).
+        raise ComposeError(f"8-bit header in a 7-bit message: {exc.reason}") from exc
+    fields.check_header_blocks(data, msg, utf8=utf8)
+    return data

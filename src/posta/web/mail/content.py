@@ -52,6 +52,8 @@ def _message(user: User, message_id: int) -> Message:
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
+    # Downloads are never rendered; should a browser try anyway, nothing runs.
+    response.setdefault("Content-Security-Policy", "default-src 'none'; sandbox")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "no-referrer"
@@ -99,6 +101,19 @@ def _part_name(att: sanitize.Attachment) -> str:
     return f"part-{att.part_id}{extension}"
 
 
+def preview_csp(content_type: str) -> str:
+    """The policy of an attachment opened for preview, also when opened directly in
+    a tab of its own: the document never runs with Posta's origin."""
+    closed = "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    if content_type == "application/pdf":
+        # Chromium's PDF viewer will not run in a CSP sandbox; it shows the PDF from
+        # its own extension origin, and with default-src 'none' the document can
+        # load and run nothing beside it.
+        return f"default-src 'none'; object-src 'self'; {closed}"
+    # sandbox: an opaque origin and no script, whatever the bytes turn out to be.
+    return f"default-src 'none'; img-src 'self'; {closed}; sandbox"
+
+
 @login_required
 @require_GET
 def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
@@ -115,11 +130,7 @@ def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
     if preview:
         response = HttpResponse(data, content_type=att.content_type)
         response["Content-Disposition"] = _disposition("inline", _part_name(att))
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox; img-src 'self'"
-        if att.content_type == "application/pdf":
-            # Chromium's PDF viewer will not run in a CSP sandbox; the frame showing
-            # it is sandboxed instead, and the PDF never shares the page's origin.
-            response["Content-Security-Policy"] = "default-src 'none'; object-src 'self'"
+        response["Content-Security-Policy"] = preview_csp(att.content_type)
     else:
         response = HttpResponse(data, content_type="application/octet-stream")
         response["Content-Disposition"] = _disposition("attachment", _part_name(att))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,9 @@ from posta.users.models import User
 from posta.web import params
 
 _SIGNER_SALT = "posta.mail.image-proxy"
+# Addresses the reader shows of one list (To, Cc, Reply-To); the rest are counted
+# ("and N more"). The message keeps every one of them, and Reply all uses them all.
+READER_ADDRESSES = 20
 
 
 def is_htmx(request: HttpRequest) -> bool:
@@ -51,6 +55,28 @@ def proxy_builder(request: HttpRequest, user: User, message: Message) -> Callabl
 def proxy_origin(request: HttpRequest) -> str:
     """The image proxy's URL prefix, for the frame's CSP img-src."""
     return request.build_absolute_uri(reverse("mail_image_root"))
+
+
+# --- address lists ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShownAddresses:
+    """The head of an address list that a page shows, and how many it leaves out."""
+
+    shown: list[Sequence[str]]
+    more: int
+
+    def __bool__(self) -> bool:
+        return bool(self.shown)
+
+
+def shown_addresses(
+    pairs: Sequence[Sequence[str]], *, limit: int = READER_ADDRESSES
+) -> ShownAddresses:
+    """The first `limit` of `pairs` ([name, address] each) and the count of the rest."""
+    items = list(pairs)
+    return ShownAddresses(shown=items[:limit], more=max(len(items) - limit, 0))
 
 
 # --- bodies -----------------------------------------------------------------------
@@ -147,9 +173,14 @@ def message_context(
     context: dict[str, Any] = {"detail": detail, "message": message}
     context.update(body_context(request, user, detail, nested=nested))
     senders = {message.from_email.lower()}
-    context["reply_to"] = [
-        p for p in message.reply_to if len(p) == 2 and str(p[1]).lower() not in senders
-    ]
+    context["shown_to"] = shown_addresses(message.to)
+    context["shown_cc"] = shown_addresses(message.cc)
+    context["reply_to"] = shown_addresses(
+        [p for p in message.reply_to if len(p) == 2 and str(p[1]).lower() not in senders]
+    )
+    readable = context.get("readable")
+    if readable is not None:
+        context["nested_to"] = shown_addresses(readable.to)
     context["other_folders"] = detail.locations[1:]
     context["unread"] = any(not loc.seen for loc in detail.locations)
     context["folder_id"] = folder_id or ""
@@ -186,18 +217,14 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
             if pending and not _polling(request):
                 services.request_body_fetch(user, detail.message.pk)
         items.append(item)
-    unread_ids = [
-        d.message.pk for d in details if any(not loc.seen for loc in d.locations)
-    ]
+    unread_ids = [d.message.pk for d in details if any(not loc.seen for loc in d.locations)]
     count = len(items)
     return {
         "thread": thread,
         # The first message's subject as its sender wrote it (Thread.subject is the
         # normalized base subject used for grouping).
         "subject": details[0].message.subject if details else thread.subject,
-        "count_text": ngettext("%(count)d message", "%(count)d messages", count)
-        % {"count": count},
+        "count_text": ngettext("%(count)d message", "%(count)d messages", count) % {"count": count},
         "items": items,
         "unread_ids": unread_ids,
     }
-

@@ -59,6 +59,15 @@ class _Words:
         )
 
 
+HUES = 24
+
+
+def hue_class(hue: int) -> int:
+    """The account badge's colour as one of HUES steps (mail.css `[data-hue]`): the
+    page's CSP allows no style attribute to carry the hue itself."""
+    return round(hue * HUES / 360) % HUES
+
+
 def render_rows(
     rows: list[Row], *, links: RowLinks, threads: bool, unified: bool, show_preview: bool
 ) -> SafeString:
@@ -109,8 +118,9 @@ def _row(
     marks = mark_safe("".join(_marks(row, words)))  # noqa: S308 - built by format_html only
     account = (
         format_html(
-            '<span class="acct" style="--hue: {}" title="{}">{}</span>',
-            row.account_hue, row.account.email, row.account.description or row.account.email,
+            '<span class="acct" data-hue="{}" title="{}">{}</span>',
+            hue_class(row.account_hue), row.account.email,
+            row.account.description or row.account.email,
         )  # fmt: skip
         if unified
         else ""
