@@ -57,8 +57,6 @@ import gc
 import json
 import logging
 import os
-import re
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,7 +79,6 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import (
     FolderInfo,
     ImapSettings,
-    capabilities,
     close_quietly,
     connect,
     imap_errors,
@@ -96,6 +93,7 @@ from posta.mailproto.imap.fastfetch import (
     uid_set_from,
 )
 from posta.mailproto.imap.roles import detect_roles
+from posta.mailproto.imap.session import Resync, Session
 from posta.sync import faults, rawsql, rebind
 from posta.sync.models import FolderSyncState
 from posta.sync.parsing import summarize_body
@@ -180,170 +178,6 @@ def open_account(account: Account) -> IMAPClient:
     # Aware datetimes for INTERNALDATE, never the machine's local time.
     client.normalise_times = False
     return client
-
-
-# One Session per connection: ENABLE is legal once, before any SELECT (RFC 5161
-# §3.1), so a second pass on the same connection must reuse what the first learnt.
-_SESSIONS: weakref.WeakKeyDictionary[IMAPClient, Session] = weakref.WeakKeyDictionary()
-_FETCH_UID = re.compile(rb"\bUID (\d+)", re.I)
-_FETCH_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.I)
-_FETCH_MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)", re.I)
-_ESEARCH_COUNT = re.compile(rb"\bCOUNT (\d+)", re.I)
-
-
-@dataclass
-class Resync:
-    """What a QRESYNC EXAMINE reported before its tagged OK (RFC 7162 §3.2.5):
-    copies whose flags changed since the stored HIGHESTMODSEQ, and UIDs expunged
-    since then (VANISHED (EARLIER), §3.2.10)."""
-
-    changes: list[tuple[int, tuple[str, ...], int | None]] = field(default_factory=list)
-    vanished: set[int] = field(default_factory=set)
-
-
-@dataclass
-class Session:
-    """What one connection offers, learnt once after login."""
-
-    client: IMAPClient
-    host: str
-    condstore: bool
-    gmail: bool
-    idle: bool
-    move: bool
-    uidplus: bool
-    qresync: bool = False
-    esearch: bool = False
-    selected: str | None = None
-
-    @classmethod
-    def start(cls, client: IMAPClient, *, modseq: bool = True) -> Session:
-        """The session of `client`, created (and extensions ENABLEd) on first use.
-
-        `modseq=False` ignores CONDSTORE/QRESYNC even where offered: the path for
-        servers without them, which tests and the benchmark exercise on Dovecot.
-        """
-        known = _SESSIONS.get(client)
-        if known is not None:
-            return known
-        caps = capabilities(client)
-        host = str(client.host)
-        can_enable = "ENABLE" in caps and client._imap.state == "AUTH"
-        qresync = modseq and can_enable and "QRESYNC" in caps
-        condstore = modseq and ("CONDSTORE" in caps or "QRESYNC" in caps)
-        if condstore and can_enable:
-            # RFC 7162 §3.1: after ENABLE CONDSTORE every SELECT/EXAMINE reports
-            # HIGHESTMODSEQ, and FETCH may ask for MODSEQ. ENABLE QRESYNC implies
-            # CONDSTORE (§3.2.3) and makes EXAMINE accept the QRESYNC parameter.
-            with imap_errors(host=host):
-                enabled = client.enable("QRESYNC" if qresync else "CONDSTORE")
-            qresync = qresync and any(
-                bytes(e).upper() == b"QRESYNC" for e in enabled if isinstance(e, bytes)
-            )
-        session = cls(
-            client=client,
-            host=host,
-            condstore=condstore,
-            gmail="X-GM-EXT-1" in caps,
-            idle="IDLE" in caps,
-            move="MOVE" in caps,
-            uidplus="UIDPLUS" in caps,
-            qresync=qresync,
-            esearch="ESEARCH" in caps,
-        )
-        _SESSIONS[client] = session
-        return session
-
-    def examine(self, name: str) -> dict[bytes, object]:
-        """EXAMINE `name` (read-only: syncing never changes \\Seen or \\Recent)."""
-        with imap_errors(host=self.host):
-            result: dict[bytes, object] = self.client.select_folder(name, readonly=True)
-        self.selected = name
-        return result
-
-    def examine_qresync(
-        self, name: str, *, uidvalidity: int, modseq: int, uidnext: int
-    ) -> tuple[dict[bytes, object], Resync]:
-        """EXAMINE `name` with the QRESYNC parameter (RFC 7162 §3.2.5): the answer
-        carries the flag changes since `modseq` and the expunges since then, in the
-        same round trip. The server ignores the parameter when `uidvalidity` is no
-        longer current; the caller compares the returned UIDVALIDITY.
-
-        IMAPClient has no QRESYNC select, so the command goes out on its imaplib
-        connection, as IMAPClient's own select_folder does.
-        """
-        imap = self.client._imap
-        known = f" 1:{uidnext - 1}" if uidnext > 1 else ""
-        parameter = f"(QRESYNC ({int(uidvalidity)} {int(modseq)}{known}))"
-        imap.untagged_responses = {}  # what imaplib's select() does first
-        # Also as select(readonly=True) does: imaplib refuses every later command
-        # with "mailbox status changed to READ-ONLY" when the [READ-ONLY] code of
-        # an EXAMINE (RFC 3501 §6.3.2) meets a connection it thinks is writable.
-        imap.is_readonly = True
-        with imap_errors(host=self.host):
-            typ, data = imap._simple_command(
-                "EXAMINE", self.client._normalise_folder(name), parameter
-            )
-        if typ != "OK":
-            self.selected = None
-            raise errors.ProtocolError(f"EXAMINE {name}: {data!r}"[:300])
-        imap.state = "SELECTED"
-        fetched = imap.untagged_responses.pop("FETCH", [])
-        vanished = imap.untagged_responses.pop("VANISHED", [])
-        result: dict[bytes, object] = self.client._process_select_response(
-            imap.untagged_responses
-        )
-        self.selected = name
-        return result, _resync_from(fetched, vanished)
-
-
-def _server_count(session: Session) -> int:
-    """How many messages the selected folder holds now: ESEARCH COUNT (RFC 4731
-    §3.1) where offered, one number instead of every UID; else the UID list."""
-    if session.esearch:
-        imap = session.client._imap
-        imap.untagged_responses.pop("ESEARCH", None)
-        with imap_errors(host=session.host):
-            typ, _data = imap._simple_command("UID", "SEARCH", "RETURN", "(COUNT)", "ALL")
-        answers = imap.untagged_responses.pop("ESEARCH", [])
-        if typ == "OK":
-            for answer in answers:
-                found = _ESEARCH_COUNT.search(answer if isinstance(answer, bytes) else b"")
-                if found is not None:
-                    return int(found.group(1))
-    return len(fetch_uids(session.client, "1:*"))
-
-
-def _resync_from(fetched: list[object], vanished: list[object]) -> Resync:
-    resync = Resync()
-    for item in fetched:
-        text = item[0] if isinstance(item, tuple) else item
-        if not isinstance(text, bytes):
-            continue
-        uid = _FETCH_UID.search(text)
-        flags = _FETCH_FLAGS.search(text)
-        if uid is None or flags is None:
-            continue
-        mod = _FETCH_MODSEQ.search(text)
-        names = tuple(flags.group(1).decode("utf-8", "replace").split())
-        resync.changes.append((int(uid.group(1)), names, int(mod.group(1)) if mod else None))
-    for item in vanished:
-        if not isinstance(item, bytes):
-            continue
-        # "(EARLIER) 41,43:116" (RFC 7162 §3.2.10); EARLIER marks the answer to our
-        # QRESYNC, as opposed to an expunge happening now: both mean "gone".
-        text = item.decode("ascii", "replace").replace("(EARLIER)", "").strip()
-        resync.vanished.update(_uids_in(text))
-    return resync
-
-
-def _uids_in(uid_set: str) -> Iterator[int]:
-    for part in uid_set.split(","):
-        first, _, last = part.strip().partition(":")
-        if not first.isdigit() or (last and not last.isdigit()):
-            continue
-        low, high = int(first), int(last or first)
-        yield from range(min(low, high), max(low, high) + 1)
 
 
 @dataclass
@@ -720,7 +554,7 @@ def sync_selected(
         highest = max([highest, *(m or 0 for _u, _f, m in changes)])
         _apply_flags(folder, changes, pins, everything=False)
     top = folder.uidnext - 1
-    count = _server_count(session)
+    count = session.message_count()
     stored = Location.objects.filter(folder=folder, uid__gt=0).count()
     if stored + len(pins.gone) != count and top >= 1:
         server_uids = {u for u in fetch_uids(session.client, f"1:{top}") if u <= top}

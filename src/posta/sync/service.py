@@ -86,6 +86,7 @@ from posta.accounts.models import Account, Folder
 from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
+from posta.mailproto.imap.session import Session
 from posta.sync import engine, reconnect
 from posta.sync.models import SyncLease
 from posta.sync.reconnect import HOST_WAKEUPS
@@ -269,7 +270,7 @@ class IdleWait:
         self.stop_event = stop_event
         self.leave = leave or (lambda: False)
 
-    def until_news(self, session: engine.Session) -> bool:
+    def until_news(self, session: Session) -> bool:
         """IDLE until news (True), or until stopped, IDLE_MAX is over or `leave()`
         (False)."""
         client = session.client
@@ -308,7 +309,7 @@ class IdleWait:
         return False
 
 
-def changed_since_stored(session: engine.Session, folder: Folder) -> bool:
+def changed_since_stored(session: Session, folder: Folder) -> bool:
     """EXAMINE `folder` and compare with what is stored: mail that arrived before
     IDLE began is not announced during it (RFC 2177 reports only new events)."""
     raw = session.examine(folder.name)
@@ -428,7 +429,7 @@ class FolderWatcher(_Reconnecting):
         try:
             client = engine.open_account(account)
             self._logged_in()
-            session = engine.Session.start(client)
+            session = Session.start(client)
             if not session.idle:
                 return None  # the account thread's resync covers the folder
             self._watch(session, folder)
@@ -456,7 +457,7 @@ class FolderWatcher(_Reconnecting):
             if client is not None:
                 close_quietly(client)
 
-    def _watch(self, session: engine.Session, folder: Folder) -> None:
+    def _watch(self, session: Session, folder: Folder) -> None:
         """EXAMINE the folder, catch up, IDLE until news, catch up again, until
         stopped."""
         # A plain EXAMINE (RFC 3501 §6.3.2: read-only, so \Seen and \Recent stay as
@@ -470,7 +471,7 @@ class FolderWatcher(_Reconnecting):
                 self.waiting.set()
                 news = self.idle_wait.until_news(session)
 
-    def _catch_up(self, session: engine.Session, folder: Folder) -> bool:
+    def _catch_up(self, session: Session, folder: Folder) -> bool:
         """Bring the folder up to date and leave it selected for IDLE; True when
         something arrived meanwhile that IDLE would not announce."""
         with FOLDER_LOCKS.syncing(folder):
@@ -565,8 +566,8 @@ class AccountWorker(_Reconnecting):
                 close_quietly(client)
 
     def _full_pass(
-        self, client: IMAPClient, account: Account, *, session: engine.Session | None = None
-    ) -> engine.Session:
+        self, client: IMAPClient, account: Account, *, session: Session | None = None
+    ) -> Session:
         """Sync every folder, then choose the folders to watch anew.
 
         The pass waits for a folder's lock rather than skipping a folder a watcher
@@ -582,7 +583,7 @@ class AccountWorker(_Reconnecting):
         self._arrange_watchers(session)
         return session
 
-    def _arrange_watchers(self, session: engine.Session) -> None:
+    def _arrange_watchers(self, session: Session) -> None:
         """Stop the watchers no longer chosen (or ended), then start the missing
         ones, never holding more connections than the budget allows."""
         # Read at run time: the setting may differ per process (and per test).
@@ -614,7 +615,7 @@ class AccountWorker(_Reconnecting):
             watcher.join(timeout=max(deadline - time.monotonic(), 0.0))
         self.retiring = [w for w in [*self.retiring, *leaving] if w.is_alive()]
 
-    def _watch(self, session: engine.Session, account: Account) -> None:
+    def _watch(self, session: Session, account: Account) -> None:
         """Wait for changes on INBOX and act on them until stopped or resync is due."""
         last_full = time.monotonic()
         downloading = engine.bodies_pending(account)
@@ -662,7 +663,7 @@ class AccountWorker(_Reconnecting):
             return True
         return False
 
-    def _idle(self, session: engine.Session, inbox: Folder) -> bool:
+    def _idle(self, session: Session, inbox: Folder) -> bool:
         """IDLE on INBOX until the server reports something (True), or until it is
         time to look at the database (False)."""
         known = inbox.uidnext
@@ -676,7 +677,7 @@ class AccountWorker(_Reconnecting):
             return True  # arrived between the last sync and this IDLE
         return self.idle_wait.until_news(session)
 
-    def _noop(self, session: engine.Session, inbox: Folder) -> bool:
+    def _noop(self, session: Session, inbox: Folder) -> bool:
         if changed_since_stored(session, inbox):
             return True
         deadline = time.monotonic() + self.timing.noop_poll
