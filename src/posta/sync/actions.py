@@ -49,7 +49,9 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import engine, faults, parsing, rebind
+from posta.sync import faults, parsing, rebind
+from posta.sync.connect import open_account
+from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def run_account_actions(account_id: int) -> int:
         return 0
     account = Account.objects.get(pk=account_id)
     try:
-        client = engine.open_account(account)
+        client = open_account(account)
     except errors.MailError as exc:
         for action_id in due:
             _retry_or_fail(action_id, exc)
@@ -337,7 +339,7 @@ def _flags_and_modseq(session: Session, uid: int) -> dict[str, object]:
     since = 0 if session.condstore else None
     for got_uid, flags, modseq in fetch_flags(session.client, str(uid), changed_since=since):
         if got_uid == uid:  # the answer may carry unsolicited FETCHes of others
-            values = engine._flag_values(flags)
+            values = flag_values(flags)
             if modseq is not None:
                 values["modseq"] = modseq
             return values
