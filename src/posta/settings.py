@@ -203,6 +203,8 @@ POSTA_IMAGE_PROXY_PORTS = [
 ]
 # Seconds a connection test or sync connection waits for a server.
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
+# How long a worker's claim on a remote action lasts without its heartbeat.
+POSTA_ACTION_LEASE_SECONDS = float(os.environ.get("POSTA_ACTION_LEASE_SECONDS", "30"))
 # Extra connections per account that wait with IDLE on folders other than INBOX
 # (posta.sync.service); 0 turns them off. Servers limit connections per user
 # (Dovecot: 10 by default), and opening a message may need one more.
