@@ -237,3 +237,15 @@ LOGGING: dict[str, Any] = {
     # `posta worker` gives Huey's logger a handler of its own; keep lines single.
     "loggers": {"huey": {"handlers": ["console"], "propagate": False}},
 }
+
+# Request bodies (posta.web.uploads): uploads stream to temporary files and stop at
+# the administrator's attachment limit; a body larger than that limit plus the
+# form margin below is refused with 413, in the user's language, before the CSRF
+# check (process_view, after every middleware's request phase) reads it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields, in memory (Django's default)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_HANDLERS = ["posta.web.uploads.CappedUploadHandler"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("posta.web.middleware.UserLanguageMiddleware") + 1,
+    "posta.web.uploads.BodyCapMiddleware",
+)
