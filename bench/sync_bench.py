@@ -10,10 +10,10 @@ written straight into the Maildir and indexed by doveadm, then measures side by 
   BODY.PEEK[HEADER.FIELDS (...)])`, results discarded;
 - IMAPClient's own parse of the same FETCH (the library path Posta replaces);
 - fastfetch.fetch_headers alone, and with parse_envelope of every header block;
-- Posta's first sync into the database, when posta.sync.engine provides it, and
+- Posta's first sync into the database, when posta.sync.account_pass provides it, and
   its no-change passes with QRESYNC and without CONDSTORE;
 - the full mirror with bodies: fastfetch.fetch_bodies into content-addressed files,
-  and Posta's own (engine.fetch_pending_bodies: blob store, snippets, rows), against
+  and Posta's own (bodies.fetch_pending_bodies: blob store, snippets, rows), against
   mbsync (FSync no, and FSync yes, its default) mirroring the same mailbox to a
   Maildir;
 - a no-change resync at the protocol level: CONDSTORE CHANGEDSINCE and a full
@@ -320,10 +320,10 @@ def _django(server: DovecotServer, work: str) -> None:
 
 def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
     """Posta's first sync of the mailbox into a fresh SQLite database, then
-    no-change passes, through posta.sync.engine (runs in a forked child, so Django
+    no-change passes, through posta.sync.account_pass (runs in a forked child, so Django
     is set up here and nowhere else)."""
-    if importlib.util.find_spec("posta.sync.engine") is None:
-        return {"missing": "posta.sync.engine does not exist yet"}
+    if importlib.util.find_spec("posta.sync.account_pass") is None:
+        return {"missing": "posta.sync.account_pass does not exist yet"}
     _django(server, work)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -331,7 +331,8 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     from posta.accounts.models import Account
     from posta.core.crypto import seal
     from posta.mail.models import Location
-    from posta.sync import engine
+    from posta.mailproto.imap.session import Session
+    from posta.sync import account_pass, connect
 
     call_command("migrate", verbosity=0)
     owner = get_user_model().objects.create_user(username="bench", password="unused-pw-123")
@@ -346,9 +347,9 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
         imap_port=server.imap_port,
         imap_security="none",
     )
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     started = time.perf_counter()
-    engine.sync_account(client, account, bodies=False)
+    account_pass.sync_account(client, account, bodies=False)
     elapsed = time.perf_counter() - started
     count = Location.objects.count()
     client.logout()
@@ -360,10 +361,10 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
         runs = []
         for _ in range(3):
             # A fresh connection each time, login not timed.
-            client = engine.open_account(account)
-            session = engine.Session.start(client, modseq=modseq)
+            client = connect.open_account(account)
+            session = Session.start(client, modseq=modseq)
             again, cpu = time.perf_counter(), time.process_time()
-            engine.sync_account(client, account, bodies=False, session=session)
+            account_pass.sync_account(client, account, bodies=False, session=session)
             runs.append((time.perf_counter() - again, time.process_time() - cpu))
             client.logout()
         return min(runs)
@@ -377,7 +378,7 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
         "nochange_cpu": with_modseq[1],
         "nochange_plain_seconds": without[0],
         "nochange_plain_cpu": without[1],
-        "qresync": engine.Session.start(engine.open_account(account)).qresync,
+        "qresync": Session.start(connect.open_account(account)).qresync,
     }
 
 
@@ -432,20 +433,21 @@ def phase_store_floor(server: DovecotServer, work: str) -> dict[str, Any]:
 def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict[str, Any]:
     """Posta's mirror of every body into its blob store (snippets, attachment
     marks, rows updated), on the database phase_posta_sync filled, in steps of
-    engine.BODY_BATCH as the sync service takes them (it looks at INBOX between
+    bodies.BODY_BATCH as the sync service takes them (it looks at INBOX between
     two steps)."""
     _django(server, work)
     from posta.accounts.models import Account
     from posta.mail.models import Message
-    from posta.sync import engine
+    from posta.mailproto.imap.session import Session
+    from posta.sync import bodies, connect
 
     account = Account.objects.get()
-    client = engine.open_account(account)
-    session = engine.Session.start(client)
+    client = connect.open_account(account)
+    session = Session.start(client)
     started = time.perf_counter()
     stored = steps = 0
-    while engine.bodies_pending(account):
-        stored += engine.fetch_pending_bodies(session, account)
+    while bodies.bodies_pending(account):
+        stored += bodies.fetch_pending_bodies(session, account)
         steps += 1
     elapsed = time.perf_counter() - started
     client.logout()

@@ -211,7 +211,7 @@ def test_a_forward_is_stored_by_its_first_autosave_with_its_attachments(
     page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer
 ) -> None:
     from posta.mail.models import Message
-    from posta.sync.engine import sync_account_once
+    from posta.sync.account_pass import sync_account_once
     from tests.integration.test_compose_get_safe import offer
 
     base = str(live_server)

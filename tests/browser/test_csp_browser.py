@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from posta.mail import outbox
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
 from tests.integration.test_mail_screen import PNG, rich_message

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from posta.accounts.models import Account
 from posta.sync import actions
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_mail_screen import setup_account
 from tests.integration.test_sync_checker import message
 from tests.servers.dovecot import DovecotServer, MailUser

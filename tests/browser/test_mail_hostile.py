@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from posta.mail.remote_images import USER_AGENT
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_mail_screen import CountingServer, setup_account
 from tests.integration.test_sync_checker import message
 from tests.servers.dovecot import DovecotServer, MailUser

@@ -20,8 +20,9 @@ from huey.contrib import djhuey
 from posta.accounts.models import Folder
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
+from posta.mailproto.imap.session import Session
 from posta.sync import actions, claims, tasks
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -304,7 +305,7 @@ def test_a_move_another_session_made_meanwhile_is_done(
     archive = _folder(account, "Archive")
     uid = Location.objects.get(message=msg).uid
     services.do_move(account.user, [msg.pk], archive)
-    original = actions.engine.Session.start
+    original = Session.start
 
     def racing(client: Any) -> Any:
         session = original(client)
@@ -321,7 +322,7 @@ def test_a_move_another_session_made_meanwhile_is_done(
         monkeypatch.setattr(session.client, "move", move)
         return session
 
-    monkeypatch.setattr(actions.engine.Session, "start", racing)
+    monkeypatch.setattr(Session, "start", racing)
     assert actions.run_account_actions(account.pk) == 1
     assert RemoteAction.objects.get().state == "done"
     copies = server_copies(dovecot, mail_user, ["INBOX", "Archive"])

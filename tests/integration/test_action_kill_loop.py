@@ -28,7 +28,7 @@ from huey.contrib import djhuey
 from posta.accounts.models import Folder
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import tasks
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_action_chain import server_copies
 from tests.integration.test_scheduled_send import REPO, worker_env

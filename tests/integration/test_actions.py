@@ -10,8 +10,9 @@ import pytest
 from posta.accounts.models import Folder
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
+from posta.mailproto.imap.session import Session
 from posta.sync import actions, faults
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -92,14 +93,14 @@ def test_move_killed_after_the_server_call_happens_once(
     faults.arm("action_after_server")
     if not use_move:
         # The COPY + \Deleted + UID EXPUNGE path of servers without MOVE.
-        original = actions.engine.Session.start
+        original = Session.start
 
         def without_move(client: Any) -> Any:
             session = original(client)
             session.move = False
             return session
 
-        monkeypatch.setattr(actions.engine.Session, "start", without_move)
+        monkeypatch.setattr(Session, "start", without_move)
     with pytest.raises(faults.SimulatedCrash):
         actions.run_account_actions(account.pk)
     assert RemoteAction.objects.filter(state="running").count() == 1

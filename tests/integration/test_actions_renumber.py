@@ -13,7 +13,7 @@ from posta.accounts.models import Account, Folder
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import actions
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_sync_checker import (
     assert_mirrored,

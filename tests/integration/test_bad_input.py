@@ -30,7 +30,7 @@ from posta.accounts.models import Account, Folder, MailServer
 from posta.mail import outbox
 from posta.mail.models import Message
 from posta.mail.outbox import OutgoingMessage
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_mail_screen import rich_message, setup_account
 from tests.integration.test_send import no_wake

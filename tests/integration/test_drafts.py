@@ -23,7 +23,7 @@ from posta.mail import outbox, replies
 from posta.mail.models import Location, Message
 from posta.mail.outbox import OutgoingMessage
 from posta.sync import faults
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.editor_page import open_editor
 from tests.integration.test_send import make_sender, no_wake, parsed, send_now, write

@@ -17,7 +17,7 @@ from django.urls import reverse
 from posta.accounts.models import Account, CompanySettings
 from posta.mail.models import Message
 from posta.mail.remote_images import ImageFetchError, ProxyRule, fetch_image
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_mail_screen import PNG, CountingServer, rich_message, setup_account
 from tests.servers.dovecot import DovecotServer, MailUser

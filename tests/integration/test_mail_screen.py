@@ -17,7 +17,7 @@ from django.urls import reverse
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import actions
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_sync_checker import make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -356,7 +356,8 @@ def test_a_message_opened_before_its_body_arrived_asks_for_it_and_shows_loading(
 ) -> None:
     from posta.mail import signals
     from posta.mailproto.imap.client import close_quietly
-    from posta.sync.engine import open_account, sync_account
+    from posta.sync.account_pass import sync_account
+    from posta.sync.connect import open_account
 
     account = setup_account(dovecot, mail_user, settings)
     dovecot.deliver(mail_user, message("late body", body="Arrives later\n"))

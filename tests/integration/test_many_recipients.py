@@ -15,7 +15,7 @@ from django.utils import translation
 from posta.mail import outbox, replies
 from posta.mail.models import Message
 from posta.mail.outbox import OutgoingMessage
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from posta.web.mail.reader import READER_ADDRESSES, shown_addresses
 from tests.integration.test_send import (

@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from posta.accounts.models import Account, Folder, MailServer
 from posta.mail import outbox
 from posta.mail.models import Message
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_mail_screen import PNG, rich_message, setup_account
 from tests.servers.dovecot import DovecotServer, MailUser

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from posta.mail.models import Message
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_sync_checker import make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 

@@ -23,7 +23,7 @@ from posta.delivery import sending
 from posta.mail import outbox, replies
 from posta.mail.models import Location, Message
 from posta.mail.outbox import OutgoingMessage
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer

@@ -18,7 +18,7 @@ from posta.mail import blobs, outbox, replies
 from posta.mail.models import Message
 from posta.mail.outbox import OutgoingMessage
 from posta.mailproto.mime.headers import parse_envelope
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_send import make_sender, quiet_queue, send_now, write
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer

@@ -9,7 +9,7 @@ import pytest
 
 from posta.accounts.models import Folder
 from posta.mail.models import Location, Message
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 

@@ -19,7 +19,7 @@ from django.db.models import Count
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
 from posta.mail.models import Location, Message
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.servers.dovecot import DovecotServer, MailUser
 

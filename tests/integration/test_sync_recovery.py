@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from posta.accounts.models import Account
 from posta.mail.models import Message
-from posta.sync import engine, reconnect, service
+from posta.sync import account_pass, reconnect, service
 from posta.sync.reconnect import HOST_WAKEUPS, Failure
 from tests.integration.test_sync_checker import make_account, message
 from tests.integration.test_sync_service import wait_for
@@ -143,7 +143,7 @@ def test_the_cap_applies_to_outages_of_healthy_accounts_only(
     account = make_account(dovecot, mail_user, settings)
     # Never synced: nothing says the account works.
     assert reconnect.cap_for(account.pk, Failure.OUTAGE, refused_before=False) is None
-    engine.record_success(account.pk)
+    account_pass.record_success(account.pk)
     assert reconnect.cap_for(account.pk, Failure.OUTAGE, refused_before=False) == 45
     assert reconnect.cap_for(account.pk, Failure.OUTAGE, refused_before=True) is None
     for kind in (Failure.THROTTLED, Failure.REFUSED, Failure.OTHER):
@@ -163,7 +163,7 @@ def test_a_refused_login_is_not_capped(
 
     settings.POSTA_SYNC_RECONNECT_CAP = 0.01
     account = make_account(dovecot, mail_user, settings)
-    engine.record_success(account.pk)
+    account_pass.record_success(account.pk)
     Account.objects.filter(pk=account.pk).update(password_secret=seal("wrong"))
     worker = service.AccountWorker(account.pk, timing=timing(backoff_base=LONG_BASE))
     delay = worker._connected_once()  # one attempt, on this thread

@@ -13,7 +13,8 @@ from posta.core.crypto import seal
 from posta.mail import services
 from posta.mail.models import Location, Message
 from posta.mailproto.imap.client import close_quietly
-from posta.sync import engine, tasks
+from posta.mailproto.imap.session import Session
+from posta.sync import account_pass, bodies, connect, folder_state, tasks
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -22,13 +23,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     calls: list[str] = []
-    original = getattr(engine, name)
+    original = getattr(folder_state, name)
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         calls.append(name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(engine, name, spy)
+    monkeypatch.setattr(folder_state, name, spy)
     return calls
 
 
@@ -38,9 +39,9 @@ def test_two_passes_on_one_connection_resync_through_qresync(
     account = make_account(dovecot, mail_user, settings)
     for i in range(8):
         dovecot.deliver(mail_user, message(f"q{i}"))
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        session = engine.sync_account(client, account)
+        session = account_pass.sync_account(client, account)
         assert session.qresync  # Dovecot offers QRESYNC (RFC 7162)
         assert_mirrored(dovecot, mail_user, account)
 
@@ -55,7 +56,7 @@ def test_two_passes_on_one_connection_resync_through_qresync(
 
         # Same connection, no session passed: ENABLE must not be sent again
         # (RFC 5161 §3.1 forbids it once a folder is selected).
-        again = engine.sync_account(client, account)
+        again = account_pass.sync_account(client, account)
         assert again is session
     finally:
         close_quietly(client)
@@ -76,13 +77,13 @@ def test_qresync_examine_as_first_selection_leaves_the_connection_usable(
     account = make_account(dovecot, mail_user, settings)
     for i in range(3):
         dovecot.deliver(mail_user, message(f"r{i}"))
-    engine.sync_account_once(account.pk)
+    account_pass.sync_account_once(account.pk)
     inbox = Folder.objects.get(account=account, name="INBOX")
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        session = engine.Session.start(client)
+        session = Session.start(client)
         assert session.qresync
-        raw, resync = engine._examine(session, inbox)  # QRESYNC: the folder is synced
+        raw, resync = folder_state._examine(session, inbox)  # QRESYNC: the folder is synced
         assert resync is not None and raw[b"UIDVALIDITY"] == inbox.uidvalidity
         # Commands through IMAPClient itself (NOOP, IDLE, STATUS) still work.
         client.noop()
@@ -113,33 +114,33 @@ def test_body_mirror_steps_take_the_accounts_newest_pending_copies(
     dovecot.deliver(mail_user, oldest, folder="Clienti")
     dovecot.deliver(other_box, message("b9", date="Mon, 09 Mar 2026 10:00:00 +0100"))
     for each in (account, other):
-        client = engine.open_account(each)
+        client = connect.open_account(each)
         try:
-            engine.sync_account(client, each, bodies=False)
+            account_pass.sync_account(client, each, bodies=False)
         finally:
             close_quietly(client)
-    assert engine.bodies_pending(account) and engine.bodies_pending(other)
+    assert bodies.bodies_pending(account) and bodies.bodies_pending(other)
 
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        session = engine.Session.start(client)
+        session = Session.start(client)
         # A watcher's step: the copies in its folder only, however old.
         clienti = Folder.objects.get(account=account, name="Clienti")
-        assert engine.fetch_pending_bodies(session, account, limit=2, folder_id=clienti.pk) == 1
+        assert bodies.fetch_pending_bodies(session, account, limit=2, folder_id=clienti.pk) == 1
         assert Message.objects.get(subject="c1").body_state == Message.BodyState.STORED
         # One step of two: the two newest of this account, not the other's newer one.
-        assert engine.fetch_pending_bodies(session, account, limit=2) == 2
+        assert bodies.fetch_pending_bodies(session, account, limit=2) == 2
         stored = set(
             Message.objects.filter(body_state=Message.BodyState.STORED).values_list(
                 "subject", flat=True
             )
         )
         assert stored == {"c1", "a5", "a4"}
-        assert engine.fetch_pending_bodies(session, account, limit=2) == 1
+        assert bodies.fetch_pending_bodies(session, account, limit=2) == 1
     finally:
         close_quietly(client)
-    assert not engine.bodies_pending(account)
-    assert engine.bodies_pending(other)  # its copy is another account's to fetch
+    assert not bodies.bodies_pending(account)
+    assert bodies.bodies_pending(other)  # its copy is another account's to fetch
 
 
 def _stored_flags(account: Account) -> dict[int, frozenset[str]]:
@@ -173,18 +174,18 @@ def test_without_condstore_a_full_comparison_finds_every_change(
     account = make_account(dovecot, mail_user, settings)
     for i in range(6):
         dovecot.deliver(mail_user, message(f"p{i}"))
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        session = engine.Session.start(client, modseq=False)
+        session = Session.start(client, modseq=False)
         assert not session.condstore and not session.qresync
-        engine.sync_account(client, account, session=session)
+        account_pass.sync_account(client, account, session=session)
         assert _stored_flags(account) == _server_flags(dovecot, mail_user)
 
         uids = dovecot.uids(mail_user, "INBOX")
         dovecot.set_flags(mail_user, "INBOX", uids[3], "\\Answered \\Seen")
         dovecot.set_flags(mail_user, "INBOX", uids[0], "$Later")
         dovecot.expunge(mail_user, "INBOX", uids[1])
-        engine.sync_account(client, account)
+        account_pass.sync_account(client, account)
     finally:
         close_quietly(client)
     assert _stored_flags(account) == _server_flags(dovecot, mail_user)
@@ -196,8 +197,8 @@ def test_an_unreadable_stored_password_is_an_account_error(
 ) -> None:
     account = make_account(dovecot, mail_user, settings)
     Account.objects.filter(pk=account.pk).update(password_secret="gAAAAA-not-a-token")
-    with pytest.raises(engine.SecretUnreadable):
-        engine.sync_account_once(account.pk)
+    with pytest.raises(connect.SecretUnreadable):
+        account_pass.sync_account_once(account.pk)
     account.refresh_from_db()
     assert account.sync_state == Account.SyncState.ERROR
     assert account.last_error_code == "secret_unreadable"
@@ -209,9 +210,9 @@ def test_opening_a_message_before_its_body_arrived_fetches_it(
     account = make_account(dovecot, mail_user, settings)
     dovecot.deliver(mail_user, message("open me", body="The body you asked for\n"))
     dovecot.deliver(mail_user, message("not me"))
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        engine.sync_account(client, account, bodies=False)
+        account_pass.sync_account(client, account, bodies=False)
     finally:
         close_quietly(client)
     wanted = Message.objects.get(user=account.user, subject="open me")
@@ -222,7 +223,7 @@ def test_opening_a_message_before_its_body_arrived_fetches_it(
 
     def run_now(account_id: int, message_ids: list[int]) -> None:
         queued.append((account_id, message_ids))
-        engine.fetch_bodies_now(account_id, message_ids)
+        bodies.fetch_bodies_now(account_id, message_ids)
 
     monkeypatch.setattr(tasks, "enqueue_body_fetch", run_now)
 
@@ -245,9 +246,9 @@ def test_news_on_the_selected_folder_arrive_without_selecting_it_again(
     account = make_account(dovecot, mail_user, settings)
     for i in range(5):
         dovecot.deliver(mail_user, message(f"s{i}"))
-    client = engine.open_account(account)
+    client = connect.open_account(account)
     try:
-        session = engine.sync_account(client, account)
+        session = account_pass.sync_account(client, account)
         inbox = Folder.objects.get(account=account, name="INBOX")
         session.examine("INBOX")  # what the service's IDLE leaves selected
         uids = dovecot.uids(mail_user, "INBOX")
@@ -256,7 +257,7 @@ def test_news_on_the_selected_folder_arrive_without_selecting_it_again(
         dovecot.deliver(mail_user, message("pushed"))
         selects = _count_calls(monkeypatch, "_examine")
 
-        assert engine.sync_selected(session, Folder.objects.get(pk=inbox.pk))
+        assert folder_state.sync_selected(session, Folder.objects.get(pk=inbox.pk))
         assert selects == []
         inbox.refresh_from_db()
         assert _stored_flags(account) == _server_flags(dovecot, mail_user)
@@ -264,9 +265,9 @@ def test_news_on_the_selected_folder_arrive_without_selecting_it_again(
         assert Message.objects.filter(user=account.user, subject="pushed").exists()
         # Another folder selected: the caller must run sync_folder.
         dovecot.create_folder(mail_user, "Other")
-        engine.sync_account(client, account)
+        account_pass.sync_account(client, account)
         session.examine("Other")
-        assert not engine.sync_selected(session, inbox)
+        assert not folder_state.sync_selected(session, inbox)
     finally:
         close_quietly(client)
     assert_mirrored(dovecot, mail_user, account)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from posta.accounts.models import Account
 from posta.mail.models import Message
 from posta.mailproto.errors import MailError
-from posta.sync import engine, service
+from posta.sync import account_pass, folder_state, service
 from posta.sync.models import SyncLease
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -170,13 +170,13 @@ def test_connection_cut_mid_fetch_resumes_and_completes(
     proxy = CuttingProxy(dovecot.imap_port, limit=150_000)
     try:
         Account.objects.filter(pk=account.pk).update(imap_port=proxy.port)
-        monkeypatch.setattr(engine, "HEADER_BATCH", 300)
+        monkeypatch.setattr(folder_state, "HEADER_BATCH", 300)
         with pytest.raises(MailError):
-            engine.sync_account_once(account.pk)
+            account_pass.sync_account_once(account.pk)
         assert proxy.cuts == 1
         stored = Message.objects.filter(user=account.user).count()
         assert 0 < stored < 1200
-        engine.sync_account_once(account.pk)
+        account_pass.sync_account_once(account.pk)
     finally:
         proxy.close()
     assert_mirrored(dovecot, mail_user, account)

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.mail.models import Message
-from posta.sync import engine, service
+from posta.mailproto.imap.session import Session
+from posta.sync import account_pass, folder_state, service
 from tests.integration.test_sync_checker import make_account, message
 from tests.integration.test_sync_service import wait_for
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -91,7 +92,7 @@ def test_busiest_folders_first_ties_by_role(
     dovecot.deliver(mail_user, dated("old client", 1), folder="Clienti")
     dovecot.deliver(mail_user, dated("supplier", 4), folder="Fornitori")
     dovecot.deliver(mail_user, dated("spam", 4), folder="Junk")
-    engine.sync_account_once(account.pk)
+    account_pass.sync_account_once(account.pk)
     ids = {f.name: f.pk for f in Folder.objects.filter(account=account)}
     expected = [ids[n] for n in ("Clienti", "Junk", "Fornitori", "Sent", "Vuota")]
     assert service.folders_to_watch(account.pk, budget=10) == expected
@@ -179,7 +180,7 @@ def test_folder_lock_serializes_and_hands_over_the_stored_state(
     dovecot: DovecotServer, mail_user: MailUser, settings: Any
 ) -> None:
     account = make_account(dovecot, mail_user, settings)
-    engine.sync_account_once(account.pk)
+    account_pass.sync_account_once(account.pk)
     inbox = folder_named(account, "INBOX")
     locks = service.FolderLocks()
     assert locks.lock_of(inbox.pk) is locks.lock_of(inbox.pk)
@@ -217,7 +218,7 @@ def test_full_pass_and_watcher_never_sync_one_folder_at_once(
     guard = threading.Lock()
 
     def watched(sync: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(session: engine.Session, folder: Folder, **kwargs: Any) -> Any:
+        def wrapper(session: Session, folder: Folder, **kwargs: Any) -> Any:
             if folder.name == "INBOX":
                 return sync(session, folder, **kwargs)
             with guard:
@@ -235,8 +236,8 @@ def test_full_pass_and_watcher_never_sync_one_folder_at_once(
 
         return wrapper
 
-    monkeypatch.setattr(engine, "sync_folder", watched(engine.sync_folder))
-    monkeypatch.setattr(engine, "sync_selected", watched(engine.sync_selected))
+    monkeypatch.setattr(folder_state, "sync_folder", watched(folder_state.sync_folder))
+    monkeypatch.setattr(folder_state, "sync_selected", watched(folder_state.sync_selected))
     svc = start_service()
     wait_for(lambda: chosen(svc, account) is not None)
     clienti = folder_named(account, "Clienti")

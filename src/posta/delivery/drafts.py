@@ -60,7 +60,7 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.mime import compose
 from posta.sync import faults
-from posta.sync.engine import open_account
+from posta.sync.connect import open_account
 
 log = logging.getLogger(__name__)
 

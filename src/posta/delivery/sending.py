@@ -59,7 +59,7 @@ from posta.mailproto.mime import compose
 from posta.mailproto.smtp.client import SmtpSettings, connect, smtp_errors
 from posta.mailproto.smtp.client import close_quietly as smtp_close
 from posta.sync import faults
-from posta.sync.engine import open_account
+from posta.sync.connect import open_account
 from posta.sync.parsing import identity, parse_envelope
 from posta.sync.threads import assign_threads
 

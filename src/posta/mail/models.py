@@ -122,7 +122,7 @@ class Message(models.Model):
         indexes: ClassVar[list[models.Index]] = [
             models.Index(fields=["user", "message_id"], name="message_user_msgid"),
             models.Index(fields=["user", "thread", "date"], name="message_user_thread_date"),
-            # The mirror of the bodies walks it newest first (posta.sync.engine).
+            # The mirror of the bodies walks it newest first (posta.sync.bodies).
             models.Index(
                 fields=["user", "-date"],
                 name="message_body_pending",

@@ -53,7 +53,10 @@ from posta.mail.models import Location, Message, RemoteAction
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
-from posta.sync import claims, engine, faults, parsing, rebind
+from posta.mailproto.imap.session import Session
+from posta.sync import claims, faults, parsing, rebind
+from posta.sync.connect import open_account
+from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def run_account_actions(account_id: int) -> int:
         return 0
     account = Account.objects.get(pk=account_id)
     try:
-        client = engine.open_account(account)
+        client = open_account(account)
     except errors.MailError as exc:
         for action_id in due:
             _retry_or_fail(action_id, exc)
@@ -101,7 +104,7 @@ def run_account_actions(account_id: int) -> int:
     finished = 0
     tried: set[int] = set()
     try:
-        session = engine.Session.start(client)
+        session = Session.start(client)
         with claims.Heartbeat(owner):
             while due:
                 tried.update(due)
@@ -115,7 +118,7 @@ def run_account_actions(account_id: int) -> int:
     return finished
 
 
-def _run_pass(session: engine.Session, owner: str, due: list[int]) -> tuple[int, bool]:
+def _run_pass(session: Session, owner: str, due: list[int]) -> tuple[int, bool]:
     """Claim and run `due` in order; returns (finished, connection still usable)."""
     finished = 0
     for action_id in due:
@@ -163,7 +166,7 @@ class UidValidityChanged(errors.MailError):
         self.uidvalidity = uidvalidity
 
 
-def _select_source(session: engine.Session, action: RemoteAction, folder: Folder) -> None:
+def _select_source(session: Session, action: RemoteAction, folder: Folder) -> None:
     """SELECT the action's source folder read-write and check, right before acting,
     that its UIDVALIDITY is still the one the action's UID belongs to. The check
     holds for the commands that follow on this selection: a UID "MUST NOT change
@@ -177,13 +180,13 @@ def _select_source(session: engine.Session, action: RemoteAction, folder: Folder
         raise UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
 
 
-def _has_uid(session: engine.Session, uid: int) -> bool:
+def _has_uid(session: Session, uid: int) -> bool:
     with imap_errors(host=session.host):
         found = session.client.search(["UID", str(uid)])
     return uid in {int(u) for u in found}
 
 
-def _uids_with_message_id(session: engine.Session, folder: Folder, message_id: str) -> list[int]:
+def _uids_with_message_id(session: Session, folder: Folder, message_id: str) -> list[int]:
     """UIDs in `folder` whose Message-ID header is `message_id` (RFC 3501 §6.4.4)."""
     if not message_id:
         return []
@@ -225,7 +228,7 @@ def _server_copy(action: RemoteAction) -> tuple[Folder, int] | None:
     return loc.folder, loc.uid
 
 
-def _execute(session: engine.Session, action: RemoteAction) -> None:
+def _execute(session: Session, action: RemoteAction) -> None:
     if action.kind == Kind.APPEND and action.target_folder is not None:
         _append(session, action, action.target_folder)
         return
@@ -260,7 +263,7 @@ def _execute(session: engine.Session, action: RemoteAction) -> None:
         raise errors.CapabilityMissing(f"action {action.kind} is not supported")
 
 
-def _expunge_one(session: engine.Session, uid: int) -> None:
+def _expunge_one(session: Session, uid: int) -> None:
     if not session.uidplus:
         # Without UID EXPUNGE a plain EXPUNGE would remove every \Deleted message,
         # other clients' too: leave ours marked \Deleted instead.
@@ -273,7 +276,7 @@ def _expunge_one(session: engine.Session, uid: int) -> None:
 
 
 def _move(
-    session: engine.Session, action: RemoteAction, source: Folder, uid: int, target: Folder
+    session: Session, action: RemoteAction, source: Folder, uid: int, target: Folder
 ) -> None:
     mid = action.message_id_header
     _select_source(session, action, source)
@@ -304,7 +307,7 @@ def _move(
 
 
 def _moved_meanwhile(
-    session: engine.Session,
+    session: Session,
     action: RemoteAction,
     source: Folder,
     uid: int,
@@ -318,7 +321,7 @@ def _moved_meanwhile(
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 
 
-def _append(session: engine.Session, action: RemoteAction, target: Folder) -> None:
+def _append(session: Session, action: RemoteAction, target: Folder) -> None:
     loc = action.location
     if loc is None:
         _finish(action)  # the user discarded the copy before it reached the server
@@ -376,7 +379,7 @@ def _settle_appended(action: RemoteAction, raw: bytes) -> None:
 
 
 def _attach_new_uid(
-    session: engine.Session, action: RemoteAction, target: Folder, uids: list[int]
+    session: Session, action: RemoteAction, target: Folder, uids: list[int]
 ) -> None:
     """Give the moved copy its UID in the target, unless the sync already did, or
     the user moved the copy on meanwhile (even back to this folder): then the UID
@@ -423,14 +426,14 @@ def _attach_new_uid(
         loc.delete()  # the sync recorded it meanwhile
 
 
-def _flags_and_modseq(session: engine.Session, uid: int) -> dict[str, object]:
+def _flags_and_modseq(session: Session, uid: int) -> dict[str, object]:
     """The new copy's flags and, under CONDSTORE, its MODSEQ (CHANGEDSINCE 0 asks
     for every message of the set with its MODSEQ, RFC 7162 §3.1.4): a copy stored
     without it would miss the stale-change check of the next CHANGEDSINCE pass."""
     since = 0 if session.condstore else None
     for got_uid, flags, modseq in fetch_flags(session.client, str(uid), changed_since=since):
         if got_uid == uid:  # the answer may carry unsolicited FETCHes of others
-            values = engine._flag_values(flags)
+            values = flag_values(flags)
             if modseq is not None:
                 values["modseq"] = modseq
             return values
@@ -482,7 +485,7 @@ def _wait_for_uid(action: RemoteAction) -> None:
 
 
 def _retry_or_fail(
-    action_id: int, exc: errors.MailError, *, session: engine.Session | None = None
+    action_id: int, exc: errors.MailError, *, session: Session | None = None
 ) -> None:
     action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
     if isinstance(exc, UidValidityChanged):

@@ -18,7 +18,7 @@ the same batch transaction:
   user), and the copy the user saw arriving in the target is removed, because the
   server has it nowhere.
 
-Actions of an older numbering pin nothing (posta.sync.engine._pins): their UIDs
+Actions of an older numbering pin nothing (posta.sync.folder_state._pins): their UIDs
 name other messages now, whose flags and presence the sync must mirror. The worker
 checks the UIDVALIDITY in its session before acting (posta.sync.actions) and waits
 for this re-pairing while the two differ; `repaired` tells it when waiting is over.

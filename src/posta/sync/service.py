@@ -12,7 +12,7 @@ seconds:
    process stalled past expiry and another took it) has its thread stopped;
 3. starts one thread per claimed account (`AccountWorker`).
 
-An account thread connects, runs a full pass (posta.sync.engine), then waits for
+An account thread connects, runs a full pass (posta.sync.account_pass), then waits for
 news on INBOX with IDLE (RFC 2177; re-issued before 29 minutes, here every
 IDLE_MAX seconds, with a NOOP after 2 s, 4 s, ... up to SETTLE_MAX for mail that
 landed just before an IDLE began) or, where IDLE is missing, NOOP polling (RFC 3501
@@ -86,7 +86,8 @@ from posta.accounts.models import Account, Folder
 from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
-from posta.sync import engine, reconnect
+from posta.mailproto.imap.session import Session
+from posta.sync import account_pass, bodies, connect, folder_state, reconnect
 from posta.sync.models import SyncLease
 from posta.sync.reconnect import HOST_WAKEUPS
 
@@ -269,7 +270,7 @@ class IdleWait:
         self.stop_event = stop_event
         self.leave = leave or (lambda: False)
 
-    def until_news(self, session: engine.Session) -> bool:
+    def until_news(self, session: Session) -> bool:
         """IDLE until news (True), or until stopped, IDLE_MAX is over or `leave()`
         (False)."""
         client = session.client
@@ -308,7 +309,7 @@ class IdleWait:
         return False
 
 
-def changed_since_stored(session: engine.Session, folder: Folder) -> bool:
+def changed_since_stored(session: Session, folder: Folder) -> bool:
     """EXAMINE `folder` and compare with what is stored: mail that arrived before
     IDLE began is not announced during it (RFC 2177 reports only new events)."""
     raw = session.examine(folder.name)
@@ -426,14 +427,14 @@ class FolderWatcher(_Reconnecting):
         self.server = reconnect.server_of(account)
         client: IMAPClient | None = None
         try:
-            client = engine.open_account(account)
+            client = connect.open_account(account)
             self._logged_in()
-            session = engine.Session.start(client)
+            session = Session.start(client)
             if not session.idle:
                 return None  # the account thread's resync covers the folder
             self._watch(session, folder)
             return None
-        except (engine.SecretUnreadable, errors.AuthenticationFailed) as exc:
+        except (connect.SecretUnreadable, errors.AuthenticationFailed) as exc:
             # The account thread records these and pauses the account; retrying here
             # would only add refused logins at the server.
             log.info("account %s: folder %s: %s", self.account_id, self.folder_id, exc.code)
@@ -456,7 +457,7 @@ class FolderWatcher(_Reconnecting):
             if client is not None:
                 close_quietly(client)
 
-    def _watch(self, session: engine.Session, folder: Folder) -> None:
+    def _watch(self, session: Session, folder: Folder) -> None:
         """EXAMINE the folder, catch up, IDLE until news, catch up again, until
         stopped."""
         # A plain EXAMINE (RFC 3501 §6.3.2: read-only, so \Seen and \Recent stay as
@@ -470,16 +471,16 @@ class FolderWatcher(_Reconnecting):
                 self.waiting.set()
                 news = self.idle_wait.until_news(session)
 
-    def _catch_up(self, session: engine.Session, folder: Folder) -> bool:
+    def _catch_up(self, session: Session, folder: Folder) -> bool:
         """Bring the folder up to date and leave it selected for IDLE; True when
         something arrived meanwhile that IDLE would not announce."""
         with FOLDER_LOCKS.syncing(folder):
-            if not engine.sync_selected(session, folder):
-                engine.sync_folder(session, folder)  # EXAMINEs it: IDLE waits there
+            if not folder_state.sync_selected(session, folder):
+                folder_state.sync_folder(session, folder)  # EXAMINEs it: IDLE waits there
         self.failures = 0
         # Bodies of this folder's copies only, on this connection: the account
         # thread mirrors the rest, and the folder stays selected for IDLE.
-        engine.fetch_pending_bodies(
+        bodies.fetch_pending_bodies(
             session, folder.account, limit=BODIES_PER_NEWS, folder_id=folder.pk
         )
         # Should anything have selected another folder, select this one again and
@@ -532,29 +533,29 @@ class AccountWorker(_Reconnecting):
         self.server = reconnect.server_of(account)
         client: IMAPClient | None = None
         try:
-            client = engine.open_account(account)
+            client = connect.open_account(account)
             self._logged_in()
             session = self._full_pass(client, account)
             self.auth_failures = self.failures = 0
             self._watch(session, account)
             return 0.0 if not self.stop_event.is_set() else None
-        except engine.SecretUnreadable as exc:
+        except connect.SecretUnreadable as exc:
             # Retrying cannot decrypt it: pause until the user enters it again.
-            engine.record_failure(self.account_id, exc, pause=True)
+            account_pass.record_failure(self.account_id, exc, pause=True)
             log.warning("account %s: stored secret unreadable", self.account_id)
             return None
         except errors.AuthenticationFailed as exc:
             self.auth_failures += 1
             pause = self.auth_failures >= AUTH_FAILURES_TO_PAUSE
-            engine.record_failure(self.account_id, exc, pause=pause)
+            account_pass.record_failure(self.account_id, exc, pause=pause)
             log.warning("account %s: login refused (%s)", self.account_id, exc.code)
             return None if pause else self._backoff(exc)
         except errors.ServerBusy as exc:
-            engine.record_failure(self.account_id, exc)
+            account_pass.record_failure(self.account_id, exc)
             self.failures += 2  # throttled: slow down more than for a network error
             return self._backoff(exc)
         except errors.MailError as exc:
-            engine.record_failure(self.account_id, exc)
+            account_pass.record_failure(self.account_id, exc)
             log.info("account %s: %s", self.account_id, exc)
             return self._backoff(exc)
         except Exception as exc:
@@ -565,8 +566,8 @@ class AccountWorker(_Reconnecting):
                 close_quietly(client)
 
     def _full_pass(
-        self, client: IMAPClient, account: Account, *, session: engine.Session | None = None
-    ) -> engine.Session:
+        self, client: IMAPClient, account: Account, *, session: Session | None = None
+    ) -> Session:
         """Sync every folder, then choose the folders to watch anew.
 
         The pass waits for a folder's lock rather than skipping a folder a watcher
@@ -576,13 +577,13 @@ class AccountWorker(_Reconnecting):
         next re-issue). Where the STATUS answer shows no change (CONDSTORE), the
         pass skips the folder anyway without selecting it.
         """
-        session = engine.sync_account(
+        session = account_pass.sync_account(
             client, account, session=session, folder_guard=FOLDER_LOCKS.syncing
         )
         self._arrange_watchers(session)
         return session
 
-    def _arrange_watchers(self, session: engine.Session) -> None:
+    def _arrange_watchers(self, session: Session) -> None:
         """Stop the watchers no longer chosen (or ended), then start the missing
         ones, never holding more connections than the budget allows."""
         # Read at run time: the setting may differ per process (and per test).
@@ -614,10 +615,10 @@ class AccountWorker(_Reconnecting):
             watcher.join(timeout=max(deadline - time.monotonic(), 0.0))
         self.retiring = [w for w in [*self.retiring, *leaving] if w.is_alive()]
 
-    def _watch(self, session: engine.Session, account: Account) -> None:
+    def _watch(self, session: Session, account: Account) -> None:
         """Wait for changes on INBOX and act on them until stopped or resync is due."""
         last_full = time.monotonic()
-        downloading = engine.bodies_pending(account)
+        downloading = bodies.bodies_pending(account)
         while not self.stop_event.is_set():
             inbox = Folder.objects.filter(account=account, role=Folder.Role.INBOX).first()
             if inbox is None:
@@ -628,9 +629,9 @@ class AccountWorker(_Reconnecting):
             if downloading:
                 # The mirror of the bodies continues one step at a time, with a
                 # look at INBOX between steps so new mail still shows at once.
-                engine.fetch_pending_bodies(session, account)
-                downloading = engine.bodies_pending(account)
-                news = not engine.sync_selected(session, inbox) and (
+                bodies.fetch_pending_bodies(session, account)
+                downloading = bodies.bodies_pending(account)
+                news = not folder_state.sync_selected(session, inbox) and (
                     changed_since_stored(session, inbox)
                 )
             elif session.idle:
@@ -644,10 +645,10 @@ class AccountWorker(_Reconnecting):
                 self._full_pass(session.client, account, session=session)
                 last_full = time.monotonic()
             elif news:
-                if not engine.sync_selected(session, inbox):
-                    engine.sync_folder(session, inbox)
-                engine.fetch_pending_bodies(session, account, limit=50)
-                engine.record_success(account.pk)
+                if not folder_state.sync_selected(session, inbox):
+                    folder_state.sync_folder(session, inbox)
+                bodies.fetch_pending_bodies(session, account, limit=50)
+                account_pass.record_success(account.pk)
 
     def _sync_requested(self) -> bool:
         requested = (
@@ -662,11 +663,11 @@ class AccountWorker(_Reconnecting):
             return True
         return False
 
-    def _idle(self, session: engine.Session, inbox: Folder) -> bool:
+    def _idle(self, session: Session, inbox: Folder) -> bool:
         """IDLE on INBOX until the server reports something (True), or until it is
         time to look at the database (False)."""
         known = inbox.uidnext
-        if engine.sync_selected(session, inbox):
+        if folder_state.sync_selected(session, inbox):
             # Stored whatever arrived since the last look, without a SELECT. Mail
             # stored just now still needs its body: the caller fetches it, as for
             # news announced during IDLE (the IDLE would not announce it again).
@@ -676,7 +677,7 @@ class AccountWorker(_Reconnecting):
             return True  # arrived between the last sync and this IDLE
         return self.idle_wait.until_news(session)
 
-    def _noop(self, session: engine.Session, inbox: Folder) -> bool:
+    def _noop(self, session: Session, inbox: Folder) -> bool:
         if changed_since_stored(session, inbox):
             return True
         deadline = time.monotonic() + self.timing.noop_poll

@@ -22,7 +22,7 @@ from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from posta.sync import actions, claims, engine
+from posta.sync import actions, bodies, claims
 
 
 @db_task()  # type: ignore[untyped-decorator]  # huey ships no types
@@ -40,7 +40,7 @@ def run_actions(account_id: int) -> int:
 def fetch_bodies(account_id: int, message_ids: list[int]) -> int:
     """Download the bodies of `message_ids` from the account now (a message was
     opened before the background download reached it)."""
-    return engine.fetch_bodies_now(account_id, message_ids)
+    return bodies.fetch_bodies_now(account_id, message_ids)
 
 
 @db_periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]  # huey ships no types

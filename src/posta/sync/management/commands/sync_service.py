@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from posta.mailproto.errors import MailError
-from posta.sync.engine import sync_account_once
+from posta.sync.account_pass import sync_account_once
 from posta.sync.service import SyncService, candidate_accounts, make_owner, release, try_claim
 
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
                 continue
             try:
                 sync_account_once(account_id)
-            except MailError as exc:  # recorded on the account by the engine
+            except MailError as exc:  # recorded on the account by the account pass
                 self.stderr.write(f"account {account_id}: {exc}")
             finally:
                 release(owner, [account_id])
