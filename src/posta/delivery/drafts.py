@@ -48,11 +48,12 @@ from django.utils import timezone
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
-from posta.delivery.sending import composition_for, remove_uids, sender_mailbox
-from posta.mail.outbox import (
+from posta.delivery.compose import composition_for, sender_mailbox
+from posta.delivery.server_copies import remove_uids
+from posta.mail.models import OutgoingMessage
+from posta.mail.outbox_models import (
     DRAFT_ID_HEADER,
     DRAFT_REVISION_HEADER,
-    OutgoingMessage,
     account_blocked,
     new_draft_key,
 )

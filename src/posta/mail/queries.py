@@ -21,8 +21,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from posta.accounts.models import Account, Folder
-from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender, Thread
-from posta.mail.outbox import OutgoingMessage
+from posta.mail.models import (
+    Location,
+    Message,
+    OutgoingMessage,
+    RemoteAction,
+    RemoteContentSender,
+    Thread,
+)
 from posta.users.models import User
 
 PAGE_SIZE = 50

@@ -27,7 +27,6 @@ from email.message import EmailMessage
 
 import nh3
 from django.db import IntegrityError, transaction
-from django.http import Http404
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import escape, linebreaks
@@ -36,21 +35,17 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 from posta.accounts.services import sender_accounts
-from posta.core.errors import PostaError
+from posta.core.errors import PostaError, not_found
 from posta.mail import blobs, headers_check
-from posta.mail.models import Location, Message
+from posta.mail.addresses import format_addresses
+from posta.mail.models import Location, Message, OutgoingAttachment, OutgoingMessage
 from posta.mail.outbox import (
-    DRAFT_ID_HEADER,
-    OutgoingAttachment,
-    OutgoingMessage,
     _safe_filename,
     access_message,
-    access_sender,
     default_sender,
-    format_addresses,
-    new_draft_key,
     user_timezone,
 )
+from posta.mail.outbox_models import DRAFT_ID_HEADER, new_draft_key
 from posta.users.models import User
 
 log = logging.getLogger(__name__)
@@ -109,14 +104,14 @@ def _no_account() -> PostaError:
 def prepare(
     user: User, origin: str, *, message_id: int | None = None, account: Account | None = None
 ) -> Prepared:
-    """The draft `origin` starts, read-only; Http404 when the source message is not
-    the user's, PostaError when nothing can be written (no account, no body)."""
+    """The draft `origin` starts, read-only; PostaError 404 when the source message
+    is not the user's, PostaError when nothing can be written (no account, no body)."""
     if origin not in Origin.ALL:
         raise PostaError("unknown_origin", _("Unknown kind of message."), status=400)
     if origin == Origin.NEW:
         return prepare_new(user, account=account)
     if message_id is None:
-        raise Http404
+        raise not_found(_("This message does not exist, or it was deleted."))
     message = access_message(user, message_id)
     if origin in (Origin.REPLY, Origin.REPLY_ALL):
         return prepare_reply(user, message, reply_all=origin == Origin.REPLY_ALL)
@@ -472,9 +467,7 @@ def prepare_send_again(user: User, message: Message) -> Prepared:
         return _draft_from_parsed(user, message, _parsed_blob(message), sender=sender,
                                   with_bcc=True)
     sender = source.account
-    try:
-        access_sender(user, sender.pk)
-    except Http404:
+    if sender.pk not in {account.pk for account in sender_accounts(user)}:
         sender = default_sender(user) or sender
     outgoing = OutgoingMessage(
         user=user, account=sender, kind=source.kind, subject=source.subject,
