@@ -122,10 +122,8 @@ def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]
     if action in _ROLE_OF:
         return _move_by_role(user, message_ids, _ROLE_OF[action], from_folders=from_folders)
     target_id = request.POST.get("target", "")
-    try:
-        target = queries.access_folder(user, int(target_id))
-    except (ValueError, Folder.DoesNotExist) as exc:
-        raise Http404 from exc
+    # No folder has id 0: a missing or malformed target is a folder not found.
+    target = queries.access_folder(user, int(target_id) if target_id.isdigit() else 0)
     return services.do_move(user, message_ids, target, from_folders=from_folders)
 
 
@@ -156,10 +154,7 @@ def act(request: HttpRequest) -> HttpResponse:
 def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
     """Empty Trash or Spam for good (the page asked for confirmation first)."""
     user = current_user(request)
-    try:
-        folder = queries.access_folder(user, folder_id)
-    except Folder.DoesNotExist as exc:
-        raise Http404 from exc
+    folder = queries.access_folder(user, folder_id)
     if folder.role not in (Folder.Role.TRASH, Folder.Role.SPAM):
         raise PostaError("not_emptiable", _("Only Trash and Spam can be emptied."))
     services.do_expunge_folder(user, folder)
@@ -170,10 +165,7 @@ def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
 @require_POST
 def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
     user = current_user(request)
-    try:
-        services.do_request_sync(user, account_id)
-    except Account.DoesNotExist as exc:
-        raise Http404 from exc
+    services.do_request_sync(user, account_id)
     if is_htmx(request):
         return render(
             request,
@@ -188,10 +180,7 @@ def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
 def allow_images(request: HttpRequest, message_id: int) -> HttpResponse:
     """"Always show remote content from this sender"."""
     user = current_user(request)
-    try:
-        message = queries.access_message(user, message_id)
-    except Message.DoesNotExist as exc:
-        raise Http404 from exc
+    message = queries.access_message(user, message_id)
     services.do_allow_remote_content(user, message.from_email)
     folder = request.POST.get("folder", "")
     context = reader.message_context(
