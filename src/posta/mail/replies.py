@@ -46,6 +46,7 @@ from posta.mail.outbox import (
     user_timezone,
 )
 from posta.mail.outbox_models import DRAFT_ID_HEADER, new_draft_key
+from posta.mailproto.mime import compose
 from posta.users.models import User
 
 log = logging.getLogger(__name__)
@@ -201,20 +202,6 @@ def _quote(message: Message, user: User, *, forward: bool) -> tuple[str, str]:
     )
 
 
-def _reply_subject(subject: str) -> str:
-    base = subject.strip()
-    while True:
-        stripped = re.sub(r"^\s*(re|r|aw|sv)\s*(\[\d+\])?\s*:\s*", "", base, count=1, flags=re.I)
-        if stripped == base:
-            return f"Re: {base}"
-        base = stripped
-
-
-def _forward_subject(subject: str) -> str:
-    base = subject.strip()
-    return base if re.match(r"^\s*(fwd?|i)\s*:", base, re.I) else f"Fwd: {base}"
-
-
 def _own_addresses(user: User) -> set[str]:
     return {a.email.lower() for a in sender_accounts(user)}
 
@@ -238,11 +225,9 @@ def prepare_reply(user: User, message: Message, *, reply_all: bool = False) -> P
                 cc.append(list(pair))
                 taken.add(pair[1].lower())
     quote_html, quote_text = _quote(message, user, forward=False)
-    refs = [str(r) for r in message.references] or (
-        [message.in_reply_to] if message.in_reply_to else []
+    refs = compose.reply_references(
+        [str(r) for r in message.references], message.in_reply_to, message.message_id
     )
-    if message.message_id and message.message_id not in refs:
-        refs.append(message.message_id)
     return Prepared(
         OutgoingMessage(
             user=user,
@@ -250,7 +235,7 @@ def prepare_reply(user: User, message: Message, *, reply_all: bool = False) -> P
             kind=Kind.REPLY_ALL if reply_all else Kind.REPLY,
             to=to,
             cc=cc,
-            subject=_reply_subject(headers_check.fold_line_breaks(message.subject)),
+            subject=compose.reply_subject(headers_check.fold_line_breaks(message.subject)),
             quote_html=quote_html,
             quote_text=quote_text,
             original=message,
@@ -268,7 +253,7 @@ def prepare_forward(user: User, message: Message, *, as_attachment: bool = False
         raise _no_account()
     outgoing = OutgoingMessage(
         user=user, account=sender, kind=Kind.FORWARD_ATTACHED if as_attachment else Kind.FORWARD,
-        subject=_forward_subject(headers_check.fold_line_breaks(message.subject)),
+        subject=compose.forward_subject(headers_check.fold_line_breaks(message.subject)),
         original=message,
     )
     if as_attachment:
