@@ -1,6 +1,6 @@
 """Drafts on the server: every autosave replaces the copy in the Drafts folder.
 
-The row (posta.mail.outbox.OutgoingMessage, state draft) is the truth; the server
+The row (posta.mail.outbox_models.OutgoingMessage, state draft) is the truth; the server
 copy follows it. Each save increments `draft_revision`; `draft_saved_revision` is
 the revision the recorded copy (`draft_folder`, `draft_uid`) holds. Every copy
 carries the draft's `X-Posta-Draft-Id` and its `X-Posta-Draft-Revision`, so the
@@ -30,7 +30,7 @@ runs it again, and the newest copy wins. Two runs racing keep the copy with the
 highest UID; the loser's copy is removed, and if it held an older revision the row
 says so and the next run appends again.
 
-When the message is sent (posta.delivery.sending, follow-up "draft_cleanup") or the
+When the message is sent (posta.delivery.followups, step "draft_cleanup") or the
 draft cancelled, every copy is removed.
 """
 
