@@ -203,6 +203,8 @@ POSTA_IMAGE_PROXY_PORTS = [
 ]
 # Seconds a connection test or sync connection waits for a server.
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
+# How long a worker's claim on a remote action lasts without its heartbeat.
+POSTA_ACTION_LEASE_SECONDS = float(os.environ.get("POSTA_ACTION_LEASE_SECONDS", "30"))
 # Extra connections per account that wait with IDLE on folders other than INBOX
 # (posta.sync.service); 0 turns them off. Servers limit connections per user
 # (Dovecot: 10 by default), and opening a message may need one more.
@@ -233,3 +235,15 @@ LOGGING: dict[str, Any] = {
     # `posta worker` gives Huey's logger a handler of its own; keep lines single.
     "loggers": {"huey": {"handlers": ["console"], "propagate": False}},
 }
+
+# Request bodies (posta.web.uploads): uploads stream to temporary files and stop at
+# the administrator's attachment limit; a body larger than that limit plus the
+# form margin below is refused with 413, in the user's language, before the CSRF
+# check (process_view, after every middleware's request phase) reads it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields, in memory (Django's default)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_HANDLERS = ["posta.web.uploads.CappedUploadHandler"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("posta.web.middleware.UserLanguageMiddleware") + 1,
+    "posta.web.uploads.BodyCapMiddleware",
+)

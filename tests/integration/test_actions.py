@@ -24,6 +24,13 @@ def no_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
 
 
+def _claims_run_out() -> None:
+    """What a lease's time does to a dead worker's claims, without waiting for it."""
+    running = RemoteAction.objects.filter(state="running")
+    assert running.exclude(lease_until__gt=actions.timezone.now()).count() == 0
+    running.update(lease_until=actions.timezone.now() - actions.claims.lease())
+
+
 def _setup(dovecot: DovecotServer, mail_user: MailUser, settings: Any) -> Any:
     account = make_account(dovecot, mail_user, settings)
     dovecot.create_folder(mail_user, "Trash")
@@ -96,10 +103,8 @@ def test_move_killed_after_the_server_call_happens_once(
     with pytest.raises(faults.SimulatedCrash):
         actions.run_account_actions(account.pk)
     assert RemoteAction.objects.filter(state="running").count() == 1
-    # The dead worker's action goes back to pending once stale; run it again.
-    RemoteAction.objects.filter(state="running").update(
-        updated_at=actions.timezone.now() - actions.STALE_RUNNING * 2
-    )
+    # The dead worker's claim runs out (no heartbeat renews it); run it again.
+    _claims_run_out()
     assert account.pk in actions.sweep()
     actions.run_account_actions(account.pk)
     actions.run_account_actions(account.pk)
@@ -195,9 +200,7 @@ def test_append_lands_once_with_its_flags(
             actions.run_account_actions(account.pk)
         # A sync between the kill and the retry stores the server's copy first.
         sync_account_once(account.pk)
-        RemoteAction.objects.filter(state="running").update(
-            updated_at=actions.timezone.now() - actions.STALE_RUNNING * 2
-        )
+        _claims_run_out()
         assert account.pk in actions.sweep()
     actions.run_account_actions(account.pk)
     actions.run_account_actions(account.pk)

@@ -1,6 +1,6 @@
 """The outbox tables move from the delivery app to the mail app without a row
 changing: a database migrated by the earlier code migrates forward with its
-drafts, queued messages and attachments intact (mail.0007 / delivery.0004 are
+drafts, queued messages and attachments intact (mail.0008 / delivery.0004 are
 state-only)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [
     ("delivery", "0003_outgoing_unique_user_draft_key"),
-    ("mail", "0006_action_uidvalidity"),
+    ("mail", "0007_action_chain_lease"),
 ]
 
 

@@ -258,6 +258,8 @@ class RemoteAction(models.Model):
     )
     source_uid = models.BigIntegerField(null=True, blank=True)
     source_uidvalidity = models.BigIntegerField(null=True, blank=True)
+    # The copy's MODSEQ there, so a move cancelled before it ran puts it back as it was.
+    source_modseq = models.BigIntegerField(null=True, blank=True)
     target_folder = models.ForeignKey(
         Folder, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -265,7 +267,18 @@ class RemoteAction(models.Model):
     # target before copying again.
     message_id_header = models.CharField(max_length=998, blank=True)
     blob_key = models.CharField(max_length=100, blank=True)  # for APPEND
+    # The earlier open action on the same copy that this one waits for (a flag
+    # set while the copy's move is still on its way): it runs once that one is
+    # over, on the copy that one left (posta.sync.actions hands it over).
+    after = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="followers"
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    # The claim of a running action: which worker holds it, and until when. The
+    # worker renews `lease_until` while it runs the account's actions (heartbeat),
+    # so the claim of a killed worker runs out within seconds.
+    claimed_by = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=50, blank=True)

@@ -164,7 +164,7 @@ class OutgoingMessage(models.Model):
 
     class Meta:
         # The table keeps the name it was created with (state-only migration
-        # mail.0007_outgoing_messages_join_mail): no row moves.
+        # mail.0008_outgoing_messages_join_mail): no row moves.
         db_table = "delivery_outgoingmessage"
         indexes: ClassVar[list[models.Index]] = [
             models.Index(

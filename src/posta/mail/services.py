@@ -7,8 +7,9 @@ carry the actions out on the server (this module never imports the sync app).
 Inputs are already validated: `message_ids` are the user's (others' ids are
 silently ignored, since the queries filter by user).
 
-Copies without a UID yet (a move still on its way) are left out of flag changes
-and moves; they get their UID within seconds.
+A copy without a UID yet (its move still on its way) is acted on like any other:
+the new action waits for the open one, or is folded into it (posta.mail.chains),
+so the server ends as the user last asked.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from email.policy import default as default_policy
 from email.utils import getaddresses, parsedate_to_datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 from posta.core.errors import not_found
-from posta.mail import blobs, signals
+from posta.mail import blobs, chains, signals
 from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender
 from posta.users.models import User
 
@@ -75,15 +76,26 @@ def request_body_fetch(user: User, message_id: int) -> bool:
 def _copies(
     user: User, message_ids: Iterable[int], from_folders: Collection[int] | None = None
 ) -> list[Location]:
+    # A NULL UID is a copy on its way: its new action chains after the open one.
+    # A negative one (set aside by a UIDVALIDITY change) waits for the sync.
     rows = Location.objects.select_for_update().filter(
-        user=user, message_id__in=list(message_ids), uid__gt=0
+        Q(uid__gt=0) | Q(uid__isnull=True), user=user, message_id__in=list(message_ids)
     )
     if from_folders is not None:
         rows = rows.filter(folder_id__in=list(from_folders))
     return list(rows.select_related("folder", "message").order_by("id"))
 
 
-def _action(loc: Location, kind: str, *, target: Folder | None = None) -> RemoteAction:
+def _action(
+    loc: Location,
+    kind: str,
+    *,
+    target: Folder | None = None,
+    after: RemoteAction | None = None,
+) -> RemoteAction:
+    """The intent for one copy. After an open action on the same copy it waits
+    for that one; without a UID yet its source is handed over when the earlier
+    action lands (posta.sync.actions)."""
     return RemoteAction(
         user_id=loc.user_id,
         account_id=loc.folder.account_id,
@@ -95,8 +107,10 @@ def _action(loc: Location, kind: str, *, target: Folder | None = None) -> Remote
         # The numbering that UID belongs to: the folder's rows with a positive UID
         # are of its stored UIDVALIDITY (the sync changes both in one transaction).
         source_uidvalidity=loc.folder.uidvalidity,
+        source_modseq=loc.modseq,
         target_folder=target,
         message_id_header=loc.message.message_id,
+        after=after,
     )
 
 
@@ -116,11 +130,18 @@ def _minus(copies: list[Location]) -> Counter[int]:
 def do_set_seen(user: User, message_ids: Iterable[int], seen: bool) -> int:
     """Mark the messages read or unread in every folder; returns copies changed."""
     with transaction.atomic():
-        copies = [c for c in _copies(user, message_ids) if c.seen != seen]
+        every = _copies(user, message_ids)
+        tails = chains.open_tails(every)
+        # With an action still open the local mark may not be the server's yet:
+        # the user's wish is written whatever the copy shows.
+        copies = [c for c in every if c.seen != seen or c.pk in tails]
         Location.objects.filter(pk__in=[c.pk for c in copies]).update(seen=seen)
         kind = Kind.SEEN if seen else Kind.UNSEEN
-        RemoteAction.objects.bulk_create([_action(c, kind) for c in copies])
-        _adjust_unread(Counter(c.folder_id for c in copies) if not seen else _minus(copies))
+        RemoteAction.objects.bulk_create(
+            [_action(c, kind, after=tails.get(c.pk)) for c in copies]
+        )
+        turned = [c for c in copies if c.seen != seen]
+        _adjust_unread(Counter(c.folder_id for c in turned) if not seen else _minus(turned))
         _wake_worker(c.folder.account_id for c in copies)
     return len(copies)
 
@@ -128,23 +149,35 @@ def do_set_seen(user: User, message_ids: Iterable[int], seen: bool) -> int:
 def do_set_flagged(user: User, message_ids: Iterable[int], flagged: bool) -> int:
     """Flag or unflag the messages in every folder; returns copies changed."""
     with transaction.atomic():
-        copies = [c for c in _copies(user, message_ids) if c.flagged != flagged]
+        every = _copies(user, message_ids)
+        tails = chains.open_tails(every)
+        copies = [c for c in every if c.flagged != flagged or c.pk in tails]
         Location.objects.filter(pk__in=[c.pk for c in copies]).update(flagged=flagged)
         kind = Kind.FLAG if flagged else Kind.UNFLAG
-        RemoteAction.objects.bulk_create([_action(c, kind) for c in copies])
+        RemoteAction.objects.bulk_create(
+            [_action(c, kind, after=tails.get(c.pk)) for c in copies]
+        )
         _wake_worker(c.folder.account_id for c in copies)
     return len(copies)
 
 
 def _move_local(copies: list[Location], target: Folder, kind: str) -> list[RemoteAction]:
-    actions = [_action(c, kind, target=target) for c in copies]
+    tails = chains.open_tails(copies)
+    actions: list[RemoteAction] = []
+    back: set[int] = set()  # an unsent move undone: the copy has its old UID again
+    for c in copies:
+        folded = chains.fold_move(tails.get(c.pk), c, target, kind=kind)
+        if folded is chains.Fold.NONE:
+            actions.append(_action(c, kind, target=target, after=tails.get(c.pk)))
+        elif folded is chains.Fold.CANCELLED:
+            back.add(c.pk)
     RemoteAction.objects.bulk_create(actions)
     delta: Counter[int] = Counter()
     for c in copies:
         if not c.seen:
             delta[c.folder_id] -= 1
             delta[target.pk] += 1
-    Location.objects.filter(pk__in=[c.pk for c in copies]).update(
+    Location.objects.filter(pk__in=[c.pk for c in copies if c.pk not in back]).update(
         folder=target, uid=None, modseq=None, role=target.role
     )
     _adjust_unread(delta)
@@ -207,7 +240,10 @@ def do_delete(
 
 
 def _expunge(copies: list[Location]) -> None:
-    RemoteAction.objects.bulk_create([_action(c, Kind.EXPUNGE) for c in copies])
+    tails = chains.open_tails(copies)
+    RemoteAction.objects.bulk_create(
+        [_action(c, Kind.EXPUNGE, after=tails.get(c.pk)) for c in copies]
+    )
     _adjust_unread(_minus([c for c in copies if not c.seen]))
     Location.objects.filter(pk__in=[c.pk for c in copies]).delete()
 

@@ -1,9 +1,14 @@
 """Carry the user's RemoteActions out on the server, idempotently.
 
-An action is claimed with a conditional UPDATE (pending -> running), so two workers
-never run one action. Every server step is safe to repeat, because a worker can be
-killed after the server changed and before the database learnt it (the sweep then
-puts the action back to pending):
+An action is claimed with a lease (posta.sync.claims): a conditional UPDATE
+(pending -> running) that a heartbeat renews while this worker runs the account's
+actions, so two workers never run one action and a killed worker's claim runs out
+within seconds. An action chained after an earlier one on the same copy
+(posta.mail.chains) is claimed only once that one is over, and works on the copy
+it left: the earlier action hands its folder and UID over when it finishes. Every
+server step is safe to repeat, because a worker can be killed after the server
+changed and before the database learnt it (the claim then runs out and another
+pass takes the action again):
 
 - flags: UID STORE +FLAGS/-FLAGS.SILENT sets a state, repeating it changes nothing;
 - move (and delete to Trash): if our UID is gone from the source and the target
@@ -39,7 +44,7 @@ import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
@@ -48,12 +53,11 @@ from posta.mail.models import Location, Message, RemoteAction
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
-from posta.sync import engine, faults, parsing, rebind
+from posta.sync import claims, engine, faults, parsing, rebind
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-STALE_RUNNING = timedelta(minutes=5)
 REPAIR_WAIT = timedelta(seconds=30)  # before looking again whether the sync re-paired
 State = RemoteAction.State
 Kind = RemoteAction.Kind
@@ -65,15 +69,25 @@ _FLAG_OF = {
 }
 
 
-def run_account_actions(account_id: int) -> int:
-    """Run the account's due pending actions in order; returns how many finished."""
+def _due(account_id: int) -> list[int]:
+    """The account's actions a worker may take now, oldest first: pending and not
+    waiting for a retry, or running under a claim that ran out."""
     now = timezone.now()
-    due = list(
-        RemoteAction.objects.filter(account_id=account_id, state=State.PENDING)
+    return list(
+        RemoteAction.objects.filter(claims.claimable(now), account_id=account_id)
         .exclude(next_attempt_at__gt=now)
         .order_by("id")
         .values_list("id", flat=True)
     )
+
+
+def run_account_actions(account_id: int) -> int:
+    """Run the account's due actions in order; returns how many finished.
+
+    After each pass it looks again: an action chained after one finished in the
+    pass (or by another worker meanwhile) runs now, not at the next wake.
+    """
+    due = _due(account_id)
     if not due:
         return 0
     account = Account.objects.get(pk=account_id)
@@ -83,38 +97,48 @@ def run_account_actions(account_id: int) -> int:
         for action_id in due:
             _retry_or_fail(action_id, exc)
         return 0
+    owner = claims.make_owner()
     finished = 0
+    tried: set[int] = set()
     try:
         session = engine.Session.start(client)
-        for action_id in due:
-            claimed = RemoteAction.objects.filter(pk=action_id, state=State.PENDING).update(
-                state=State.RUNNING, attempts=F("attempts") + 1, updated_at=timezone.now()
-            )
-            if not claimed:
-                continue  # another worker has it
-            action = RemoteAction.objects.select_related(
-                "source_folder", "target_folder", "location"
-            ).get(pk=action_id)
-            try:
-                _execute(session, action)
-            except errors.MailError as exc:
-                _retry_or_fail(action_id, exc, session=session)
-                if isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy):
+        with claims.Heartbeat(owner):
+            while due:
+                tried.update(due)
+                done, usable = _run_pass(session, owner, due)
+                finished += done
+                if not usable:
                     break  # the connection is unusable; the rest waits for next time
-                continue
-            finished += 1
+                due = [a for a in _due(account_id) if a not in tried]
     finally:
         close_quietly(client)
     return finished
 
 
+def _run_pass(session: engine.Session, owner: str, due: list[int]) -> tuple[int, bool]:
+    """Claim and run `due` in order; returns (finished, connection still usable)."""
+    finished = 0
+    for action_id in due:
+        if not claims.claim(action_id, owner):
+            continue  # another worker has it, or it waits for an earlier action
+        action = RemoteAction.objects.select_related(
+            "source_folder", "target_folder", "location"
+        ).get(pk=action_id)
+        try:
+            _execute(session, action)
+        except errors.MailError as exc:
+            _retry_or_fail(action_id, exc, session=session)
+            if isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy):
+                return finished, False
+            continue
+        finished += 1
+    return finished, True
+
+
 def sweep() -> list[int]:
-    """Put actions a dead worker left running back to pending; return the accounts
-    with due pending actions (the caller enqueues them)."""
-    cutoff = timezone.now() - STALE_RUNNING
-    RemoteAction.objects.filter(state=State.RUNNING, updated_at__lt=cutoff).update(
-        state=State.PENDING
-    )
+    """Put actions whose worker died (claim run out) back to pending; return the
+    accounts with due pending actions (the caller enqueues them)."""
+    claims.release_expired()
     now = timezone.now()
     return sorted(
         set(
@@ -170,14 +194,50 @@ def _uids_with_message_id(session: engine.Session, folder: Folder, message_id: s
     return sorted(int(u) for u in found)
 
 
+class _NotYet(Exception):  # noqa: N818 - a state, not a failure
+    """The copy an action works on has no UID yet (it waits for the sync)."""
+
+
+def _server_copy(action: RemoteAction) -> tuple[Folder, int] | None:
+    """The folder and UID the action works on; None when there is none any more.
+
+    An action chained after another got them handed over when that one finished.
+    Without them (the earlier one failed and was undone, or left the UID to the
+    sync) it follows its local copy; that copy's UID, once known, is written onto
+    the action, so the sync leaves the copy alone and a retry after a kill works
+    on the same one. _NotYet while the copy still waits for its UID.
+    """
+    if action.source_folder is not None and action.source_uid is not None:
+        return action.source_folder, action.source_uid
+    if action.location_id is None:
+        return None
+    loc = Location.objects.select_related("folder").filter(pk=action.location_id).first()
+    if loc is None:
+        return None
+    if loc.uid is None or loc.uid <= 0:
+        raise _NotYet
+    # The UID is of the numbering the folder has stored now (the sync changes both in
+    # one transaction); should the server have another, _select_source refuses it.
+    action.source_uidvalidity = loc.folder.uidvalidity
+    RemoteAction.objects.filter(pk=action.pk).update(
+        source_folder=loc.folder, source_uid=loc.uid, source_uidvalidity=loc.folder.uidvalidity
+    )
+    return loc.folder, loc.uid
+
+
 def _execute(session: engine.Session, action: RemoteAction) -> None:
     if action.kind == Kind.APPEND and action.target_folder is not None:
         _append(session, action, action.target_folder)
         return
-    source, uid = action.source_folder, action.source_uid
-    if source is None or uid is None:
+    try:
+        copy = _server_copy(action)
+    except _NotYet:
+        _wait_for_uid(action)
+        return
+    if copy is None:
         _finish(action)
         return
+    source, uid = copy
     if action.kind in _FLAG_OF:
         flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
         _select_source(session, action, source)
@@ -187,7 +247,7 @@ def _execute(session: engine.Session, action: RemoteAction) -> None:
             else:
                 session.client.remove_flags([uid], [flag], silent=True)
         faults.point("action_after_server")
-        _finish(action)
+        _finish(action, leaves=(source, uid))
     elif action.kind in {Kind.MOVE, Kind.DELETE} and action.target_folder is not None:
         _move(session, action, source, uid, action.target_folder)
     elif action.kind in {Kind.EXPUNGE, Kind.DELETE}:
@@ -221,19 +281,38 @@ def _move(
     in_target = _uids_with_message_id(session, target, mid)
     if still_there:
         _select_source(session, action, source)  # a new selection: check again
-        with imap_errors(host=session.host):
-            if in_target:
-                pass  # copied before a kill: do not copy again
-            elif session.move:
-                session.client.move([uid], target.name)
-            else:
-                session.client.copy([uid], target.name)
-        if (in_target or not session.move) and still_there:
-            _expunge_one(session, uid)
+        try:
+            with imap_errors(host=session.host):
+                if in_target:
+                    pass  # copied before a kill: do not copy again
+                elif session.move:
+                    session.client.move([uid], target.name)
+                else:
+                    session.client.copy([uid], target.name)
+        except errors.ProtocolError:
+            # The copy left the source between the SEARCH and the MOVE (RFC 5530
+            # EXPUNGEISSUED): another session moved it. Done if it is in the target.
+            if not _moved_meanwhile(session, action, source, uid, target, mid):
+                raise
+        else:
+            if in_target or not session.move:
+                _expunge_one(session, uid)
         faults.point("action_after_server")
         in_target = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, in_target)
-    _finish(action)
+    _finish(action, leaves=(target, in_target[-1]) if in_target else None)
+
+
+def _moved_meanwhile(
+    session: engine.Session,
+    action: RemoteAction,
+    source: Folder,
+    uid: int,
+    target: Folder,
+    mid: str,
+) -> bool:
+    _select_source(session, action, source)
+    return not _has_uid(session, uid) and bool(_uids_with_message_id(session, target, mid))
 
 
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
@@ -259,7 +338,7 @@ def _append(session: engine.Session, action: RemoteAction, target: Folder) -> No
             uids = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, uids)
     _settle_appended(action, raw)
-    _finish(action)
+    _finish(action, leaves=(target, uids[-1]) if uids else None)
 
 
 def _flags_of(loc: Location) -> list[str]:
@@ -299,12 +378,24 @@ def _settle_appended(action: RemoteAction, raw: bytes) -> None:
 def _attach_new_uid(
     session: engine.Session, action: RemoteAction, target: Folder, uids: list[int]
 ) -> None:
-    """Give the moved copy its UID in the target, unless the sync already did."""
-    loc = action.location
-    if loc is None:
+    """Give the moved copy its UID in the target, unless the sync already did, or
+    the user moved the copy on meanwhile (even back to this folder): then the UID
+    is handed to the next move, whose copy it is not yet."""
+    if action.location_id is None:
         return
-    loc.refresh_from_db()
-    if loc.uid is not None:
+    loc = Location.objects.filter(pk=action.location_id).first()
+    if loc is None or loc.uid is not None or loc.folder_id != target.pk:
+        return
+    later_move = RemoteAction.objects.filter(
+        location=OuterRef("pk"),
+        pk__gt=action.pk,
+        kind__in=[Kind.MOVE, Kind.DELETE],
+        state__in=claims.OPEN_STATES,
+    )
+    waiting = Location.objects.filter(pk=loc.pk, uid__isnull=True, folder=target).filter(
+        ~Exists(later_move)
+    )
+    if not waiting.exists():
         return
     taken = set(
         Location.objects.filter(folder=target, uid__in=uids).values_list("uid", flat=True)
@@ -320,11 +411,14 @@ def _attach_new_uid(
         return
     new_uid = free[-1]
     values = _flags_and_modseq(session, new_uid)
+    if _has_followers(action):
+        # With a flag change chained after this action, the local flags are the
+        # user's wish, not the server's yet: keep them (the MODSEQ still counts).
+        values = {key: value for key, value in values.items() if key == "modseq"}
     try:
         with transaction.atomic():
-            Location.objects.filter(pk=loc.pk, uid__isnull=True).update(
-                uid=new_uid, folder=target, **values
-            )
+            # Conditional again: the user may act while the FETCH runs.
+            waiting.update(uid=new_uid, **values)
     except IntegrityError:
         loc.delete()  # the sync recorded it meanwhile
 
@@ -343,9 +437,47 @@ def _flags_and_modseq(session: engine.Session, uid: int) -> dict[str, object]:
     return {}
 
 
-def _finish(action: RemoteAction) -> None:
+def _has_followers(action: RemoteAction) -> bool:
+    return RemoteAction.objects.filter(after=action, state__in=claims.OPEN_STATES).exists()
+
+
+def _finish(action: RemoteAction, *, leaves: tuple[Folder, int] | None = None) -> None:
+    """Mark the action done and hand the copy it `leaves` (folder, UID) to the
+    actions chained after it, in one transaction: a kill leaves either both or
+    neither."""
+    with transaction.atomic():
+        RemoteAction.objects.filter(pk=action.pk).update(
+            state=State.DONE,
+            error_code="",
+            error_detail="",
+            claimed_by="",
+            lease_until=None,
+            updated_at=timezone.now(),
+        )
+        if leaves is not None:
+            RemoteAction.objects.filter(
+                after=action, state=State.PENDING, source_uid__isnull=True
+            ).update(
+                source_folder=leaves[0],
+                source_uid=leaves[1],
+                # The numbering stored for that folder: a follower never acts on a
+                # UID the server has renumbered since (_select_source checks).
+                source_uidvalidity=Folder.objects.filter(pk=leaves[0].pk)
+                .values_list("uidvalidity", flat=True)
+                .first(),
+            )
+
+
+def _wait_for_uid(action: RemoteAction) -> None:
+    """The copy has no UID yet: try again a little later, up to MAX_ATTEMPTS."""
+    if action.attempts >= MAX_ATTEMPTS:
+        _retry_or_fail(action.pk, errors.ProtocolError("the copy has no UID on the server"))
+        return
     RemoteAction.objects.filter(pk=action.pk).update(
-        state=State.DONE, error_code="", error_detail="", updated_at=timezone.now()
+        state=State.PENDING,
+        claimed_by="",
+        lease_until=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=10 * 2 ** max(action.attempts, 0)),
     )
 
 
@@ -361,6 +493,8 @@ def _retry_or_fail(
         delay = timedelta(seconds=30 * 2 ** max(action.attempts, 0))
         RemoteAction.objects.filter(pk=action_id).update(
             state=State.PENDING,
+            claimed_by="",
+            lease_until=None,
             next_attempt_at=timezone.now() + delay,
             error_code=exc.code,
             error_detail=exc.detail[:500],
@@ -368,7 +502,11 @@ def _retry_or_fail(
         return
     with transaction.atomic():
         RemoteAction.objects.filter(pk=action_id).update(
-            state=State.FAILED, error_code=exc.code, error_detail=exc.detail[:500]
+            state=State.FAILED,
+            error_code=exc.code,
+            error_detail=exc.detail[:500],
+            claimed_by="",
+            lease_until=None,
         )
         _undo_locally(action)
     log.warning("action %s failed: %s", action_id, exc)
@@ -383,7 +521,13 @@ def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
     running = RemoteAction.objects.filter(pk=action.pk, state=State.RUNNING)
     now = timezone.now()
     if exc.uidvalidity is not None and action.source_uidvalidity == exc.uidvalidity:
-        running.update(state=State.PENDING, attempts=F("attempts") - 1, updated_at=now)
+        running.update(
+            state=State.PENDING,
+            attempts=F("attempts") - 1,
+            claimed_by="",
+            lease_until=None,
+            updated_at=now,
+        )
         return
     folder_id = action.source_folder_id
     if exc.uidvalidity is not None and folder_id and rebind.repaired(folder_id, exc.uidvalidity):
@@ -392,6 +536,8 @@ def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
                 state=State.FAILED,
                 error_code=RemoteAction.RENUMBERED,
                 error_detail=exc.detail[:500],
+                claimed_by="",
+                lease_until=None,
                 updated_at=now,
             ):
                 rebind.forget_moving_copy(action.kind, action.location_id)
@@ -401,6 +547,8 @@ def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
         state=State.PENDING,
         attempts=F("attempts") - 1,
         next_attempt_at=now + REPAIR_WAIT,
+        claimed_by="",
+        lease_until=None,
         error_code=exc.code,
         error_detail=exc.detail[:500],
         updated_at=now,

@@ -4,8 +4,10 @@ finds lost actions.
 The database row is the source of truth (DESIGN §2); a queue item only wakes a
 worker. `sweep_actions` runs every minute and re-enqueues accounts with due pending
 actions, so an item lost with a crashed queue or worker delays an action, never
-loses it. A lost body request costs nothing either: the body is still "pending",
-and every sync pass downloads pending bodies.
+loses it. A pass that finds an action claimed by another worker looks again when
+that claim runs out (posta.sync.claims), so a killed worker's action is taken
+over within its lease, not at the next sweep. A lost body request costs nothing
+either: the body is still "pending", and every sync pass downloads pending bodies.
 
 posta.mail announces its work with signals (posta.mail.signals); the receivers
 below, connected in SyncConfig.ready(), turn them into queue items.
@@ -16,16 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from posta.sync import actions, engine
+from posta.sync import actions, claims, engine
 
 
 @db_task()  # type: ignore[untyped-decorator]  # huey ships no types
 def run_actions(account_id: int) -> int:
     """Carry out the account's pending RemoteActions (posta.sync.actions)."""
-    return actions.run_account_actions(account_id)
+    finished = actions.run_account_actions(account_id)
+    until = claims.held_until(account_id)
+    if until is not None:
+        wait = max((until - timezone.now()).total_seconds(), 0.0)
+        run_actions.schedule((account_id,), delay=wait + 1.0)
+    return finished
 
 
 @db_task()  # type: ignore[untyped-decorator]  # huey ships no types

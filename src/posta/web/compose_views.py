@@ -34,8 +34,12 @@ from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import new_draft_key
 from posta.mail.replies import Origin
 from posta.users.models import User
-from posta.web.forms import rich_text_field
+from posta.web import params, uploads
+from posta.web.forms import LocalDateTimeField, rich_text_field
 from posta.web.utils import current_user, safe_next
+
+# The address suggestions match what is typed in one address field.
+MAX_ADDRESS_QUERY = 200
 
 
 def _address_input() -> forms.TextInput:
@@ -61,13 +65,12 @@ class ComposeForm(forms.Form):
         label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
     )
     plain_text = forms.BooleanField(label=gettext_lazy("Plain text"), required=False)
-    send_at = forms.DateTimeField(
+    send_at = LocalDateTimeField(
         label=gettext_lazy("Send at"),
         required=False,
         widget=forms.DateTimeInput(
             attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
         ),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
@@ -147,22 +150,23 @@ def _unsaved_editor(
 def compose_new(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     account = None
-    if request.GET.get("account"):
-        account = outbox.access_sender(user, int(request.GET["account"]))
+    account_id = params.optional_id(request.GET, "account")
+    if account_id is not None:
+        account = outbox.access_sender(user, account_id)
     return _unsaved_editor(request, Origin.NEW, account=account)
 
 
 @login_required
 @require_GET
 def compose_reply(request: HttpRequest, message_id: int) -> HttpResponse:
-    origin = Origin.REPLY_ALL if request.GET.get("all") == "1" else Origin.REPLY
+    origin = Origin.REPLY_ALL if params.flag(request.GET, "all") else Origin.REPLY
     return _unsaved_editor(request, origin, message_id)
 
 
 @login_required
 @require_GET
 def compose_forward(request: HttpRequest, message_id: int) -> HttpResponse:
-    origin = Origin.FORWARD_ATTACHED if request.GET.get("attach") == "1" else Origin.FORWARD
+    origin = Origin.FORWARD_ATTACHED if params.flag(request.GET, "attach") else Origin.FORWARD
     return _unsaved_editor(request, origin, message_id)
 
 
@@ -182,10 +186,9 @@ def compose_again(request: HttpRequest, message_id: int) -> HttpResponse:
 
 def _started(request: HttpRequest, user: User) -> OutgoingMessage:
     """The draft of the page that posted: made by its first POST, found by the others."""
-    source = request.POST.get("source", "")
     return replies.check_start_draft(
         user, request.POST.get("origin", ""), draft_key=request.POST.get("draft_key", ""),
-        message_id=int(source) if source.isdigit() else None,
+        message_id=params.optional_id(request.POST, "source"),
     )
 
 
@@ -223,7 +226,9 @@ def _editor(request: HttpRequest, user: User, row: OutgoingMessage) -> HttpRespo
 def _submit(
     request: HttpRequest, user: User, row: OutgoingMessage, form: ComposeForm
 ) -> HttpResponse:
-    action = request.POST.get("action", "save")
+    action = params.choice(
+        request.POST, "action", choices=("save", "send", "schedule"), default="save"
+    )
     outbox.check_save_draft(user, row, form.draft())
     if action == "send":
         outbox.check_send(user, row)
@@ -277,13 +282,7 @@ def _render_editor(
 
 
 def _quick(request: HttpRequest, user: User) -> datetime | None:
-    value = request.POST.get("quick", "")
-    if not value:
-        return None
-    try:
-        return _aware(user, datetime.fromisoformat(value))
-    except ValueError:
-        return None
+    return _aware(user, params.iso_datetime(request.POST, "quick"))
 
 
 @login_required
@@ -321,7 +320,7 @@ def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
     added = []
-    for upload in request.FILES.getlist("files"):
+    for upload in uploads.uploaded_files(request, "files"):
         attachment = outbox.check_add_attachment(
             user, row, filename=upload.name or "attachment",
             content_type=upload.content_type or "", data=upload.read(),
@@ -337,6 +336,8 @@ def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 def attach_start(request: HttpRequest) -> HttpResponse:
     """Files added on a page whose draft is not stored yet: stores it first. A
     script's upload learns the row's page from X-Posta-Draft-Url."""
+    # Files cut off at the limit store no draft either.
+    uploads.check_upload(request)
     row = _started(request, current_user(request))
     response = attach(request, outgoing_id=row.pk)
     response["X-Posta-Draft-Url"] = reverse("compose_edit", args=[row.pk])
@@ -406,12 +407,9 @@ def act(request: HttpRequest, outgoing_id: int, action: str) -> HttpResponse:
         if outbox.do_edit(user, row):
             return redirect("compose_edit", outgoing_id=row.pk)
     elif action == "reschedule":
-        field = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
-        try:
-            when = _aware(user, field.clean(request.POST.get("send_at", "")))
-        except forms.ValidationError as exc:
-            raise PostaError("no_time", _("Choose a date and time."), field="send_at") from exc
-        assert when is not None  # noqa: S101 - the field is required
+        when = _aware(user, params.local_datetime(request.POST, "send_at"))
+        if when is None:
+            raise PostaError("no_time", _("Choose a date and time."), field="send_at")
         if outbox.check_reschedule(user, row, when):
             messages.success(request, _("Rescheduled."))
             return redirect(back)
@@ -462,5 +460,5 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def addresses(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
-    found = outbox_queries.correspondents(user, request.GET.get("q", ""))
-    return JsonResponse({"addresses": found})
+    query = params.text(request.GET, "q", max_length=MAX_ADDRESS_QUERY)
+    return JsonResponse({"addresses": outbox_queries.correspondents(user, query)})

@@ -72,9 +72,12 @@ class PostaErrorMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not isinstance(exc, PostaError):
             return None
-        if request.path.startswith("/api/"):
-            return JsonResponse({"error": exc.code, "message": str(exc.message)}, status=exc.status)
-        template = (
-            "web/error_partial.html" if request.headers.get("HX-Request") else "web/error.html"
-        )
-        return render(request, template, {"error": exc}, status=exc.status)
+        return render_error(request, exc)
+
+
+def render_error(request: HttpRequest, exc: PostaError) -> HttpResponse:
+    """A PostaError as the response: JSON for the API, a partial for htmx, else a page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": exc.code, "message": str(exc.message)}, status=exc.status)
+    template = "web/error_partial.html" if request.headers.get("HX-Request") else "web/error.html"
+    return render(request, template, {"error": exc}, status=exc.status)

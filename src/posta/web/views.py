@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,9 +13,10 @@ from django.utils.translation import gettext as _
 
 from posta.accounts.models import CompanySettings
 from posta.accounts.services import account_error_message, accounts_of, missing_roles
+from posta.core.errors import PostaError
 from posta.users.models import User
 from posta.web.forms import LayoutForm, ProfileForm, SetupForm
-from posta.web.middleware import SetupMiddleware
+from posta.web.middleware import SetupMiddleware, render_error
 from posta.web.utils import current_user
 
 
@@ -79,3 +81,14 @@ def layout(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Layout saved."))
         return redirect("layout")
     return render(request, "web/layout.html", {"form": form, "tab": "layout"})
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: a request Django itself refused while reading it (more than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS fields, form data past DATA_UPLOAD_MAX_MEMORY_SIZE,
+    a broken multipart body), in the same words and layout as our own errors."""
+    if isinstance(exception, RequestDataTooBig):
+        error = PostaError("request_too_large", _("This request is too large."), status=413)
+    else:
+        error = PostaError("bad_request", _("This request could not be read."), status=400)
+    return render_error(request, error)

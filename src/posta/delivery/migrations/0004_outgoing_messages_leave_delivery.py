@@ -1,4 +1,4 @@
-"""The outbox models now belong to the mail app (mail.0007_outgoing_messages_join_mail,
+"""The outbox models now belong to the mail app (mail.0008_outgoing_messages_join_mail,
 which already took over the same tables): the delivery app forgets them. State only:
 the tables and their rows stay as they are.
 """
@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('delivery', '0003_outgoing_unique_user_draft_key'),
-        ('mail', '0007_outgoing_messages_join_mail'),
+        ('mail', '0008_outgoing_messages_join_mail'),
     ]
 
     operations = [

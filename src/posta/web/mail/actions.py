@@ -18,6 +18,7 @@ from posta.core.errors import PostaError
 from posta.mail import queries, services
 from posta.mail.models import Location, Message
 from posta.users.models import User
+from posta.web import params
 from posta.web.mail import pages, reader
 from posta.web.mail.reader import is_htmx
 from posta.web.utils import current_user, safe_next
@@ -26,28 +27,21 @@ MAX_SELECTION = 10_000
 ACTIONS = ("seen", "unseen", "flag", "unflag", "move", "delete", "spam", "notspam", "archive")
 
 
-def _ints(values: list[str]) -> list[int]:
-    out: list[int] = []
-    for value in values:
-        for piece in value.split(","):
-            if piece.strip().isdigit():
-                out.append(int(piece))
-    return out[:MAX_SELECTION]
-
-
 def selected_message_ids(request: HttpRequest, user: User) -> list[int]:
     """The messages a POST names: `ids` (messages), `threads` (whole conversations),
     or `all=1` with `scope` (everything in the list). Only the user's."""
-    ids = set(_ints(request.POST.getlist("ids")))
-    thread_ids = _ints(request.POST.getlist("threads"))
+    ids = set(params.id_list(request.POST.getlist("ids"), name="ids", max_count=MAX_SELECTION))
+    thread_ids = params.id_list(
+        request.POST.getlist("threads"), name="threads", max_count=MAX_SELECTION
+    )
     if thread_ids:
         ids |= set(
             Message.objects.filter(user=user, thread_id__in=thread_ids).values_list(
                 "id", flat=True
             )[:MAX_SELECTION]
         )
-    if request.POST.get("all") == "1":
-        scope = pages.parse_scope(user, request.POST.get("scope", ""))
+    if params.flag(request.POST, "all"):
+        scope = pages.parse_scope(user, request.POST)
         if scope is not None:
             base = queries._base(user, scope)  # noqa: SLF001 - the list's own filter
             ids |= set(base.values_list("message_id", flat=True)[:MAX_SELECTION])
@@ -61,12 +55,12 @@ def source_folders(request: HttpRequest, user: User) -> list[int] | None:
     reader (`folder`), else the list's scope (one folder, or the folders of a
     unified role). None (every copy) for Flagged and search, which list copies
     from any folder."""
-    folder = request.POST.get("folder", "")
-    if folder.isdigit():
-        if not Folder.objects.filter(pk=int(folder), account__user=user).exists():
+    folder = params.optional_id(request.POST, "folder")
+    if folder is not None:
+        if not Folder.objects.filter(pk=folder, account__user=user).exists():
             raise Http404
-        return [int(folder)]
-    scope = pages.parse_scope(user, request.POST.get("scope", ""))
+        return [folder]
+    scope = pages.parse_scope(user, request.POST)
     if scope is None:
         return None
     if scope.kind == "folder":
@@ -121,9 +115,8 @@ def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]
         return services.do_delete(user, message_ids, from_folders=from_folders)
     if action in _ROLE_OF:
         return _move_by_role(user, message_ids, _ROLE_OF[action], from_folders=from_folders)
-    target_id = request.POST.get("target", "")
-    # No folder has id 0: a missing or malformed target is a folder not found.
-    target = queries.access_folder(user, int(target_id) if target_id.isdigit() else 0)
+    target_id = params.parse_id(request.POST.get("target", ""), name="target")
+    target = queries.access_folder(user, target_id)
     return services.do_move(user, message_ids, target, from_folders=from_folders)
 
 
@@ -141,8 +134,8 @@ def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
 def act(request: HttpRequest) -> HttpResponse:
     """Mark read/unread, flag, move, delete, spam, not spam, archive a selection."""
     user = current_user(request)
-    action = request.POST.get("action", "")
-    if action not in ACTIONS:
+    action = params.choice(request.POST, "action", choices=ACTIONS)
+    if not action:
         raise PostaError("unknown_action", _("Unknown action."))
     message_ids = selected_message_ids(request, user)
     changed = _apply(request, user, action, message_ids) if message_ids else 0
@@ -182,8 +175,7 @@ def allow_images(request: HttpRequest, message_id: int) -> HttpResponse:
     user = current_user(request)
     message = queries.access_message(user, message_id)
     services.do_allow_remote_content(user, message.from_email)
-    folder = request.POST.get("folder", "")
     context = reader.message_context(
-        request, user, message_id, folder_id=int(folder) if folder.isdigit() else None
+        request, user, message_id, folder_id=params.optional_id(request.POST, "folder")
     )
     return render(request, "web/mail/_reader.html", context)

@@ -32,11 +32,16 @@ from django.views.decorators.http import require_GET
 from posta.mail import queries, remote_images, sanitize
 from posta.mail.models import Message
 from posta.users.models import User
+from posta.web import params
 from posta.web.mail import reader
 from posta.web.utils import current_user
 
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+# The proxy's own parameters: a remote image URL (browsers cut URLs near 64 KB
+# anyway) and the signature Posta made for it (base64 of a SHA-256 HMAC).
+MAX_IMAGE_URL = 16_384
+MAX_SIGNATURE = 100
 
 
 def _message(user: User, message_id: int) -> Message:
@@ -69,10 +74,9 @@ def body(request: HttpRequest, message_id: int) -> HttpResponse:
     """The sanitized body as a document of its own, for the sandboxed frame."""
     user = current_user(request)
     message = _message(user, message_id)
-    nested = request.GET.get("nested", "")
-    raw = reader.raw_bytes(message, nested)
+    raw = reader.raw_bytes(message, params.part_path(request.GET, "nested"))
     readable = sanitize.read_message(raw)
-    allow = request.GET.get("images") == "1" or reader.sender_allowed(user, message)
+    allow = params.flag(request.GET, "images") or reader.sender_allowed(user, message)
     document, _blocked = reader.safe_body(request, user, message, raw, readable, allow_remote=allow)
     response = HttpResponse(document, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = frame_csp(request)
@@ -114,12 +118,12 @@ def part(request: HttpRequest, message_id: int, part_id: str) -> HttpResponse:
     sandboxed, for the preview frame)."""
     user = current_user(request)
     message = _message(user, message_id)
-    raw = reader.raw_bytes(message, request.GET.get("nested", ""))
-    found = sanitize.get_part(raw, part_id)
+    raw = reader.raw_bytes(message, params.part_path(request.GET, "nested"))
+    found = sanitize.get_part(raw, params.check_part_path(part_id, name="part"))
     if found is None:
         raise Http404
     att, data = found
-    preview = request.GET.get("preview") == "1" and att.content_type in PREVIEW_TYPES
+    preview = params.flag(request.GET, "preview") and att.content_type in PREVIEW_TYPES
     if preview:
         response = HttpResponse(data, content_type=att.content_type)
         response["Content-Disposition"] = _disposition("inline", _part_name(att))
@@ -136,8 +140,7 @@ def zip_all(request: HttpRequest, message_id: int) -> HttpResponse:
     """Every attachment in one zip."""
     user = current_user(request)
     message = _message(user, message_id)
-    nested = request.GET.get("nested", "")
-    raw = reader.raw_bytes(message, nested)
+    raw = reader.raw_bytes(message, params.part_path(request.GET, "nested"))
     readable = sanitize.read_message(raw)
     buffer = io.BytesIO()
     used: set[str] = set()
@@ -166,7 +169,7 @@ def eml(request: HttpRequest, message_id: int) -> HttpResponse:
     """The message exactly as the server had it."""
     user = current_user(request)
     message = _message(user, message_id)
-    raw = reader.raw_bytes(message, request.GET.get("nested", ""))
+    raw = reader.raw_bytes(message, params.part_path(request.GET, "nested"))
     response = HttpResponse(raw, content_type="message/rfc822")
     base = (message.subject or "message")[:80]
     response["Content-Disposition"] = _disposition("attachment", f"{base}.eml")
@@ -182,7 +185,7 @@ def print_view(request: HttpRequest, message_id: int) -> HttpResponse:
     message = _message(user, message_id)
     raw = reader.raw_bytes(message)
     readable = sanitize.read_message(raw)
-    allow = reader.sender_allowed(user, message) or request.GET.get("images") == "1"
+    allow = reader.sender_allowed(user, message) or params.flag(request.GET, "images")
     if readable.html:
         safe = sanitize.sanitize_html(
             readable.html,
@@ -226,10 +229,11 @@ def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
     admits it. A signed-in user other than the one signed for gets 404."""
     if request.user.is_authenticated and request.user.pk != user_id:
         raise Http404
-    url = request.GET.get("u", "")
-    signature = request.GET.get("s", "")
+    url = params.text(request.GET, "u", max_length=MAX_IMAGE_URL, strip=False)
+    signature = params.text(request.GET, "s", max_length=MAX_SIGNATURE, strip=False)
     expected = reader.image_signature(user_id, message_id, url)
-    if not url or not secrets.compare_digest(signature, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters.
+    if not url or not secrets.compare_digest(signature.encode(), expected.encode()):
         raise Http404
     if not Message.objects.filter(pk=message_id, user_id=user_id).exists():
         raise Http404

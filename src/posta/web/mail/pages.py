@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -21,12 +21,20 @@ from posta.mail import queries
 from posta.mail.models import Thread
 from posta.mail.queries import Scope
 from posta.users.models import User
+from posta.web import params
 from posta.web.mail import reader
 from posta.web.mail.reader import is_htmx
 from posta.web.mail.rows import RowLinks, render_rows
 from posta.web.utils import current_user
 
 POLL_SECONDS = 5
+# Parameter bounds: a scope key is "folder:<id>" or "role:<role>"; a cursor or a
+# list marker is "<microseconds>.<id>"; a search runs on its first 200 characters
+# (a longer paste is cut, a page of text is refused).
+MAX_SCOPE_LENGTH = 40
+MAX_CURSOR_LENGTH = 60
+MAX_QUERY_LENGTH = 200
+MAX_QUERY_INPUT = 1000
 SPECIAL_NAMES = ("flagged", "scheduled", "shared", "imported")
 
 
@@ -83,7 +91,7 @@ def special_list(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
+    query = params.text(request.GET, "q", max_length=MAX_QUERY_INPUT)[:MAX_QUERY_LENGTH]
     if not query:
         return redirect("mail_index")
     return _screen(request, Scope("search", query=query), _("Search: %s") % query)
@@ -105,13 +113,16 @@ def _encode(params: dict[str, str]) -> str:
     return urlencode(params)
 
 
-def parse_scope(user: User, key: str) -> Scope | None:
-    """The scope named by Scope.key(), checked against the user's folders."""
+def parse_scope(user: User, data: QueryDict, name: str = "scope") -> Scope | None:
+    """The scope named by Scope.key() in `data[name]`, checked against the user's
+    folders; None for the lists that have no scope (special folders, search)."""
+    key = params.text(data, name, max_length=MAX_SCOPE_LENGTH)
     if key.startswith("role:") and key[5:] in queries.UNIFIED_ROLES:
         return Scope("role", role=key[5:])
-    if key.startswith("folder:") and key[7:].isdigit():
-        if Folder.objects.filter(pk=int(key[7:]), account__user=user).exists():
-            return Scope("folder", folder_id=int(key[7:]))
+    if key.startswith("folder:"):
+        folder_id = params.parse_id(key[7:], name=name)
+        if Folder.objects.filter(pk=folder_id, account__user=user).exists():
+            return Scope("folder", folder_id=folder_id)
         return None
     if key == "flagged":
         return Scope("flagged")
@@ -121,8 +132,8 @@ def parse_scope(user: User, key: str) -> Scope | None:
 def _threads_on(request: HttpRequest, user: User, scope: Scope | None) -> bool:
     if scope is None or scope.kind == "search":
         return False
-    view = request.GET.get("view", "")
-    if view in ("threads", "messages"):
+    view = params.choice(request.GET, "view", choices=("threads", "messages"))
+    if view:
         return view == "threads"
     return user.thread_view
 
@@ -189,7 +200,7 @@ def _screen(
     special: str = "",
 ) -> HttpResponse:
     user = current_user(request)
-    cursor = request.GET.get("cursor", "")
+    cursor = params.text(request.GET, "cursor", max_length=MAX_CURSOR_LENGTH)
     if scope is not None and is_htmx(request) and request.GET.get("part") != "screen":
         # Infinite scroll and live refresh ask for rows only.
         rows = _list_context(request, user, scope, cursor=cursor)
@@ -214,14 +225,14 @@ def _screen(
         context["empty_text"] = queries.special_folder_empty_text(special)
         if special == "scheduled":
             context["scheduled"] = queries.scheduled_messages(user)
-    opened = request.GET.get("m", "")
-    thread_id = request.GET.get("t", "")
-    if opened.isdigit():
+    opened = params.optional_id(request.GET, "m")
+    thread_id = params.optional_id(request.GET, "t")
+    if opened is not None:
         context["reader"] = reader.message_context(
-            request, user, int(opened), folder_id=folder.pk if folder else None
+            request, user, opened, folder_id=folder.pk if folder else None
         )
-    elif thread_id.isdigit():
-        context["reader_thread"] = reader.thread_context(request, user, int(thread_id))
+    elif thread_id is not None:
+        context["reader_thread"] = reader.thread_context(request, user, thread_id)
     return render(request, "web/mail/screen.html", context)
 
 
@@ -231,8 +242,7 @@ def message(request: HttpRequest, message_id: int) -> HttpResponse:
     """The reader: a partial for htmx, else the whole screen with the message open
     in the folder it is in."""
     user = current_user(request)
-    folder_param = request.GET.get("folder", "")
-    folder_id = int(folder_param) if folder_param.isdigit() else None
+    folder_id = params.optional_id(request.GET, "folder")
     if is_htmx(request):
         context = reader.message_context(request, user, message_id, folder_id=folder_id)
         return render(request, "web/mail/_reader.html", context)
@@ -265,8 +275,8 @@ def poll(request: HttpRequest) -> HttpResponse:
     out of band, with the unread count for the tab title) and, when the open list's
     first page changed, an `mail-changed` event that makes the page reload it."""
     user = current_user(request)
-    key = request.GET.get("scope", "")
-    scope = parse_scope(user, key)
+    key = params.text(request.GET, "scope", max_length=MAX_SCOPE_LENGTH)
+    scope = parse_scope(user, request.GET)
     marker = queries.newest_marker(user, scope) if scope else ""
     response = render(
         request,
@@ -279,7 +289,9 @@ def poll(request: HttpRequest) -> HttpResponse:
             "oob": True,
         },
     )
-    if scope is not None and marker != request.GET.get("marker", ""):
+    if scope is not None and marker != params.text(
+        request.GET, "marker", max_length=MAX_CURSOR_LENGTH
+    ):
         response["HX-Trigger"] = json.dumps({"mail-changed": {"scope": key}})
     return response
 
@@ -291,7 +303,10 @@ def sidebar(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/mail/_sidebar.html",
-        {"sidebar": queries.sidebar(user), "scope_key": request.GET.get("scope", "")},
+        {
+            "sidebar": queries.sidebar(user),
+            "scope_key": params.text(request.GET, "scope", max_length=MAX_SCOPE_LENGTH),
+        },
     )
 
 

@@ -17,6 +17,7 @@ from posta.mail import blobs, queries, sanitize, services
 from posta.mail.models import Message
 from posta.mail.queries import MessageDetail
 from posta.users.models import User
+from posta.web import params
 
 _SIGNER_SALT = "posta.mail.image-proxy"
 # Addresses the reader shows of one list (To, Cc, Reply-To); the rest are counted
@@ -137,13 +138,13 @@ def body_context(
     raw = raw_bytes(message, nested)
     readable = sanitize.read_message(raw)
     remote_ok = sender_allowed(user, message)
-    once = request.GET.get("images") == "1"
+    once = params.flag(request.GET, "images")
     _doc, blocked = safe_body(request, user, message, raw, readable, allow_remote=False)
-    params: dict[str, str] = {}
+    query: dict[str, str] = {}
     if nested:
-        params["nested"] = nested
+        query["nested"] = nested
     if once:
-        params["images"] = "1"
+        query["images"] = "1"
     frame_url = reverse("mail_body", args=[message.pk])
     context.update(
         {
@@ -153,7 +154,7 @@ def body_context(
             "blocked": blocked,
             "remote_shown": blocked and (remote_ok or once),
             "sender_always": remote_ok,
-            "frame_url": f"{frame_url}?{urlencode(params)}" if params else frame_url,
+            "frame_url": f"{frame_url}?{urlencode(query)}" if query else frame_url,
             "malformed": bool(readable.defects),
         }
     )
@@ -165,8 +166,7 @@ def message_context(
 ) -> dict[str, Any]:
     detail = _detail(user, message_id, folder_id)
     message = detail.message
-    nested = request.GET.get("nested", "")
-    nested = nested if all(p.isdigit() for p in nested.split(".")) else ""
+    nested = params.part_path(request.GET, "nested")
     context: dict[str, Any] = {"detail": detail, "message": message}
     context.update(body_context(request, user, detail, nested=nested))
     senders = {message.from_email.lower()}
@@ -190,7 +190,7 @@ def message_context(
 
 def _polling(request: HttpRequest) -> bool:
     """The loading pane asking again (the fetch was requested on the first open)."""
-    return request.GET.get("poll") == "1"
+    return params.flag(request.GET, "poll")
 
 
 def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str, Any]:

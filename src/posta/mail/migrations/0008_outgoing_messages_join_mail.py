@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0003_user_roles'),
         ('delivery', '0003_outgoing_unique_user_draft_key'),
-        ('mail', '0006_action_uidvalidity'),
+        ('mail', '0007_action_chain_lease'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
