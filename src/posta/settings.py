@@ -212,8 +212,6 @@ POSTA_IDLE_FOLDERS = max(0, int(os.environ.get("POSTA_IDLE_FOLDERS", "2")))
 # Longest pause, in seconds, before a sync connection of a healthy account lost to a
 # server outage reconnects (posta.sync.reconnect); other failures back off to 15 min.
 POSTA_SYNC_RECONNECT_CAP = float(os.environ.get("POSTA_SYNC_RECONNECT_CAP", "60"))
-# A callable that tests an account's servers; the web layer never imports network code.
-POSTA_CONNECTION_PROBE = "posta.sync.probe.probe_account"
 # CA bundle to trust in addition to the system's (tests, on-premise private CAs).
 POSTA_EXTRA_CA_FILE = os.environ.get("POSTA_EXTRA_CA_FILE", "")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,12 +15,13 @@ from playwright.sync_api import Page, expect
 
 from posta.delivery import drafts, sending
 from posta.mail import outbox
-from posta.mail.outbox import OutgoingMessage
+from posta.mail.models import OutgoingMessage
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
 from tests.integration.test_send import make_sender, parsed
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,15 +31,11 @@ PASSWORD = "Scrivere-Posta-26"
 DRAFT_WAKES: list[int] = []
 
 
-def record_draft_wake(outgoing_id: int) -> None:
-    DRAFT_WAKES.append(outgoing_id)
-
-
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_queue() -> Iterator[None]:
     DRAFT_WAKES.clear()
-    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.record_draft_wake")
+    with recorded_wakeups(drafts=DRAFT_WAKES):
+        yield
 
 
 def log_in(page: Page, base: str, user: User) -> None:

@@ -6,13 +6,13 @@ feature that used to be inline script still works."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from posta.mail import outbox
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
@@ -20,6 +20,7 @@ from tests.integration.test_mail_screen import PNG, rich_message
 from tests.integration.test_send import make_sender
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,10 +38,10 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", "tests.integration.test_send.no_wake")
+def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
+    with recorded_wakeups():
+        yield
 
 
 class Violations:

@@ -28,13 +28,12 @@ from django.urls.resolvers import RoutePattern
 
 from posta.accounts.models import Account, Folder, MailServer
 from posta.mail import outbox
-from posta.mail.models import Message
-from posta.mail.outbox import OutgoingMessage
+from posta.mail.models import Message, OutgoingMessage
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.test_mail_screen import rich_message, setup_account
-from tests.integration.test_send import no_wake
 from tests.servers.dovecot import DovecotServer, MailUser
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,12 +138,17 @@ class World:
         }.get(route, {})
 
 
+@pytest.fixture(autouse=True)
+def quiet_queue() -> Iterator[None]:
+    """The tests drive no worker: the outbox's wake-ups are recorded, not queued."""
+    with recorded_wakeups():
+        yield
+
+
 @pytest.fixture
 def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any,
           monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{no_wake.__module__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{no_wake.__module__}.no_wake")
     # Password checks (login, password change) at test speed.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     admin = User.objects.create_superuser("root", "root@example.test", "pw-unused-123")

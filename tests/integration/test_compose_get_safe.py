@@ -11,6 +11,7 @@ first POST is repeated or raced.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,15 @@ from django.test import Client
 from django.urls import reverse
 
 from posta.delivery import drafts
-from posta.mail import outbox, replies
-from posta.mail.models import Message
-from posta.mail.outbox import OutgoingAttachment, OutgoingMessage
+from posta.mail import outbox_models, replies
+from posta.mail.models import Message, OutgoingAttachment, OutgoingMessage
 from posta.users.models import User
 from tests.integration.editor_page import open_editor
 from tests.integration.test_drafts import another_clients_draft, logged_in, synced
-from tests.integration.test_send import make_sender, no_wake, parsed, send_now, write
+from tests.integration.test_send import make_sender, parsed, send_now, write
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,15 +40,11 @@ State = OutgoingMessage.State
 WOKEN: list[int] = []
 
 
-def record_wake(outgoing_id: int) -> None:
-    WOKEN.append(outgoing_id)
-
-
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_queue() -> Iterator[None]:
     WOKEN.clear()
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{no_wake.__module__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.record_wake")
+    with recorded_wakeups(drafts=WOKEN):
+        yield
 
 
 # --------------------------------------------------------------------------- helpers
@@ -253,7 +250,7 @@ def test_the_first_autosave_creates_one_row_and_one_server_copy(
     new_uids = [u for u in dovecot.uids(mail_a, "Drafts") if u not in drafts_before]
     assert len(new_uids) == 1
     mine = [msg for msg in drafts_on_server(dovecot, mail_a)
-            if msg[outbox.DRAFT_ID_HEADER] == row.draft_key]
+            if msg[outbox_models.DRAFT_ID_HEADER] == row.draft_key]
     assert len(mine) == 1
     assert mine[0]["Subject"] == "Re: Offer (v2)"
     assert mine[0]["In-Reply-To"] == "<offer-1@example.test>"
@@ -313,7 +310,7 @@ def test_racing_first_posts_make_one_row(
     dovecot: DovecotServer, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _mail_a, a, m = mailbox(dovecot, smtp_server)
-    key = outbox.new_draft_key()
+    key = outbox_models.new_draft_key()
     rows_before = OutgoingMessage.objects.count()
     first = replies.check_start_draft(a.user, "forward", draft_key=key, message_id=m["offer"].pk)
 
@@ -336,7 +333,7 @@ def test_racing_first_posts_make_one_row(
     assert OutgoingAttachment.objects.filter(outgoing=first).count() == 1
 
     # Two threads at once, each on its own database connection.
-    key = outbox.new_draft_key()
+    key = outbox_models.new_draft_key()
     start = threading.Barrier(2)
     made: list[int] = []
     failed: list[BaseException] = []

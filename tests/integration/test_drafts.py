@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -18,17 +19,17 @@ from django.test import Client
 
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
-from posta.delivery import drafts, sending
-from posta.mail import outbox, replies
-from posta.mail.models import Location, Message
-from posta.mail.outbox import OutgoingMessage
+from posta.delivery import drafts, followups
+from posta.mail import outbox, outbox_models, replies
+from posta.mail.models import Location, Message, OutgoingMessage
 from posta.sync import faults
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.editor_page import open_editor
-from tests.integration.test_send import make_sender, no_wake, parsed, send_now, write
+from tests.integration.test_send import make_sender, parsed, send_now, write
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,15 +37,11 @@ State = OutgoingMessage.State
 WOKEN: list[int] = []
 
 
-def record_wake(outgoing_id: int) -> None:
-    WOKEN.append(outgoing_id)
-
-
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_queue() -> Iterator[None]:
     WOKEN.clear()
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{no_wake.__module__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.record_wake")
+    with recorded_wakeups(drafts=WOKEN):
+        yield
 
 
 def save(row: OutgoingMessage, **fields: Any) -> OutgoingMessage:
@@ -112,8 +109,8 @@ def test_many_saves_leave_one_draft_with_the_last_content_and_sending_removes_it
     msg = parsed(raw)
     assert msg["Subject"] == "Offer v5"
     assert "text 5" in body_text(raw)
-    assert msg[outbox.DRAFT_ID_HEADER] == row.draft_key
-    assert msg[outbox.DRAFT_REVISION_HEADER] == "6"
+    assert msg[outbox_models.DRAFT_ID_HEADER] == row.draft_key
+    assert msg[outbox_models.DRAFT_REVISION_HEADER] == "6"
     assert msg["Bcc"] == "hidden@example.test"
     row.refresh_from_db()
     assert row.draft_saved_revision == row.draft_revision == 6
@@ -125,7 +122,7 @@ def test_many_saves_leave_one_draft_with_the_last_content_and_sending_removes_it
     assert dovecot.uids(mail_a, "Drafts") == []
     assert sent.draft_cleanup == OutgoingMessage.FollowUp.DONE
     (delivered,) = smtp_server.messages
-    assert outbox.DRAFT_ID_HEADER.encode() not in delivered.data
+    assert outbox_models.DRAFT_ID_HEADER.encode() not in delivered.data
     assert b"hidden@example.test" not in delivered.data
     assert len(dovecot.uids(mail_a, "Sent")) == 1
 
@@ -270,7 +267,7 @@ def test_a_draft_from_another_client_opens_in_the_editor_and_its_save_replaces_i
     assert drafts.store_draft(row.pk)
     (raw,) = copies(dovecot, mail_a)
     msg = parsed(raw)
-    assert msg[outbox.DRAFT_ID_HEADER] == row.draft_key
+    assert msg[outbox_models.DRAFT_ID_HEADER] == row.draft_key
     assert [p.get_filename() for p in msg.iter_attachments()] == ["plan.pdf"]
     assert foreign_uid not in dovecot.uids(mail_a, "Drafts")
 
@@ -380,7 +377,7 @@ def test_the_draft_worker_leaves_a_sent_message_alone_and_removes_late_copies(
         OutgoingMessage.objects.filter(pk=row.pk).update(
             draft_cleanup=OutgoingMessage.FollowUp.PENDING
         )
-        sending.run_follow_ups(row.pk)
+        followups.run_follow_ups(row.pk)
     finally:
         pool.close()
     assert dovecot.uids(mail_a, "Drafts") == []

@@ -12,9 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from posta.mail import outbox, replies
-from posta.mail.models import Message
-from posta.mail.outbox import OutgoingMessage
+from posta.mail import addresses, outbox, replies
+from posta.mail.models import Message, OutgoingMessage
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from posta.web.mail.reader import READER_ADDRESSES, shown_addresses
@@ -86,8 +85,8 @@ def test_every_recipient_is_kept_answered_by_reply_all_and_counted_by_the_reader
         reply,
         outbox.Draft(
             account_id=account.pk,
-            to=outbox.format_addresses(reply.to),
-            cc=outbox.format_addresses(reply.cc),
+            to=addresses.format_addresses(reply.to),
+            cc=addresses.format_addresses(reply.cc),
             subject=reply.subject,
             body_html="<p>Noted.</p>",
         ),

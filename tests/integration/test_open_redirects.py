@@ -8,6 +8,7 @@ Last, the one read on GET pages that used to write: the company settings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,10 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from posta.accounts.models import Account
-from posta.mail import outbox
-from posta.mail.outbox import OutgoingMessage
+from posta.mail import outbox_models
+from posta.mail.models import OutgoingMessage
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +38,9 @@ HOSTILE = [
 
 
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", "tests.integration.test_send.no_wake")
+def quiet_queue() -> Iterator[None]:
+    with recorded_wakeups():
+        yield
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def scheduled_row(user: User) -> OutgoingMessage:
     return OutgoingMessage.objects.create(
         user=user, account=account, state=OutgoingMessage.State.SCHEDULED,
         to=[["", "bruno@example.test"]], subject="Later", send_at=when, scheduled_for=when,
-        message_id=f"{outbox.new_draft_key()}.posta@example.test",
+        message_id=f"{outbox_models.new_draft_key()}.posta@example.test",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,11 +21,12 @@ from django.db import connection
 from django.utils import timezone
 
 from posta.delivery import sending
-from posta.mail import outbox
-from posta.mail.outbox import OutgoingMessage
-from tests.integration.test_send import make_sender, no_wake, write  # noqa: F401
+from posta.mail import outbox, outbox_queries, outbox_sentences
+from posta.mail.models import OutgoingMessage
+from tests.integration.test_send import make_sender, write
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -33,9 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", "tests.integration.test_send.no_wake")
+def quiet_queue() -> Iterator[None]:
+    with recorded_wakeups():
+        yield
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -85,7 +87,7 @@ def test_scheduled_message_leaves_once_with_two_workers(
         rows.append(outbox.check_schedule(a.user, write(a, to="x@example.test", subject=f"s{i}"),
                                           when))
     assert [r.state for r in rows] == [State.SCHEDULED] * 3
-    assert list(outbox.scheduled_messages(a.user)) == rows
+    assert list(outbox_queries.scheduled_messages(a.user)) == rows
     workers = [start_worker(env, "--seconds", "8", "--interval", "0.05") for _ in range(2)]
     try:
         smtp_server.wait_for(3, timeout=30)
@@ -100,7 +102,7 @@ def test_scheduled_message_leaves_once_with_two_workers(
         row.refresh_from_db()
         assert row.state == State.SENT
         assert row.attempts == 1
-    assert list(outbox.scheduled_messages(a.user)) == []
+    assert list(outbox_queries.scheduled_messages(a.user)) == []
 
 
 def test_paused_scheduled_message_waits(dovecot: DovecotServer, smtp_server: SmtpServer) -> None:
@@ -165,7 +167,7 @@ def test_worker_killed_after_250_never_sends_twice(
         row.refresh_from_db()
         # Nothing in Sent (the dead worker never appended): the user decides.
         assert row.state == State.NEEDS_REVIEW
-        assert "may or may not have left" in outbox.outgoing_error_message(row)
+        assert "may or may not have left" in outbox_sentences.outgoing_error_message(row)
 
 
 def test_stalled_row_found_in_sent_is_recorded_as_sent(

@@ -3,6 +3,7 @@ waits, and the Scheduled and Outbox pages say why, with the way to the settings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,12 +12,13 @@ from django.utils import timezone
 
 from posta.accounts.models import Account
 from posta.delivery import sending
-from posta.mail import outbox
-from posta.mail.outbox import OutgoingMessage
+from posta.mail import outbox, outbox_sentences
+from posta.mail.models import OutgoingMessage
 from posta.users.models import User
 from tests.integration.test_send import make_sender, write
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,9 +26,9 @@ State = OutgoingMessage.State
 
 
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", "tests.integration.test_send.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", "tests.integration.test_send.no_wake")
+def quiet_queue() -> Iterator[None]:
+    with recorded_wakeups():
+        yield
 
 
 def logged_in(user: User) -> Client:
@@ -59,7 +61,7 @@ def test_scheduled_message_waits_while_the_account_cannot_send(
     assert row.state == State.SCHEDULED
     assert smtp_server.messages == []
 
-    reason = outbox.waiting_reason(row)
+    reason = outbox_sentences.waiting_reason(row)
     assert reason.startswith(f"Waiting: the account {a.email} {words}.")
     page = logged_in(a.user).get("/compose/scheduled/").content.decode()
     assert f"Waiting: the account {a.email} {words}." in page
@@ -69,7 +71,7 @@ def test_scheduled_message_waits_while_the_account_cannot_send(
     Account.objects.filter(pk=a.pk).update(sync_state=Account.SyncState.IDLE,
                                            last_error_code="")
     row.refresh_from_db()
-    assert outbox.waiting_reason(row) == ""
+    assert outbox_sentences.waiting_reason(row) == ""
     assert sending.deliver_due(now=when + timedelta(seconds=2)) == 1
     assert sending.deliver_due(now=when + timedelta(seconds=3)) == 0
     row.refresh_from_db()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -19,28 +20,29 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, CompanySettings, Folder
 from posta.core.crypto import seal
-from posta.delivery import sending
-from posta.mail import outbox, replies
-from posta.mail.models import Location, Message
-from posta.mail.outbox import OutgoingMessage
+from posta.delivery import followups, sending
+from posta.mail import addresses, outbox, outbox_sentences, replies
+from posta.mail.models import Location, Message, OutgoingMessage
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 State = OutgoingMessage.State
 
 
-def no_wake(outgoing_id: int, send_at: Any = None) -> None:
-    """The tests drive the worker themselves; nothing consumes the queue here."""
+# The send wake-ups of the running test (tests.wakeups).
+WAKES: list[tuple[int, Any]] = []
 
 
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{__name__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.no_wake")
+def quiet_queue() -> Iterator[None]:
+    WAKES.clear()
+    with recorded_wakeups(sends=WAKES):
+        yield
 
 
 def allow_loopback() -> None:
@@ -166,7 +168,7 @@ def test_a_sends_to_b_and_the_reply_is_threaded(
     assert reply.account == b
     outbox.check_save_draft(
         b.user, reply,
-        outbox.Draft(account_id=b.pk, to=outbox.format_addresses(reply.to),
+        outbox.Draft(account_id=b.pk, to=addresses.format_addresses(reply.to),
                      subject=reply.subject, body_html="<p>Thanks</p>"),
     )
     answered = send_now(reply)
@@ -204,8 +206,8 @@ def test_reply_sets_headers_marks_answered_and_files_one_sent_copy(
     assert [p[1] for p in reply.cc] == ["dario@example.test"]
     outbox.check_save_draft(
         b.user, reply,
-        outbox.Draft(account_id=b.pk, to=outbox.format_addresses(reply.to),
-                     cc=outbox.format_addresses(reply.cc), subject=reply.subject,
+        outbox.Draft(account_id=b.pk, to=addresses.format_addresses(reply.to),
+                     cc=addresses.format_addresses(reply.cc), subject=reply.subject,
                      body_html="<p>Accepted</p>"),
     )
     done = send_now(reply)
@@ -226,7 +228,7 @@ def test_reply_sets_headers_marks_answered_and_files_one_sent_copy(
     assert done.sent_copy == OutgoingMessage.FollowUp.DONE
     # Running the follow-ups again (a retry after a lost record) files nothing more.
     OutgoingMessage.objects.filter(pk=done.pk).update(sent_copy=OutgoingMessage.FollowUp.PENDING)
-    sending.run_follow_ups(done.pk)
+    followups.run_follow_ups(done.pk)
     assert server_copies(dovecot, mail_b, "Sent", done.message_id) == 1
 
 
@@ -318,7 +320,7 @@ def test_550_for_one_of_two_recipients(dovecot: DovecotServer, smtp_server: Smtp
     assert received.rcpt_tos == ["here@example.test"]
     assert [f["address"] for f in row.failed_recipients] == ["gone@example.test"]
     assert row.failed_recipients[0]["code"] == 550
-    assert "refused some recipients" in outbox.outgoing_error_message(row)
+    assert "refused some recipients" in outbox_sentences.outgoing_error_message(row)
 
 
 def test_every_recipient_refused_permanently_fails(
@@ -341,8 +343,8 @@ def test_wrong_smtp_password_waits_with_an_error_leading_to_settings(
     row = send_now(write(a, to="x@example.test"))
     assert row.state == State.QUEUED  # waiting, not lost
     assert row.error_code == "auth_failed"
-    assert outbox.leads_to_settings(row)
-    assert "refused the user name or password" in outbox.outgoing_error_message(row)
+    assert outbox_sentences.leads_to_settings(row)
+    assert "refused the user name or password" in outbox_sentences.outgoing_error_message(row)
     assert smtp_server.messages == []
     # Fixed password: the next attempt goes.
     Account.objects.filter(pk=a.pk).update(smtp_password_secret=seal("right-password"))
@@ -471,18 +473,10 @@ def test_forward_keeps_attachments_and_marks_forwarded(
     assert sent_folder is not None
 
 
-WAKES: list[tuple[int, Any]] = []
-
-
-def record_wake(outgoing_id: int, send_at: Any = None) -> None:
-    WAKES.append((outgoing_id, send_at))
-
-
 def test_an_undo_delay_of_zero_sends_at_once(
     dovecot: DovecotServer, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     WAKES.clear()
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{__name__}.record_wake")
     a = make_sender(dovecot, smtp_server, dovecot.add_user())
     User.objects.filter(pk=a.user_id).update(undo_send_seconds=0)
     user = User.objects.get(pk=a.user_id)

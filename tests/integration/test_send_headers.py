@@ -15,8 +15,7 @@ import pytest
 
 from posta.core.errors import PostaError
 from posta.mail import blobs, outbox, replies
-from posta.mail.models import Message
-from posta.mail.outbox import OutgoingMessage
+from posta.mail.models import Message, OutgoingMessage
 from posta.mailproto.mime.headers import parse_envelope
 from posta.sync.account_pass import sync_account_once
 from tests.integration.test_send import make_sender, quiet_queue, send_now, write

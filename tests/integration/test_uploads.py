@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,12 @@ from django.urls import reverse
 
 from posta.accounts.models import Account, CompanySettings
 from posta.mail import blobs, outbox
-from posta.mail.outbox import OutgoingAttachment, OutgoingMessage
+from posta.mail.models import OutgoingAttachment, OutgoingMessage
 from posta.users.models import User
 from posta.web import uploads
-from tests.integration.test_send import no_wake
 from tests.integration.test_sync_checker import make_account
 from tests.servers.dovecot import DovecotServer, MailUser
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,14 +84,18 @@ def post_body(client: Client, url: str, body: GeneratedBody) -> Any:
     return client.generic("POST", url, **environ)  # type: ignore[arg-type]
 
 
+@pytest.fixture(autouse=True)
+def quiet_queue() -> Iterator[None]:
+    """The tests drive no worker: the outbox's wake-ups are recorded, not queued."""
+    with recorded_wakeups():
+        yield
+
+
 @pytest.fixture
 def draft(
-    dovecot: DovecotServer, mail_user: MailUser, settings: Any, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, tmp_path: Path
 ) -> OutgoingMessage:
     """A draft of a user with an account; uploads' temporary files under tmp_path."""
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{no_wake.__module__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{no_wake.__module__}.no_wake")
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
     User.objects.create_superuser("root", "root@example.test", "pw-unused-123")
     account: Account = make_account(dovecot, mail_user, settings)

@@ -5,7 +5,7 @@ queued whose message cannot be built fails at once instead of looping."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,10 +14,12 @@ from django.utils import timezone, translation
 
 from posta.accounts.models import Account
 from posta.core.errors import PostaError
+from posta.delivery import compose as worker_compose
 from posta.delivery import sending
-from posta.mail import blobs, outbox
-from posta.mail.outbox import OutgoingAttachment, OutgoingMessage
+from posta.mail import blobs, outbox, outbox_sentences
+from posta.mail.models import OutgoingAttachment, OutgoingMessage
 from posta.users.models import User
+from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db
 
@@ -52,14 +54,10 @@ def b_word(text: str) -> str:
 ENCODED: dict[str, Callable[[str], str]] = {"q": q_word, "b": b_word}
 
 
-def no_wake(outgoing_id: int, send_at: object = None) -> None:
-    """Nothing consumes the queue here: the tests call the worker's code."""
-
-
 @pytest.fixture(autouse=True)
-def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "WAKE_WORKER", f"{__name__}.no_wake")
-    monkeypatch.setattr(outbox, "WAKE_DRAFT", f"{__name__}.no_wake")
+def quiet_queue() -> Iterator[None]:
+    with recorded_wakeups():
+        yield
 
 
 @pytest.fixture
@@ -149,7 +147,7 @@ def test_a_break_typed_in_an_address_field_never_reaches_the_message(
     assert kept == ["Carla" + " " * len(brk) + "X-Injected: 1", "carla@example.test"]
     queued = outbox.check_send(account.user, row)
     assert queued.state == State.QUEUED
-    message = sending.build_message(queued, date=timezone.now())
+    message = worker_compose.build_message(queued, date=timezone.now())
     assert "X-Injected" not in message.keys()
 
 
@@ -232,7 +230,7 @@ def test_a_queued_row_that_cannot_be_built_fails_once_with_its_reason(
     assert row.state == State.FAILED
     assert row.error_code == "message_unbuildable"
     assert row.attempts == 1
-    assert "Subject" in outbox.outgoing_error_message(row)
+    assert "Subject" in outbox_sentences.outgoing_error_message(row)
     # Nothing left to claim: no retry loop.
     assert not sending.deliver(row.pk, now=timezone.now() + timedelta(days=1))
     assert sending.due_ids(now=timezone.now() + timedelta(days=1)) == []
@@ -254,4 +252,4 @@ def test_an_unexpected_failure_stops_at_the_retry_deadline(account: Account) -> 
     assert sending.deliver(row.pk)
     row.refresh_from_db()
     assert (row.state, row.error_code) == (State.FAILED, "internal_error_gave_up")
-    assert outbox.outgoing_error_message(row)
+    assert outbox_sentences.outgoing_error_message(row)

@@ -11,19 +11,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.errors import connection_error_message
 from posta.accounts.models import Account, Folder, MailServer
 from posta.accounts.presets import CUSTOM, PRESETS, Preset
 from posta.core.crypto import seal
-from posta.core.errors import PostaError
+from posta.core.errors import PostaError, not_found
 from posta.users.models import User
 
 ROLE_ORDER = ("inbox", "drafts", "sent", "spam", "trash", "archive")
@@ -32,25 +29,39 @@ ROLE_ORDER = ("inbox", "drafts", "sent", "spam", "trash", "archive")
 class FolderListing(Protocol):
     """What the connection test reports of one folder (posta.mailproto FolderInfo)."""
 
-    name: str
-    display_name: str
-    delimiter: str
-    flags: tuple[str, ...]
-    special_use: str
-    selectable: bool
+    @property
+    def name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def delimiter(self) -> str: ...
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+    @property
+    def special_use(self) -> str: ...
+    @property
+    def selectable(self) -> bool: ...
 
 
 class ProbeFailureLike(Protocol):
-    protocol: str
-    code: str
-    detail: str
+    # Read-only members, so that the probe's own dataclasses satisfy them.
+    @property
+    def protocol(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
 
 
 class ProbeResultLike(Protocol):
-    imap: ProbeFailureLike | None
-    smtp: ProbeFailureLike | None
-    folders: Sequence[FolderListing]
-    roles: dict[str, str]
+    @property
+    def imap(self) -> ProbeFailureLike | None: ...
+    @property
+    def smtp(self) -> ProbeFailureLike | None: ...
+    @property
+    def folders(self) -> Sequence[FolderListing]: ...
+    @property
+    def roles(self) -> dict[str, str]: ...
 
 
 @dataclass
@@ -63,11 +74,11 @@ class SaveOutcome:
 
 
 def access_account(user: User, account_id: int) -> Account:
-    """The user's own account, or 404: never another user's (shared senders included)."""
-    try:
-        return Account.objects.get(pk=account_id, user=user)
-    except Account.DoesNotExist as exc:
-        raise Http404 from exc
+    """The user's own account; PostaError 404 for any other (shared senders included)."""
+    account = Account.objects.filter(pk=account_id, user=user).first()
+    if account is None:
+        raise not_found(_("This account does not exist, or it is not yours."))
+    return account
 
 
 def accounts_of(user: User) -> QuerySet[Account]:
@@ -118,8 +129,20 @@ def _fill_defaults(account: Account) -> None:
         account.smtp_host = account.imap_host
 
 
+# The connection test is network code, which this app may not import: the sync app
+# hands it over in its AppConfig.ready() (posta.sync.probe.probe_account).
+_connection_probe: list[Callable[..., ProbeResultLike]] = []
+
+
+def register_connection_probe(probe: Callable[..., ProbeResultLike]) -> None:
+    """Make `probe(account, *, password, smtp_password)` the test of check_save_account."""
+    _connection_probe[:] = [probe]
+
+
 def _run_probe(account: Account, password: str, smtp_password: str) -> ProbeResultLike:
-    probe: Callable[..., ProbeResultLike] = import_string(settings.POSTA_CONNECTION_PROBE)
+    if not _connection_probe:
+        raise RuntimeError("no connection probe registered (is posta.sync installed?)")
+    probe = _connection_probe[0]
     return probe(account, password=password, smtp_password=smtp_password or password)
 
 

@@ -8,6 +8,7 @@ as an htmx partial, a page or JSON.
 from __future__ import annotations
 
 from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class PostaError(Exception):
@@ -24,3 +25,12 @@ class PostaError(Exception):
 
     def __str__(self) -> str:
         return str(self.message)
+
+
+def not_found(message: str | Promise | None = None) -> PostaError:
+    """The error of an `access_` function: what was asked for does not exist or is
+    not the asker's. Both read the same (HTTP 404), so another user's ids reveal
+    nothing."""
+    return PostaError(
+        "not_found", message or _("This does not exist, or it is not yours."), status=404
+    )

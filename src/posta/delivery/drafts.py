@@ -1,6 +1,6 @@
 """Drafts on the server: every autosave replaces the copy in the Drafts folder.
 
-The row (posta.mail.outbox.OutgoingMessage, state draft) is the truth; the server
+The row (posta.mail.outbox_models.OutgoingMessage, state draft) is the truth; the server
 copy follows it. Each save increments `draft_revision`; `draft_saved_revision` is
 the revision the recorded copy (`draft_folder`, `draft_uid`) holds. Every copy
 carries the draft's `X-Posta-Draft-Id` and its `X-Posta-Draft-Revision`, so the
@@ -30,7 +30,7 @@ runs it again, and the newest copy wins. Two runs racing keep the copy with the
 highest UID; the loser's copy is removed, and if it held an older revision the row
 says so and the next run appends again.
 
-When the message is sent (posta.delivery.sending, follow-up "draft_cleanup") or the
+When the message is sent (posta.delivery.followups, step "draft_cleanup") or the
 draft cancelled, every copy is removed.
 """
 
@@ -48,11 +48,12 @@ from django.utils import timezone
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
-from posta.delivery.sending import composition_for, remove_uids, sender_mailbox
-from posta.mail.outbox import (
+from posta.delivery.compose import composition_for, sender_mailbox
+from posta.delivery.server_copies import remove_uids
+from posta.mail.models import OutgoingMessage
+from posta.mail.outbox_models import (
     DRAFT_ID_HEADER,
     DRAFT_REVISION_HEADER,
-    OutgoingMessage,
     account_blocked,
     new_draft_key,
 )

@@ -1,6 +1,6 @@
-"""Sending one outgoing message: claim, SMTP, record, follow-ups, crash recovery.
+"""Sending one outgoing message: claim, SMTP, record, crash recovery.
 
-The row (posta.mail.outbox.OutgoingMessage) is the source of truth; the queue only
+The row (posta.mail.outbox_models.OutgoingMessage) is the source of truth; the queue only
 wakes a worker. The contract, in the order things happen:
 
 1. `claim`: one conditional UPDATE moves a due row from queued/scheduled to
@@ -14,7 +14,7 @@ wakes a worker. The contract, in the order things happen:
    connection leaves the outcome unknown: recovery never resends blindly.
 4. After 250 (kill point `delivery.after_accept`, see posta.sync.faults) the row
    becomes sent; the follow-ups (Sent copy, flag on the original, draft removal)
-   are separate steps, each retried alone.
+   are separate steps, each retried alone (posta.delivery.followups).
 
 Every failure is decided by posta.delivery.policy, and written onto the row in
 words the outbox page can show (STYLE 7: the worker defends the boundary). A
@@ -37,24 +37,20 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from imapclient import IMAPClient
 
-from posta.accounts.models import Account, CompanySettings, Folder
+from posta.accounts.models import Account, CompanySettings
 from posta.accounts.presets import PRESETS
 from posta.core.crypto import unseal
 from posta.core.netguard import GuardError, resolve_allowed
+from posta.delivery.compose import build_message, mailboxes, sender_mailbox
+from posta.delivery.followups import run_follow_ups
 from posta.delivery.policy import Verdict, verdict_for_error, verdict_for_reply
+from posta.delivery.server_copies import search_message_id, sent_folder
 from posta.mail import blobs
-from posta.mail.models import Location, Message
-from posta.mail.outbox import (
-    BLOCKED_ACCOUNT_STATES,
-    OutgoingAttachment,
-    OutgoingMessage,
-    new_claim_token,
-)
+from posta.mail.models import Message, OutgoingMessage
+from posta.mail.outbox_models import BLOCKED_ACCOUNT_STATES, new_claim_token
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly as imap_close
-from posta.mailproto.imap.client import imap_errors
 from posta.mailproto.mime import compose
 from posta.mailproto.smtp.client import SmtpSettings, connect, smtp_errors
 from posta.mailproto.smtp.client import close_quietly as smtp_close
@@ -76,8 +72,6 @@ SENDING_LEASE = timedelta(minutes=15)
 RETRY_DEADLINE = timedelta(days=2)
 RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600)  # seconds, then the last one again
 ACCOUNT_RETRY_DELAY = timedelta(minutes=30)
-FOLLOW_UP_DELAYS = (10, 60, 300, 1800, 3600)
-MAX_FOLLOW_UP_ATTEMPTS = 20
 
 
 class SmtpUtf8Missing(errors.CapabilityMissing):
@@ -221,69 +215,8 @@ def _still_allowed(row: OutgoingMessage) -> bool:
     return False
 
 
-def sender_mailbox(row: OutgoingMessage) -> compose.Mailbox:
-    account = row.account
-    if account.user_id == row.user_id:
-        name = row.user.get_full_name()
-    else:
-        name = account.description if account.description != account.email else ""
-    mailbox = compose.parse_mailbox(account.email)
-    return compose.Mailbox(name=name, address=mailbox.address)
-
-
-def _mailboxes(pairs: list[list[str]]) -> list[compose.Mailbox]:
-    out = []
-    for name, address in pairs:
-        out.append(compose.Mailbox(name=name, address=compose.check_addr_spec(address)))
-    return out
-
-
-def composition_for(row: OutgoingMessage, *, date: datetime) -> compose.Composition:
-    """The MIME parts of `row`, with its signature and quote in place."""
-    attachments: list[compose.FilePart] = []
-    inline: list[compose.FilePart] = []
-    forwarded: list[bytes] = []
-    forwarded_names: list[str] = []
-    for att in OutgoingAttachment.objects.filter(outgoing=row).order_by("id"):
-        data = blobs.get(att.blob_key)
-        if att.content_type == "message/rfc822":
-            forwarded.append(data)
-            forwarded_names.append(att.filename)
-            continue
-        part = compose.FilePart(att.filename, att.content_type, data, att.content_id)
-        (inline if att.content_id else attachments).append(part)
-    # The plain-text alternative is assembled from its own parts, so that its
-    # signature starts with the "-- " line (RFC 3676 §4.3) that readers recognize.
-    text = compose.assemble_text(
-        row.body_text if row.plain_text else compose.text_from_html(row.body_html),
-        signature=compose.text_from_html(row.signature_html) if row.signature_html else "",
-        quote=row.quote_text or compose.text_from_html(row.quote_html),
-    )
-    html_body = ""
-    if not row.plain_text:
-        html_body = compose.assemble_html(
-            row.body_html, signature=row.signature_html, quote=row.quote_html
-        )
-    return compose.Composition(
-        sender=sender_mailbox(row),
-        to=_mailboxes(row.to),
-        cc=_mailboxes(row.cc),
-        subject=row.subject,
-        text=text,
-        html=html_body,
-        message_id=row.message_id,
-        date=date,
-        in_reply_to=row.in_reply_to,
-        references=list(row.references),
-        attachments=attachments,
-        inline=inline,
-        forwarded=forwarded,
-        forwarded_names=forwarded_names,
-    )
-
-
 def _raw_message(row: OutgoingMessage, token: str) -> tuple[bytes, bool]:
-    everyone = [sender_mailbox(row), *_mailboxes(row.to + row.cc + row.bcc)]
+    everyone = [sender_mailbox(row), *mailboxes(row.to + row.cc + row.bcc)]
     utf8 = compose.needs_smtputf8(everyone)
     if row.raw_blob_key and blobs.exists(row.raw_blob_key):
         return blobs.get(row.raw_blob_key), utf8
@@ -291,10 +224,6 @@ def _raw_message(row: OutgoingMessage, token: str) -> tuple[bytes, bool]:
     key = blobs.put(raw)
     OutgoingMessage.objects.filter(_owned(row.pk, token)).update(raw_blob_key=key)
     return raw, utf8
-
-
-def build_message(row: OutgoingMessage, *, date: datetime) -> email.message.EmailMessage:
-    return compose.build(composition_for(row, date=date))
 
 
 def smtp_settings(account: Account) -> SmtpSettings:
@@ -550,152 +479,6 @@ def _link_sent_message(row: OutgoingMessage, raw: bytes, now: datetime) -> None:
     message.save()
 
 
-# ----------------------------------------------------------------------- follow-ups
-
-
-def _sent_folder(account: Account) -> Folder | None:
-    return Folder.objects.filter(account=account, role=Folder.Role.SENT).first()
-
-
-def _search_message_id(client: IMAPClient, folder: Folder, message_id: str) -> list[int]:
-    with imap_errors(host=str(client.host)):
-        client.select_folder(folder.name)
-        found = client.search(["HEADER", "Message-ID", f"<{message_id}>"])
-    return [int(uid) for uid in found]
-
-
-def _append_sent_copy(client: IMAPClient, row: OutgoingMessage) -> None:
-    folder = _sent_folder(row.account)
-    if folder is None:
-        return  # no Sent folder mapped: nowhere to file it
-    if _search_message_id(client, folder, row.message_id):
-        return  # an earlier attempt appended it and died before recording so
-    raw = blobs.get(row.raw_blob_key)
-    with imap_errors(host=str(client.host)):
-        client.append(folder.name, raw, flags=[b"\\Seen"], msg_time=row.sent_at)
-
-
-def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
-    forward = row.kind in (OutgoingMessage.Kind.FORWARD, OutgoingMessage.Kind.FORWARD_ATTACHED)
-    flag = "$Forwarded" if forward else "\\Answered"
-    if row.original_id is None:
-        return
-    locations = Location.objects.filter(
-        message_id=row.original_id, folder__account=row.account, uid__gt=0
-    ).select_related("folder")
-    for loc in locations:
-        assert loc.uid is not None  # noqa: S101 - filtered above
-        with imap_errors(host=str(client.host)):
-            client.select_folder(loc.folder.name)
-            client.add_flags([loc.uid], [flag.encode()], silent=True)
-        if forward:
-            if flag not in loc.keywords:
-                loc.keywords = [*loc.keywords, flag]
-                loc.save(update_fields=["keywords"])
-        elif not loc.answered:
-            loc.answered = True
-            loc.save(update_fields=["answered"])
-
-
-def _remove_draft(client: IMAPClient, row: OutgoingMessage) -> None:
-    """Every server copy of the draft goes once the message has left."""
-    # posta.delivery.drafts builds on this module: imported here, not at the top.
-    from posta.delivery import drafts
-
-    pool = drafts.Connections()
-    pool.lend(row.account, client)
-    try:
-        drafts.discard_copies(row, pool)
-    finally:
-        pool.close()
-
-
-def remove_uids(client: IMAPClient, folder: Folder, uids: list[int]) -> None:
-    """Delete messages by UID: \\Deleted, then UID EXPUNGE of those UIDs only
-    (RFC 4315 §2.1) where the server has UIDPLUS, else EXPUNGE."""
-    with imap_errors(host=str(client.host)):
-        client.select_folder(folder.name)
-        client.add_flags(uids, [b"\\Deleted"], silent=True)
-        if b"UIDPLUS" in client.capabilities():
-            client.uid_expunge(uids)
-        else:
-            client.expunge()
-    Location.objects.filter(folder=folder, uid__in=uids).delete()
-
-
-_STEPS = (
-    ("sent_copy", _append_sent_copy),
-    ("mark_original", _mark_original),
-    ("draft_cleanup", _remove_draft),
-)
-
-
-def run_follow_ups(outgoing_id: int) -> None:
-    """Do the pending follow-ups of a sent row; each one succeeds or is retried
-    alone later. Nothing here can send the message again."""
-    row = (
-        OutgoingMessage.objects.select_related("account", "draft_folder")
-        .filter(pk=outgoing_id, state=State.SENT)
-        .first()
-    )
-    if row is None:
-        return
-    pending = [(name, step) for name, step in _STEPS if getattr(row, name) == FollowUp.PENDING]
-    if not pending:
-        return
-    client: IMAPClient | None = None
-    failed = False
-    try:
-        client = open_account(row.account)
-        for name, step in pending:
-            try:
-                step(client, row)
-            except errors.MailError as exc:
-                log.warning("outgoing %s: %s failed: %s", row.pk, name, exc)
-                failed = True
-                continue
-            OutgoingMessage.objects.filter(pk=row.pk).update(**{name: FollowUp.DONE})
-    except errors.MailError as exc:
-        log.warning("outgoing %s: follow-ups cannot connect: %s", row.pk, exc)
-        failed = True
-    except Exception:
-        log.exception("outgoing %s: follow-ups failed", row.pk)
-        failed = True
-    finally:
-        if client is not None:
-            imap_close(client)
-    if failed:
-        _schedule_follow_up_retry(row)
-
-
-def _schedule_follow_up_retry(row: OutgoingMessage) -> None:
-    attempts = row.follow_up_attempts + 1
-    if attempts >= MAX_FOLLOW_UP_ATTEMPTS:
-        fields = {
-            name: FollowUp.FAILED
-            for name, _step in _STEPS
-            if getattr(row, name) == FollowUp.PENDING
-        }
-        OutgoingMessage.objects.filter(pk=row.pk).update(follow_up_attempts=attempts, **fields)
-        return
-    delay = FOLLOW_UP_DELAYS[min(attempts - 1, len(FOLLOW_UP_DELAYS) - 1)]
-    OutgoingMessage.objects.filter(pk=row.pk).update(
-        follow_up_attempts=attempts, follow_up_at=timezone.now() + timedelta(seconds=delay)
-    )
-
-
-def follow_ups_due(*, now: datetime | None = None) -> list[int]:
-    now = now or timezone.now()
-    pending = Q(sent_copy=FollowUp.PENDING) | Q(mark_original=FollowUp.PENDING) | Q(
-        draft_cleanup=FollowUp.PENDING
-    )
-    return list(
-        OutgoingMessage.objects.filter(pending, state=State.SENT, follow_up_at__lte=now)
-        .order_by("follow_up_at")
-        .values_list("id", flat=True)[:50]
-    )
-
-
 # ------------------------------------------------------------------------- recovery
 
 
@@ -734,7 +517,7 @@ def recover_stalled(*, stale_after: timedelta = SENDING_LEASE) -> int:
 
 
 def _found_in_sent(row: OutgoingMessage) -> bool:
-    folder = _sent_folder(row.account)
+    folder = sent_folder(row.account)
     if folder is None or not row.message_id:
         return False
     try:
@@ -742,7 +525,7 @@ def _found_in_sent(row: OutgoingMessage) -> bool:
     except errors.MailError:
         return False
     try:
-        return bool(_search_message_id(client, folder, row.message_id))
+        return bool(search_message_id(client, folder, row.message_id))
     except errors.MailError:
         return False
     finally:

@@ -36,6 +36,11 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 
+# The outbox tables have a module of their own; importing them here is how Django
+# finds them in the mail app (and how the rest of the code may name them).
+from posta.mail.outbox_models import OutgoingAttachment as OutgoingAttachment
+from posta.mail.outbox_models import OutgoingMessage as OutgoingMessage
+
 
 class Thread(models.Model):
     """One conversation of one user, across accounts and folders."""

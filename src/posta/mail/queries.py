@@ -21,8 +21,15 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from posta.accounts.models import Account, Folder
-from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender, Thread
-from posta.mail.outbox import OutgoingMessage
+from posta.core.errors import not_found
+from posta.mail.models import (
+    Location,
+    Message,
+    OutgoingMessage,
+    RemoteAction,
+    RemoteContentSender,
+    Thread,
+)
 from posta.users.models import User
 
 PAGE_SIZE = 50
@@ -139,8 +146,11 @@ def folders_of(user: User) -> QuerySet[Folder]:
 
 
 def access_folder(user: User, folder_id: int) -> Folder:
-    """The user's folder; Folder.DoesNotExist for anyone else's."""
-    return folders_of(user).get(pk=folder_id)
+    """The user's folder; PostaError 404 for anyone else's."""
+    folder = folders_of(user).filter(pk=folder_id).first()
+    if folder is None:
+        raise not_found(_("This folder does not exist, or it is not yours."))
+    return folder
 
 
 # --- message lists ----------------------------------------------------------------
@@ -423,8 +433,11 @@ def messages_of(user: User) -> QuerySet[Message]:
 
 
 def access_message(user: User, message_id: int) -> Message:
-    """The user's message; Message.DoesNotExist for anyone else's."""
-    return messages_of(user).get(pk=message_id)
+    """The user's message; PostaError 404 for anyone else's."""
+    message = messages_of(user).filter(pk=message_id).first()
+    if message is None:
+        raise not_found(_("This message does not exist, or it was deleted."))
+    return message
 
 
 def remote_content_allowed(user: User, address: str) -> bool:
@@ -462,7 +475,7 @@ class MessageDetail:
 
 def message_detail(user: User, message_id: int, *, folder_id: int | None = None) -> MessageDetail:
     """A message with its copies (the folder the user came from first) and its
-    recent remote actions."""
+    recent remote actions; PostaError 404 when it is not the user's."""
     message = access_message(user, message_id)
     locations = list(
         Location.objects.filter(message=message, user=user)
@@ -480,9 +493,11 @@ def message_detail(user: User, message_id: int, *, folder_id: int | None = None)
 
 
 def thread_messages(user: User, thread_id: int) -> tuple[Thread, list[MessageDetail]]:
-    """A conversation, oldest first, with each message's copies; Thread.DoesNotExist
-    for anyone else's."""
-    thread = Thread.objects.get(pk=thread_id, user=user)
+    """A conversation, oldest first, with each message's copies; PostaError 404 for
+    anyone else's."""
+    thread = Thread.objects.filter(pk=thread_id, user=user).first()
+    if thread is None:
+        raise not_found(_("This conversation does not exist, or it is not yours."))
     messages = list(Message.objects.filter(user=user, thread=thread).order_by("date", "id")[:200])
     by_message: dict[int, list[Location]] = defaultdict(list)
     for loc in (

@@ -27,7 +27,6 @@ from email.message import EmailMessage
 
 import nh3
 from django.db import IntegrityError, transaction
-from django.http import Http404
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import escape, linebreaks
@@ -36,21 +35,18 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 from posta.accounts.services import sender_accounts
-from posta.core.errors import PostaError
+from posta.core.errors import PostaError, not_found
 from posta.mail import blobs, headers_check
-from posta.mail.models import Location, Message
+from posta.mail.addresses import format_addresses
+from posta.mail.models import Location, Message, OutgoingAttachment, OutgoingMessage
 from posta.mail.outbox import (
-    DRAFT_ID_HEADER,
-    OutgoingAttachment,
-    OutgoingMessage,
     _safe_filename,
     access_message,
-    access_sender,
     default_sender,
-    format_addresses,
-    new_draft_key,
     user_timezone,
 )
+from posta.mail.outbox_models import DRAFT_ID_HEADER, new_draft_key
+from posta.mailproto.mime import compose
 from posta.users.models import User
 
 log = logging.getLogger(__name__)
@@ -109,14 +105,14 @@ def _no_account() -> PostaError:
 def prepare(
     user: User, origin: str, *, message_id: int | None = None, account: Account | None = None
 ) -> Prepared:
-    """The draft `origin` starts, read-only; Http404 when the source message is not
-    the user's, PostaError when nothing can be written (no account, no body)."""
+    """The draft `origin` starts, read-only; PostaError 404 when the source message
+    is not the user's, PostaError when nothing can be written (no account, no body)."""
     if origin not in Origin.ALL:
         raise PostaError("unknown_origin", _("Unknown kind of message."), status=400)
     if origin == Origin.NEW:
         return prepare_new(user, account=account)
     if message_id is None:
-        raise Http404
+        raise not_found(_("This message does not exist, or it was deleted."))
     message = access_message(user, message_id)
     if origin in (Origin.REPLY, Origin.REPLY_ALL):
         return prepare_reply(user, message, reply_all=origin == Origin.REPLY_ALL)
@@ -206,20 +202,6 @@ def _quote(message: Message, user: User, *, forward: bool) -> tuple[str, str]:
     )
 
 
-def _reply_subject(subject: str) -> str:
-    base = subject.strip()
-    while True:
-        stripped = re.sub(r"^\s*(re|r|aw|sv)\s*(\[\d+\])?\s*:\s*", "", base, count=1, flags=re.I)
-        if stripped == base:
-            return f"Re: {base}"
-        base = stripped
-
-
-def _forward_subject(subject: str) -> str:
-    base = subject.strip()
-    return base if re.match(r"^\s*(fwd?|i)\s*:", base, re.I) else f"Fwd: {base}"
-
-
 def _own_addresses(user: User) -> set[str]:
     return {a.email.lower() for a in sender_accounts(user)}
 
@@ -243,11 +225,9 @@ def prepare_reply(user: User, message: Message, *, reply_all: bool = False) -> P
                 cc.append(list(pair))
                 taken.add(pair[1].lower())
     quote_html, quote_text = _quote(message, user, forward=False)
-    refs = [str(r) for r in message.references] or (
-        [message.in_reply_to] if message.in_reply_to else []
+    refs = compose.reply_references(
+        [str(r) for r in message.references], message.in_reply_to, message.message_id
     )
-    if message.message_id and message.message_id not in refs:
-        refs.append(message.message_id)
     return Prepared(
         OutgoingMessage(
             user=user,
@@ -255,7 +235,7 @@ def prepare_reply(user: User, message: Message, *, reply_all: bool = False) -> P
             kind=Kind.REPLY_ALL if reply_all else Kind.REPLY,
             to=to,
             cc=cc,
-            subject=_reply_subject(headers_check.fold_line_breaks(message.subject)),
+            subject=compose.reply_subject(headers_check.fold_line_breaks(message.subject)),
             quote_html=quote_html,
             quote_text=quote_text,
             original=message,
@@ -273,7 +253,7 @@ def prepare_forward(user: User, message: Message, *, as_attachment: bool = False
         raise _no_account()
     outgoing = OutgoingMessage(
         user=user, account=sender, kind=Kind.FORWARD_ATTACHED if as_attachment else Kind.FORWARD,
-        subject=_forward_subject(headers_check.fold_line_breaks(message.subject)),
+        subject=compose.forward_subject(headers_check.fold_line_breaks(message.subject)),
         original=message,
     )
     if as_attachment:
@@ -472,9 +452,7 @@ def prepare_send_again(user: User, message: Message) -> Prepared:
         return _draft_from_parsed(user, message, _parsed_blob(message), sender=sender,
                                   with_bcc=True)
     sender = source.account
-    try:
-        access_sender(user, sender.pk)
-    except Http404:
+    if sender.pk not in {account.pk for account in sender_accounts(user)}:
         sender = default_sender(user) or sender
     outgoing = OutgoingMessage(
         user=user, account=sender, kind=source.kind, subject=source.subject,

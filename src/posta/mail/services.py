@@ -24,8 +24,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
+from posta.core.errors import not_found
 from posta.mail import blobs, chains, signals
 from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender
 from posta.users.models import User
@@ -37,9 +39,7 @@ def _wake_worker(account_ids: Iterable[int]) -> None:
     ids = sorted(set(account_ids))
     if not ids:
         return
-    transaction.on_commit(
-        lambda: signals.actions_created.send(sender=RemoteAction, account_ids=ids)
-    )
+    signals.notify_after_commit(signals.actions_created, sender=RemoteAction, account_ids=ids)
 
 
 def request_body_fetch(user: User, message_id: int) -> bool:
@@ -66,10 +66,9 @@ def request_body_fetch(user: User, message_id: int) -> bool:
     )
     if account_id is None:
         return False
-    transaction.on_commit(
-        lambda: signals.body_fetch_requested.send(
-            sender=Message, account_id=account_id, message_ids=[message_id]
-        )
+    signals.notify_after_commit(
+        signals.body_fetch_requested, sender=Message, account_id=account_id,
+        message_ids=[message_id],
     )
     return True
 
@@ -357,12 +356,13 @@ def do_append(user: User, folder: Folder, raw_bytes: bytes, flags: Iterable[str]
 
 def do_request_sync(user: User, account_id: int) -> None:
     """"Sync now": the sync service passes over the account at once (it watches
-    Account.sync_requested_at). Account.DoesNotExist for another user's account."""
+    Account.sync_requested_at, so no wake-up is sent); PostaError 404 for another
+    user's account."""
     updated = Account.objects.filter(user=user, pk=account_id).update(
         sync_requested_at=timezone.now()
     )
     if not updated:
-        raise Account.DoesNotExist
+        raise not_found(_("This account does not exist, or it is not yours."))
 
 
 def do_allow_remote_content(user: User, address: str) -> None:

@@ -1,6 +1,6 @@
 """The account test: can Posta log in to this account's IMAP and SMTP servers?
 
-Used by the Account form when it is saved (settings.POSTA_CONNECTION_PROBE), the one
+Used by the Account form when it is saved (registered by SyncConfig.ready()), the one
 place where a web request talks to a mail server (DESIGN §2). It reports, never
 raises, for anything a server or the network does; the screen turns the codes into
 sentences in the user's language:

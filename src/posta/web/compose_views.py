@@ -28,8 +28,10 @@ from django.views.decorators.http import require_GET, require_POST
 from posta.accounts.models import Account, CompanySettings
 from posta.accounts.services import sender_accounts
 from posta.core.errors import PostaError
-from posta.mail import outbox, replies
-from posta.mail.outbox import OutgoingMessage
+from posta.mail import outbox, outbox_queries, outbox_sentences, replies
+from posta.mail.addresses import format_addresses
+from posta.mail.models import OutgoingMessage
+from posta.mail.outbox_models import new_draft_key
 from posta.mail.replies import Origin
 from posta.users.models import User
 from posta.web import params, uploads
@@ -97,9 +99,9 @@ class ComposeForm(forms.Form):
 def _initial(row: OutgoingMessage) -> dict[str, Any]:
     return {
         "account": str(row.account_id),
-        "to": outbox.format_addresses(row.to),
-        "cc": outbox.format_addresses(row.cc),
-        "bcc": outbox.format_addresses(row.bcc),
+        "to": format_addresses(row.to),
+        "cc": format_addresses(row.cc),
+        "bcc": format_addresses(row.bcc),
         "subject": row.subject,
         "body": row.body_html,
         "body_text": row.body_text,
@@ -121,7 +123,7 @@ def _start_fields(origin: str, message_id: int | None) -> dict[str, str]:
     return {
         "origin": origin,
         "source": "" if message_id is None else str(message_id),
-        "draft_key": outbox.new_draft_key(),
+        "draft_key": new_draft_key(),
     }
 
 
@@ -363,7 +365,7 @@ def sending_page(request: HttpRequest, outgoing_id: int) -> HttpResponse:
         {
             "row": row,
             "remaining": int(remaining + 0.999),
-            "error": outbox.outgoing_error_message(row),
+            "error": outbox_sentences.outgoing_error_message(row),
         },
     )
 
@@ -428,11 +430,11 @@ def scheduled(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "row": row,
-            "error": outbox.outgoing_error_message(row),
-            "waiting": outbox.waiting_reason(row),
-            "settings": outbox.may_open_settings(user, row),
+            "error": outbox_sentences.outgoing_error_message(row),
+            "waiting": outbox_sentences.waiting_reason(row),
+            "settings": outbox_sentences.may_open_settings(user, row),
         }
-        for row in outbox.scheduled_messages(user)
+        for row in outbox_queries.scheduled_messages(user)
     ]
     return render(request, "web/compose/scheduled.html", {"rows": rows})
 
@@ -441,15 +443,15 @@ def scheduled(request: HttpRequest) -> HttpResponse:
 def outbox_list(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     rows = []
-    for row in outbox.outbox_messages(user):
-        waiting = outbox.waiting_reason(row)
+    for row in outbox_queries.outbox_messages(user):
+        waiting = outbox_sentences.waiting_reason(row)
         rows.append(
             {
                 "row": row,
-                "error": outbox.outgoing_error_message(row),
+                "error": outbox_sentences.outgoing_error_message(row),
                 "waiting": waiting,
-                "settings": outbox.may_open_settings(user, row)
-                and (outbox.leads_to_settings(row) or bool(waiting)),
+                "settings": outbox_sentences.may_open_settings(user, row)
+                and (outbox_sentences.leads_to_settings(row) or bool(waiting)),
             }
         )
     return render(request, "web/compose/outbox.html", {"rows": rows})
@@ -459,4 +461,4 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 def addresses(request: HttpRequest) -> HttpResponse:
     user = current_user(request)
     query = params.text(request.GET, "q", max_length=MAX_ADDRESS_QUERY)
-    return JsonResponse({"addresses": outbox.correspondents(user, query)})
+    return JsonResponse({"addresses": outbox_queries.correspondents(user, query)})

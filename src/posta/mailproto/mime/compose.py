@@ -303,7 +303,29 @@ def reply_references(
     for ref in refs:
         if ref and ref not in unique:
             unique.append(ref)
-    return unique
+    return trim_references(unique)
+
+
+# RFC 5537 §3.4.4: a References field is trimmed when it would exceed 998 octets
+# (RFC 5322 §2.1.1's line length), however many replies the thread had.
+MAX_REFERENCES_LENGTH = 998
+
+
+def trim_references(refs: Sequence[str], *, limit: int = MAX_REFERENCES_LENGTH) -> list[str]:
+    """`refs` shortened to fit `limit` characters as written ("<id> <id> ...").
+
+    RFC 5537 §3.4.4 (the same rule mail readers follow): identifiers are dropped
+    from the second one on, oldest first, but the first (the thread's root) and the
+    last three (the closest parents) are always kept, so threading still works.
+    """
+    kept = list(refs)
+
+    def written(ids: Sequence[str]) -> int:
+        return sum(len(ref) + 2 for ref in ids) + max(len(ids) - 1, 0)
+
+    while written(kept) > limit and len(kept) > 4:
+        del kept[1]
+    return kept
 
 
 def quote_plain(text: str) -> str:

@@ -116,10 +116,7 @@ def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]
     if action in _ROLE_OF:
         return _move_by_role(user, message_ids, _ROLE_OF[action], from_folders=from_folders)
     target_id = params.parse_id(request.POST.get("target", ""), name="target")
-    try:
-        target = queries.access_folder(user, target_id)
-    except Folder.DoesNotExist as exc:
-        raise Http404 from exc
+    target = queries.access_folder(user, target_id)
     return services.do_move(user, message_ids, target, from_folders=from_folders)
 
 
@@ -150,10 +147,7 @@ def act(request: HttpRequest) -> HttpResponse:
 def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
     """Empty Trash or Spam for good (the page asked for confirmation first)."""
     user = current_user(request)
-    try:
-        folder = queries.access_folder(user, folder_id)
-    except Folder.DoesNotExist as exc:
-        raise Http404 from exc
+    folder = queries.access_folder(user, folder_id)
     if folder.role not in (Folder.Role.TRASH, Folder.Role.SPAM):
         raise PostaError("not_emptiable", _("Only Trash and Spam can be emptied."))
     services.do_expunge_folder(user, folder)
@@ -164,10 +158,7 @@ def empty_folder(request: HttpRequest, folder_id: int) -> HttpResponse:
 @require_POST
 def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
     user = current_user(request)
-    try:
-        services.do_request_sync(user, account_id)
-    except Account.DoesNotExist as exc:
-        raise Http404 from exc
+    services.do_request_sync(user, account_id)
     if is_htmx(request):
         return render(
             request,
@@ -182,10 +173,7 @@ def sync_now(request: HttpRequest, account_id: int) -> HttpResponse:
 def allow_images(request: HttpRequest, message_id: int) -> HttpResponse:
     """"Always show remote content from this sender"."""
     user = current_user(request)
-    try:
-        message = queries.access_message(user, message_id)
-    except Message.DoesNotExist as exc:
-        raise Http404 from exc
+    message = queries.access_message(user, message_id)
     services.do_allow_remote_content(user, message.from_email)
     context = reader.message_context(
         request, user, message_id, folder_id=params.optional_id(request.POST, "folder")

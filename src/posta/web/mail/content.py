@@ -45,10 +45,7 @@ MAX_SIGNATURE = 100
 
 
 def _message(user: User, message_id: int) -> Message:
-    try:
-        return queries.access_message(user, message_id)
-    except Message.DoesNotExist as exc:
-        raise Http404 from exc
+    return queries.access_message(user, message_id)
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:

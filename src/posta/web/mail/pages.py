@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from posta.accounts.models import Account, Folder
 from posta.mail import queries
-from posta.mail.models import Message, Thread
+from posta.mail.models import Thread
 from posta.mail.queries import Scope
 from posta.users.models import User
 from posta.web import params
@@ -70,10 +70,7 @@ def role_list(request: HttpRequest, role: str) -> HttpResponse:
 @require_GET
 def folder_list(request: HttpRequest, folder_id: int) -> HttpResponse:
     user = current_user(request)
-    try:
-        folder = queries.access_folder(user, folder_id)
-    except Folder.DoesNotExist as exc:
-        raise Http404 from exc
+    folder = queries.access_folder(user, folder_id)
     label = str(Folder.Role(folder.role).label) if folder.role else folder.display_name
     if folder.name.upper() == "INBOX":
         label = str(Folder.Role.INBOX.label)
@@ -249,10 +246,7 @@ def message(request: HttpRequest, message_id: int) -> HttpResponse:
     if is_htmx(request):
         context = reader.message_context(request, user, message_id, folder_id=folder_id)
         return render(request, "web/mail/_reader.html", context)
-    try:
-        detail = queries.message_detail(user, message_id)
-    except Message.DoesNotExist as exc:
-        raise Http404 from exc
+    detail = queries.message_detail(user, message_id)
     primary = detail.primary
     target = (
         reverse("mail_folder", args=[primary.folder_id])

@@ -14,7 +14,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
 from posta.mail import blobs, queries, sanitize, services
-from posta.mail.models import Message, Thread
+from posta.mail.models import Message
 from posta.mail.queries import MessageDetail
 from posta.users.models import User
 from posta.web import params
@@ -123,10 +123,7 @@ def safe_body(
 
 
 def _detail(user: User, message_id: int, folder_id: int | None) -> MessageDetail:
-    try:
-        return queries.message_detail(user, message_id, folder_id=folder_id)
-    except Message.DoesNotExist as exc:
-        raise Http404 from exc
+    return queries.message_detail(user, message_id, folder_id=folder_id)
 
 
 def body_context(
@@ -197,10 +194,7 @@ def _polling(request: HttpRequest) -> bool:
 
 
 def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str, Any]:
-    try:
-        thread, details = queries.thread_messages(user, thread_id)
-    except Thread.DoesNotExist as exc:
-        raise Http404 from exc
+    thread, details = queries.thread_messages(user, thread_id)
     items = []
     for index, detail in enumerate(details):
         item: dict[str, Any] = {"detail": detail, "message": detail.message}

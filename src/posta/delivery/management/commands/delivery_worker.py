@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from posta.delivery import drafts, sending
+from posta.delivery import drafts, followups, sending
 
 
 class Command(BaseCommand):
@@ -39,8 +39,8 @@ class Command(BaseCommand):
         while True:
             sending.recover_stalled(stale_after=stale_after)
             sending.deliver_due()
-            for outgoing_id in sending.follow_ups_due():
-                sending.run_follow_ups(outgoing_id)
+            for outgoing_id in followups.follow_ups_due():
+                followups.run_follow_ups(outgoing_id)
             drafts.store_due()
             if options["once"] or (deadline is not None and time.monotonic() >= deadline):
                 return
