@@ -7,7 +7,7 @@ changed folder up to date (posta.sync.folder_state), then fetches pending bodies
 Entry points: `sync_account_once(account_id)` (a full pass, idempotent, resumable).
 The service (posta.sync.service) calls the lower level `sync_account(client,
 account)` on a connection it keeps for IDLE, opened by
-`posta.sync.connect.open_account(account)`.
+`posta.remote.connect.open_account(account)`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
+from posta.remote.connect import open_account
 from posta.sync import folder_state
 from posta.sync.bodies import fetch_pending_bodies
-from posta.sync.connect import open_account
 from posta.sync.folder_list import refresh_folders
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress

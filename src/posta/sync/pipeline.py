@@ -8,8 +8,6 @@ transaction (`store_records`), so a kill leaves either the whole batch or none.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,9 +16,10 @@ from typing import TypeVar
 from django.db import transaction
 
 from posta.accounts.models import Folder
+from posta.core import faults
+from posta.mailproto.common import gc_paused
 from posta.mailproto.imap.fastfetch import HeaderRecord, fetch_headers, uid_set_from
 from posta.mailproto.imap.session import Session
-from posta.sync import faults
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
 from posta.sync.store import parse_records, write_batch
@@ -80,20 +79,6 @@ def pipelined(
             yield chunk, result
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while a batch becomes rows: it allocates tens of
-    thousands of acyclic objects, and each burst would trigger collections that
-    walk every live object (the thread index included)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def store_records(
     folder: Folder,
     records: list[HeaderRecord],
@@ -106,11 +91,11 @@ def store_records(
 ) -> None:
     """Store a batch of header records with the folder's new cursor in one
     transaction: a kill leaves either the whole batch or none of it."""
-    with _gc_paused():
+    with gc_paused():
         parsed = parse_records(records)
     faults.point("sync_batch_fetched")
     try:
-        with _gc_paused(), transaction.atomic():
+        with gc_paused(), transaction.atomic():
             added = write_batch(folder, parsed, index)
             if state is not None and new_low is not None:
                 FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)

@@ -87,7 +87,8 @@ from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, bodies, connect, folder_state, reconnect
+from posta.remote import connect
+from posta.sync import account_pass, bodies, folder_state, reconnect
 from posta.sync.models import SyncLease
 from posta.sync.reconnect import HOST_WAKEUPS
 

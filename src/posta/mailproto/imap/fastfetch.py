@@ -36,8 +36,6 @@ state and must be dropped by the caller.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import imaplib
 import io
 import re
@@ -46,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, cast
 
+from posta.mailproto.common import gc_paused
 from posta.mailproto.errors import ProtocolError, ServerBusy, TemporaryNetworkError
 
 __all__ = [
@@ -623,7 +622,7 @@ def fetch_headers(
         _imap_of(client), f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
     )
     records = []
-    with _gc_paused():
+    with gc_paused():
         for segments in command.responses():
             record = _fast_header_record(segments)
             if record is False:
@@ -634,21 +633,6 @@ def fetch_headers(
             if isinstance(record, HeaderRecord):
                 records.append(record)
     return records
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a bulk response is turned into
-    objects. Those objects hold no cycles, yet each allocation burst triggers
-    collections that traverse every live object: on a 100,000-message FETCH that
-    was a third of the parse time. Reference counting still frees everything."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def fetch_flags(
