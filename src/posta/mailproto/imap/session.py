@@ -228,10 +228,7 @@ class Session:
         without UIDPLUS the caller finds it by a header search."""
         with imap_errors(host=self.host):
             reply = self.client.append(folder, raw, flags=list(flags), msg_time=date)
-        found = _APPENDUID.search(reply if isinstance(reply, bytes) else b"")
-        if found is None:
-            return Appended(None, None)
-        return Appended(int(found.group(1)), int(found.group(2)))
+        return parse_appenduid(reply)
 
     def set_flags(self, uids: Sequence[int], flags: Sequence[str], *, on: bool) -> None:
         """UID STORE +FLAGS.SILENT / -FLAGS.SILENT in the selected folder: it sets
@@ -289,6 +286,17 @@ class Session:
                     return value
         return None
 
+
+
+def parse_appenduid(reply: object) -> Appended:
+    """The APPENDUID response code of an APPEND's tagged OK (RFC 4315 §3:
+    "A003 OK [APPENDUID 38505 3955] APPEND completed"), the one parser of it."""
+    if isinstance(reply, str):
+        reply = reply.encode("ascii", "replace")
+    found = _APPENDUID.search(reply if isinstance(reply, bytes) else b"")
+    if found is None:
+        return Appended(None, None)
+    return Appended(int(found.group(1)), int(found.group(2)))
 
 
 def _resync_from(fetched: list[object], vanished: list[object]) -> Resync:
