@@ -219,16 +219,12 @@ def _raw_message(row: OutgoingMessage, token: str) -> tuple[bytes, bool]:
     return raw, utf8
 
 
-def _reply_text(message: bytes | str) -> str:
-    return reply_text(message)[:300]
-
-
 def _failure(code: int, message: bytes | str, *, what: str) -> SmtpOutcome:
     return SmtpOutcome(
         accepted=False,
         verdict=verdict_for_reply(code),
         error_code=f"smtp_{code}",
-        error_detail=f"{what}: {code} {_reply_text(message)}"[:500],
+        error_detail=f"{what}: {code} {reply_text(message)[:300]}"[:500],
     )
 
 
@@ -271,7 +267,7 @@ def _dialogue(
                 if code in (250, 251):
                     accepted.append(address)
                 else:
-                    refused.append(Refusal(address, code, _reply_text(message)))
+                    refused.append(Refusal(address, code, reply_text(message)[:300]))
             if not accepted:
                 smtp.rset()
                 return _all_refused(refused)
