@@ -175,7 +175,7 @@ def _select_source(session: Session, action: RemoteAction, folder: Folder) -> No
         raise UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
 
 
-class _NotYet(Exception):  # noqa: N818 - a state, not a failure
+class _NotYet(Exception):
     """The copy an action works on has no UID yet (it waits for the sync)."""
 
 

@@ -149,7 +149,7 @@ class _Client(IMAPClient):  # type: ignore[misc]  # IMAPClient is untyped
         §6.4.2), the same harm as a plain EXPUNGE: refused like it."""
         raise PlainExpungeRefused("CLOSE would expunge other clients' mail")
 
-    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - name of IMAPClient's hook
+    def _create_IMAP4(self) -> imaplib.IMAP4:
         settings = self._posta_settings
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
@@ -348,7 +348,7 @@ def close_quietly(client: IMAPClient) -> None:
     """LOGOUT if possible, else drop the socket; never raises."""
     try:
         client.logout()
-    except Exception:
+    except Exception:  # noqa: BLE001 - closing never raises, whatever the server did
         with contextlib.suppress(Exception):
             client.shutdown()
 
