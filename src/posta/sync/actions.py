@@ -155,7 +155,7 @@ def sweep() -> list[int]:
 # --- execution ------------------------------------------------------------------
 
 
-class UidValidityChanged(errors.MailError):
+class UidValidityChanged(errors.NumberingChanged):
     """The source folder's UIDVALIDITY in this session is not the one the action's
     UID belongs to: the UID may name another message now (RFC 3501 §2.3.1.1)."""
 
