@@ -88,7 +88,7 @@ def rule_for_class(cls: type[errors.MailError]) -> Rule | None:
     """The row of the nearest class of `cls`'s MRO in the table; None for a class
     the table does not know (MailError itself, or a new direct subclass)."""
     for base in cls.__mro__:
-        rule = ERROR_TABLE.get(base)  # type: ignore[call-overload]
+        rule = ERROR_TABLE.get(base)
         if rule is not None:
             return rule
     return None

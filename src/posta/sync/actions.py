@@ -31,17 +31,25 @@ mismatch nothing is done. The action waits for the sync to re-pair it with its c
 (posta.sync.rebind), or fails as RENUMBERED once the sync has re-paired the folder
 without finding it.
 
-A failure is classified once (STYLE §5): a network or busy error leaves the action
-pending for a later attempt (up to MAX_ATTEMPTS); anything else, or the last
-attempt, marks it failed with a code and detail, and puts the local state back to
-what the server has.
+A failure is judged by the one failure table (posta.mailproto.failures, STYLE §5):
+
+- RETRY (the server unreachable, refusing connections, not resolving, dropping the
+  connection, throttling): the action stays pending with a retry time, backing off
+  up to RETRY_BACKOFF_CAP, until the table's deadline counted from when the user
+  acted. Meanwhile the local state stays as the user asked: a move being retried
+  leaves the message where the user put it;
+- ACCOUNT (login refused, TLS impossible, host not allowed, secret unreadable): the
+  action waits, looked at again every ACCOUNT_WAIT, and the account records the
+  error, so its page says what to fix and links to the settings;
+- PERMANENT, or RETRY past its deadline: the action fails with a code and detail,
+  and the local state is put back to what the server has.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
@@ -50,17 +58,21 @@ from django.utils import timezone
 from posta.accounts.models import Account, Folder
 from posta.mail import blobs
 from posta.mail.models import Location, Message, RemoteAction
-from posta.mailproto import errors
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import claims, faults, parsing, rebind
+from posta.sync import account_pass, claims, faults, parsing, rebind
 from posta.sync.connect import open_account
 from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 5  # of waiting for a copy's UID
+RETRY_BASE = timedelta(seconds=30)
+RETRY_BACKOFF_CAP = timedelta(minutes=30)
+ACCOUNT_WAIT = timedelta(minutes=30)
 REPAIR_WAIT = timedelta(seconds=30)  # before looking again whether the sync re-paired
 State = RemoteAction.State
 Kind = RemoteAction.Kind
@@ -97,8 +109,10 @@ def run_account_actions(account_id: int) -> int:
     try:
         client = open_account(account)
     except errors.MailError as exc:
+        if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
+            _tell_account(account_id, exc)
         for action_id in due:
-            _retry_or_fail(action_id, exc)
+            _retry_or_fail(action_id, exc, claimed=False)
         return 0
     owner = claims.make_owner()
     finished = 0
@@ -130,12 +144,29 @@ def _run_pass(session: Session, owner: str, due: list[int]) -> tuple[int, bool]:
         try:
             _execute(session, action)
         except errors.MailError as exc:
-            _retry_or_fail(action_id, exc, session=session)
-            if isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy):
+            _retry_or_fail(action_id, exc)
+            if _connection_unusable(exc):
                 return finished, False
             continue
         finished += 1
     return finished, True
+
+
+def _connection_unusable(exc: errors.MailError) -> bool:
+    """After a RETRY failure other than a renumbered folder the connection dropped or
+    the server asks us to slow down: the rest of the pass waits."""
+    if isinstance(exc, errors.NumberingChanged):
+        return False
+    return failures.verdict_for_error(exc) is Verdict.RETRY
+
+
+def _tell_account(account_id: int, exc: errors.MailError) -> None:
+    """Record an ACCOUNT failure on the account, so its page says what to fix. A
+    setting only the user can change (host not allowed, secret unreadable) pauses
+    it, as the sync service does; a refused login is left to the service's count."""
+    account_pass.record_failure(
+        account_id, exc, pause=isinstance(exc, errors.SettingsRefused)
+    )
 
 
 def sweep() -> list[int]:
@@ -260,7 +291,7 @@ def _execute(session: Session, action: RemoteAction) -> None:
         faults.point("action_after_server")
         _finish(action)
     else:
-        raise errors.CapabilityMissing(f"action {action.kind} is not supported")
+        raise errors.ProtocolError(f"action {action.kind} is not supported")
 
 
 def _expunge_one(session: Session, uid: int) -> None:
@@ -484,25 +515,24 @@ def _wait_for_uid(action: RemoteAction) -> None:
     )
 
 
-def _retry_or_fail(
-    action_id: int, exc: errors.MailError, *, session: Session | None = None
-) -> None:
+def _retry_or_fail(action_id: int, exc: errors.MailError, *, claimed: bool = True) -> None:
+    """Judge `exc` by the failure table (module docstring): wait, or fail and undo.
+    `claimed` is False when the action failed before it was claimed (no
+    connection): the failure then counts as its attempt here."""
     action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
     if isinstance(exc, UidValidityChanged):
         _await_repairing(action, exc)
         return
-    temporary = isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy)
-    if temporary and action.attempts < MAX_ATTEMPTS:
-        delay = timedelta(seconds=30 * 2 ** max(action.attempts, 0))
-        RemoteAction.objects.filter(pk=action_id).update(
-            state=State.PENDING,
-            claimed_by="",
-            lease_until=None,
-            next_attempt_at=timezone.now() + delay,
-            error_code=exc.code,
-            error_detail=exc.detail[:500],
-        )
+    rule = failures.rule_for_error(exc)
+    now = timezone.now()
+    attempts = action.attempts if claimed else action.attempts + 1
+    if rule.verdict is Verdict.ACCOUNT:
+        _wait(action_id, exc, until=now + ACCOUNT_WAIT, attempts=attempts)
         return
+    if rule.verdict is Verdict.RETRY and rule.retry_for is not None:
+        if now < action.created_at + rule.retry_for:
+            _wait(action_id, exc, until=now + _retry_delay(attempts), attempts=attempts)
+            return
     with transaction.atomic():
         RemoteAction.objects.filter(pk=action_id).update(
             state=State.FAILED,
@@ -513,6 +543,25 @@ def _retry_or_fail(
         )
         _undo_locally(action)
     log.warning("action %s failed: %s", action_id, exc)
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    """RETRY_BASE doubled per attempt, at most RETRY_BACKOFF_CAP."""
+    delay: timedelta = RETRY_BASE * 2 ** min(max(attempts - 1, 0), 16)
+    return min(delay, RETRY_BACKOFF_CAP)
+
+
+def _wait(action_id: int, exc: errors.MailError, *, until: datetime, attempts: int) -> None:
+    """Leave the action pending until `until`, with the failure shown on it."""
+    RemoteAction.objects.filter(pk=action_id).update(
+        state=State.PENDING,
+        attempts=attempts,
+        claimed_by="",
+        lease_until=None,
+        next_attempt_at=until,
+        error_code=exc.code,
+        error_detail=exc.detail[:500],
+    )
 
 
 def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
