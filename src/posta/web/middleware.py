@@ -44,6 +44,12 @@ class SetupMiddleware:
 
     _ready = False
 
+    @classmethod
+    def set_ready(cls, ready: bool = True) -> None:
+        """Say whether an administrator exists (setup done), without a query:
+        the setup page says so once it has made one (and tests, to start afresh)."""
+        cls._ready = ready
+
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
