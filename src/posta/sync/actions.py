@@ -31,28 +31,21 @@ mismatch nothing is done. The action waits for the sync to re-pair it with its c
 (posta.sync.rebind), or fails as RENUMBERED once the sync has re-paired the folder
 without finding it.
 
-A failure is judged by the one failure table (posta.mailproto.failures, STYLE §5):
-
-- RETRY (the server unreachable, refusing connections, not resolving, dropping the
-  connection, throttling): the action stays pending with a retry time, backing off
-  up to RETRY_BACKOFF_CAP, until the table's deadline counted from when the user
-  acted. Meanwhile the local state stays as the user asked: a move being retried
-  leaves the message where the user put it;
-- ACCOUNT (login refused, TLS impossible, host not allowed, secret unreadable): the
-  action waits, looked at again every ACCOUNT_WAIT, and the account records the
-  error, so its page says what to fix and links to the settings;
-- PERMANENT, or RETRY past its deadline: the action fails with a code and detail,
-  and the local state is put back to what the server has.
+A failure is judged by the one failure table (posta.mailproto.failures, STYLE §5)
+in posta.sync.action_failures: an unreachable or busy server leaves the action
+pending until a deadline, with the local state as the user asked; wrong account
+settings make it wait and show on the account; anything else fails it and puts
+the local state back to what the server has.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
@@ -63,25 +56,16 @@ from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, claims, faults, parsing, rebind
+from posta.sync import action_failures, claims, faults, parsing
 from posta.sync.connect import open_account
 from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # of waiting for a copy's UID
-RETRY_BASE = timedelta(seconds=30)
-RETRY_BACKOFF_CAP = timedelta(minutes=30)
-ACCOUNT_WAIT = timedelta(minutes=30)
-REPAIR_WAIT = timedelta(seconds=30)  # before looking again whether the sync re-paired
 State = RemoteAction.State
 Kind = RemoteAction.Kind
-_FLAG_OF = {
-    Kind.SEEN: ("\\Seen", True),
-    Kind.UNSEEN: ("\\Seen", False),
-    Kind.FLAG: ("\\Flagged", True),
-    Kind.UNFLAG: ("\\Flagged", False),
-}
+_FLAG_OF = action_failures.FLAG_OF
 
 
 def _due(account_id: int) -> list[int]:
@@ -110,9 +94,9 @@ def run_account_actions(account_id: int) -> int:
         client = open_account(account)
     except errors.MailError as exc:
         if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
-            _tell_account(account_id, exc)
+            action_failures.tell_account(account_id, exc)
         for action_id in due:
-            _retry_or_fail(action_id, exc, claimed=False)
+            action_failures.retry_or_fail(action_id, exc, claimed=False)
         return 0
     owner = claims.make_owner()
     finished = 0
@@ -144,29 +128,12 @@ def _run_pass(session: Session, owner: str, due: list[int]) -> tuple[int, bool]:
         try:
             _execute(session, action)
         except errors.MailError as exc:
-            _retry_or_fail(action_id, exc)
-            if _connection_unusable(exc):
+            action_failures.retry_or_fail(action_id, exc)
+            if action_failures.connection_unusable(exc):
                 return finished, False
             continue
         finished += 1
     return finished, True
-
-
-def _connection_unusable(exc: errors.MailError) -> bool:
-    """After a RETRY failure other than a renumbered folder the connection dropped or
-    the server asks us to slow down: the rest of the pass waits."""
-    if isinstance(exc, errors.NumberingChanged):
-        return False
-    return failures.verdict_for_error(exc) is Verdict.RETRY
-
-
-def _tell_account(account_id: int, exc: errors.MailError) -> None:
-    """Record an ACCOUNT failure on the account, so its page says what to fix. A
-    setting only the user can change (host not allowed, secret unreadable) pauses
-    it, as the sync service does; a refused login is left to the service's count."""
-    account_pass.record_failure(
-        account_id, exc, pause=isinstance(exc, errors.SettingsRefused)
-    )
 
 
 def sweep() -> list[int]:
@@ -186,17 +153,6 @@ def sweep() -> list[int]:
 # --- execution ------------------------------------------------------------------
 
 
-class UidValidityChanged(errors.NumberingChanged):
-    """The source folder's UIDVALIDITY in this session is not the one the action's
-    UID belongs to: the UID may name another message now (RFC 3501 §2.3.1.1)."""
-
-    code = "uidvalidity_changed"
-
-    def __init__(self, *, folder_id: int, uidvalidity: int | None) -> None:
-        super().__init__(f"folder {folder_id}: UIDVALIDITY is {uidvalidity} on the server")
-        self.uidvalidity = uidvalidity
-
-
 def _select_source(session: Session, action: RemoteAction, folder: Folder) -> None:
     """SELECT the action's source folder read-write and check, right before acting,
     that its UIDVALIDITY is still the one the action's UID belongs to. The check
@@ -208,7 +164,7 @@ def _select_source(session: Session, action: RemoteAction, folder: Folder) -> No
     current = answer.get(b"UIDVALIDITY")
     now = int(current) if isinstance(current, int) else None
     if action.source_uidvalidity is None or now != action.source_uidvalidity:
-        raise UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
+        raise action_failures.UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
 
 
 def _has_uid(session: Session, uid: int) -> bool:
@@ -505,7 +461,8 @@ def _finish(action: RemoteAction, *, leaves: tuple[Folder, int] | None = None) -
 def _wait_for_uid(action: RemoteAction) -> None:
     """The copy has no UID yet: try again a little later, up to MAX_ATTEMPTS."""
     if action.attempts >= MAX_ATTEMPTS:
-        _retry_or_fail(action.pk, errors.ProtocolError("the copy has no UID on the server"))
+        no_uid = errors.ProtocolError("the copy has no UID on the server")
+        action_failures.retry_or_fail(action.pk, no_uid)
         return
     RemoteAction.objects.filter(pk=action.pk).update(
         state=State.PENDING,
@@ -515,117 +472,3 @@ def _wait_for_uid(action: RemoteAction) -> None:
     )
 
 
-def _retry_or_fail(action_id: int, exc: errors.MailError, *, claimed: bool = True) -> None:
-    """Judge `exc` by the failure table (module docstring): wait, or fail and undo.
-    `claimed` is False when the action failed before it was claimed (no
-    connection): the failure then counts as its attempt here."""
-    action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
-    if isinstance(exc, UidValidityChanged):
-        _await_repairing(action, exc)
-        return
-    rule = failures.rule_for_error(exc)
-    now = timezone.now()
-    attempts = action.attempts if claimed else action.attempts + 1
-    if rule.verdict is Verdict.ACCOUNT:
-        _wait(action_id, exc, until=now + ACCOUNT_WAIT, attempts=attempts)
-        return
-    if rule.verdict is Verdict.RETRY and rule.retry_for is not None:
-        if now < action.created_at + rule.retry_for:
-            _wait(action_id, exc, until=now + _retry_delay(attempts), attempts=attempts)
-            return
-    with transaction.atomic():
-        RemoteAction.objects.filter(pk=action_id).update(
-            state=State.FAILED,
-            error_code=exc.code,
-            error_detail=exc.detail[:500],
-            claimed_by="",
-            lease_until=None,
-        )
-        _undo_locally(action)
-    log.warning("action %s failed: %s", action_id, exc)
-
-
-def _retry_delay(attempts: int) -> timedelta:
-    """RETRY_BASE doubled per attempt, at most RETRY_BACKOFF_CAP."""
-    delay: timedelta = RETRY_BASE * 2 ** min(max(attempts - 1, 0), 16)
-    return min(delay, RETRY_BACKOFF_CAP)
-
-
-def _wait(action_id: int, exc: errors.MailError, *, until: datetime, attempts: int) -> None:
-    """Leave the action pending until `until`, with the failure shown on it."""
-    RemoteAction.objects.filter(pk=action_id).update(
-        state=State.PENDING,
-        attempts=attempts,
-        claimed_by="",
-        lease_until=None,
-        next_attempt_at=until,
-        error_code=exc.code,
-        error_detail=exc.detail[:500],
-    )
-
-
-def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
-    """Nothing was done: the action's UID is of another numbering. Run it again at
-    once if the sync re-paired it meanwhile; fail it if the sync has re-paired the
-    folder without finding its copy; else wait for the sync, asking for a pass now
-    (a paused account stays paused: the user resumes it). The wait does not count
-    as an attempt."""
-    running = RemoteAction.objects.filter(pk=action.pk, state=State.RUNNING)
-    now = timezone.now()
-    if exc.uidvalidity is not None and action.source_uidvalidity == exc.uidvalidity:
-        running.update(
-            state=State.PENDING,
-            attempts=F("attempts") - 1,
-            claimed_by="",
-            lease_until=None,
-            updated_at=now,
-        )
-        return
-    folder_id = action.source_folder_id
-    if exc.uidvalidity is not None and folder_id and rebind.repaired(folder_id, exc.uidvalidity):
-        with transaction.atomic():
-            if running.update(
-                state=State.FAILED,
-                error_code=RemoteAction.RENUMBERED,
-                error_detail=exc.detail[:500],
-                claimed_by="",
-                lease_until=None,
-                updated_at=now,
-            ):
-                rebind.forget_moving_copy(action.kind, action.location_id)
-        log.warning("action %s failed: its copy was renumbered away (%s)", action.pk, exc)
-        return
-    running.update(
-        state=State.PENDING,
-        attempts=F("attempts") - 1,
-        next_attempt_at=now + REPAIR_WAIT,
-        claimed_by="",
-        lease_until=None,
-        error_code=exc.code,
-        error_detail=exc.detail[:500],
-        updated_at=now,
-    )
-    Account.objects.filter(pk=action.account_id).exclude(
-        sync_state=Account.SyncState.PAUSED
-    ).update(sync_requested_at=now)
-
-
-def _undo_locally(action: RemoteAction) -> None:
-    """Put the local copy back to what the server still has: the action never
-    happened there."""
-    loc = action.location
-    if loc is None or action.source_folder is None:
-        return
-    if action.kind in _FLAG_OF:
-        flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
-        field = "seen" if flag == "\\Seen" else "flagged"
-        Location.objects.filter(pk=loc.pk).update(**{field: not on})
-    elif action.kind in {Kind.MOVE, Kind.DELETE} and loc.uid is None:
-        try:
-            Location.objects.filter(pk=loc.pk).update(
-                folder=action.source_folder,
-                uid=action.source_uid,
-                role=action.source_folder.role,
-            )
-        except IntegrityError:
-            loc.delete()
