@@ -27,6 +27,7 @@ from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly as imap_close
 from posta.mailproto.imap.client import imap_errors
+from posta.sync.account_pass import record_account_error
 from posta.sync.connect import open_account
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,10 @@ def run_follow_ups(outgoing_id: int) -> None:
             OutgoingMessage.objects.filter(pk=row.pk).update(**{name: FollowUp.DONE})
     except errors.MailError as exc:
         log.warning("outgoing %s: follow-ups cannot connect: %s", row.pk, exc)
-        verdicts.add(failures.verdict_for_error(exc))
+        verdict = failures.verdict_for_error(exc)
+        if client is None and verdict is Verdict.ACCOUNT:
+            record_account_error(row.account_id, exc)  # the account's page says what to fix
+        verdicts.add(verdict)
     except Exception:
         log.exception("outgoing %s: follow-ups failed", row.pk)
         verdicts.add(None)

@@ -31,7 +31,7 @@ from posta.accounts.models import Account
 from posta.mail.models import Location, RemoteAction
 from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
-from posta.sync import account_pass, rebind
+from posta.sync import rebind
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,6 @@ def connection_unusable(exc: errors.MailError) -> bool:
     if isinstance(exc, errors.NumberingChanged):
         return False
     return failures.verdict_for_error(exc) is Verdict.RETRY
-
-
-def tell_account(account_id: int, exc: errors.MailError) -> None:
-    """Record an ACCOUNT failure on the account, so its page says what to fix. A
-    setting only the user can change (host not allowed, secret unreadable) pauses
-    it, as the sync service does; a refused login is left to the service's count."""
-    account_pass.record_failure(
-        account_id, exc, pause=isinstance(exc, errors.SettingsRefused)
-    )
 
 
 def retry_or_fail(action_id: int, exc: errors.MailError, *, claimed: bool = True) -> None:

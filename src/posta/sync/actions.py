@@ -56,7 +56,7 @@ from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import action_failures, claims, faults, parsing
+from posta.sync import account_pass, action_failures, claims, faults, parsing
 from posta.sync.connect import open_account
 from posta.sync.store import flag_values
 
@@ -94,7 +94,7 @@ def run_account_actions(account_id: int) -> int:
         client = open_account(account)
     except errors.MailError as exc:
         if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
-            action_failures.tell_account(account_id, exc)
+            account_pass.record_account_error(account_id, exc)
         for action_id in due:
             action_failures.retry_or_fail(action_id, exc, claimed=False)
         return 0
