@@ -13,14 +13,14 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
-from posta.delivery import sending
+from posta.delivery import followups, sending
 from posta.delivery.server_copies import remove_uids
 from posta.mail import outbox, outbox_sentences
 from posta.mail.models import OutgoingMessage
 from posta.mailproto.imap.client import close_quietly
 from posta.sync.account_pass import sync_account_once
 from posta.sync.connect import open_account
-from tests.integration.test_send import make_sender, send_now, write
+from tests.integration.test_send import make_sender, send_now, server_copies, write
 from tests.integration.test_sync_checker import make_account, message
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer
@@ -73,6 +73,36 @@ def test_an_unreadable_smtp_secret_waits_for_the_settings_not_retried_as_a_bug(
     row.refresh_from_db()
     assert row.state == State.SENT
     assert smtp_server.messages[0].authenticated_as == mail_a.name
+
+
+def test_a_sent_copy_waits_for_the_settings_when_the_imap_secret_is_unreadable(
+    dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    mail_a = dovecot.add_user()
+    a = make_sender(dovecot, smtp_server, mail_a)
+    Account.objects.filter(pk=a.pk).update(password_secret="gAAAAA-not-a-token")
+
+    row = send_now(write(a, to="x@example.test"))
+    assert row.state == State.SENT  # SMTP has its own secret, which still opens
+    assert row.sent_copy == OutgoingMessage.FollowUp.PENDING
+    a.refresh_from_db()
+    assert (a.sync_state, a.last_error_code) == (Account.SyncState.PAUSED, "secret_unreadable")
+
+    # However often it is tried, the copy waits for the settings; it is not given up.
+    OutgoingMessage.objects.filter(pk=row.pk).update(
+        follow_up_attempts=followups.MAX_FOLLOW_UP_ATTEMPTS, follow_up_at=timezone.now()
+    )
+    followups.run_follow_ups(row.pk)
+    row.refresh_from_db()
+    assert row.sent_copy == OutgoingMessage.FollowUp.PENDING
+    assert server_copies(dovecot, mail_a, "Sent", row.message_id) == 0
+
+    # The password is entered again: the copy is filed, once.
+    Account.objects.filter(pk=a.pk).update(password_secret=seal(mail_a.password))
+    followups.run_follow_ups(row.pk)
+    row.refresh_from_db()
+    assert row.sent_copy == OutgoingMessage.FollowUp.DONE
+    assert server_copies(dovecot, mail_a, "Sent", row.message_id) == 1
 
 
 # Dovecot's own list without UIDPLUS (imap_capability replaces the whole list).
