@@ -111,6 +111,9 @@ def test_smtp_replies(code: int, verdict: Verdict) -> None:
         assert rule.retry_for == SEND_RETRY_FOR
 
 
-def test_deadlines() -> None:
-    assert rule_for_class(errors.ConnectionRefused) is not None
-    assert rule_for_class(errors.ConnectionRefused).retry_for == SERVER_RETRY_FOR  # type: ignore[union-attr]
+@pytest.mark.parametrize(
+    "cls", [cls for cls, rule in ERROR_TABLE.items() if rule.verdict is Verdict.RETRY]
+)
+def test_server_work_is_retried_for_a_day(cls: type[errors.MailError]) -> None:
+    rule = rule_for_class(cls)
+    assert rule is not None and rule.retry_for == SERVER_RETRY_FOR

@@ -17,10 +17,12 @@ wakes a worker. The contract, in the order things happen:
    are separate steps, each retried alone (posta.delivery.followups).
 
 Every failure is decided by the failure table (posta.mailproto.failures), and
-written onto the row in words the outbox page can show (STYLE 7: the worker defends the boundary). A
-message that cannot be built (compose refuses a header field) fails at once, since
-the row builds the same way every time; an unexpected error is retried until the
-retry deadline, then the row fails too: nothing loops forever.
+written onto the row in words the outbox page can show (STYLE 7: the worker
+defends the boundary). A message that cannot be built (compose refuses a header
+field) fails at once, since the row builds the same way every time; an unexpected
+error is retried until the retry deadline, then the row fails too: nothing loops
+forever. An account error (login refused, stored secret unreadable) waits for the
+settings with no deadline, tried again every ACCOUNT_RETRY_DELAY.
 """
 
 from __future__ import annotations
