@@ -23,13 +23,13 @@ from posta.mailproto.imap.session import Session
 from posta.mailproto.smtp.client import SmtpSettings
 
 
-class HostRefused(errors.MailError):
+class HostRefused(errors.SettingsRefused):
     """The account's host is an internal address not in the allow list."""
 
     code = "host_not_allowed"
 
 
-class SecretUnreadable(errors.MailError):
+class SecretUnreadable(errors.SettingsRefused):
     """The stored password or token cannot be decrypted (the key changed): the
     user must enter it again. Retrying cannot help, so it pauses the account."""
 

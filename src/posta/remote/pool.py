@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from posta.accounts.models import Account
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.session import Session
+from posta.remote.account_errors import record_account_error
 from posta.remote.connect import close, open_imap
 
 
@@ -21,7 +24,16 @@ class Connections:
 
     def get(self, account: Account) -> Session:
         if account.pk not in self._open:
-            self._open[account.pk] = open_imap(account)
+            try:
+                self._open[account.pk] = open_imap(account)
+            except errors.MailError as exc:
+                # The failure table (posta.mailproto.failures): the account's settings
+                # are the account's to show; the sweep skips its drafts until they
+                # work again. Anything else the sweep simply tries again: the local
+                # draft is the truth, nothing is lost meanwhile.
+                if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
+                    record_account_error(account.pk, exc)
+                raise
         return self._open[account.pk]
 
     def lend(self, account: Account, session: Session) -> None:

@@ -24,6 +24,7 @@ from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
+from posta.remote.account_errors import record_failure
 from posta.remote.connect import open_account
 from posta.sync import folder_state
 from posta.sync.bodies import fetch_pending_bodies
@@ -151,14 +152,4 @@ def record_success(account_id: int) -> None:
         last_error_code="",
         last_error_detail="",
         sync_progress_done=F("sync_progress_total"),
-    )
-
-
-def record_failure(account_id: int, exc: errors.MailError, *, pause: bool = False) -> None:
-    """Write the failure on the account in codes (shown translated), never a secret."""
-    Account.objects.filter(pk=account_id).update(
-        sync_state=Account.SyncState.PAUSED if pause else Account.SyncState.ERROR,
-        last_error_code=exc.code,
-        last_error_detail=exc.detail[:500],
-        last_error_at=timezone.now(),
     )

@@ -84,6 +84,7 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
 from posta.remote import connect
+from posta.remote.account_errors import record_failure
 from posta.sync import account_pass, bodies, folder_state, leases, reconnect
 from posta.sync.reconnect import HOST_WAKEUPS
 
@@ -367,7 +368,7 @@ class FolderWatcher(_Reconnecting):
                 return None  # the account thread's resync covers the folder
             self._watch(session, folder)
             return None
-        except (connect.SecretUnreadable, errors.AuthenticationFailed) as exc:
+        except (errors.SettingsRefused, errors.AuthenticationFailed) as exc:
             # The account thread records these and pauses the account; retrying here
             # would only add refused logins at the server.
             log.info("account %s: folder %s: %s", self.account_id, self.folder_id, exc.code)
@@ -472,23 +473,25 @@ class AccountWorker(_Reconnecting):
             self.auth_failures = self.failures = 0
             self._watch(session, account)
             return 0.0 if not self.stop_event.is_set() else None
-        except connect.SecretUnreadable as exc:
-            # Retrying cannot decrypt it: pause until the user enters it again.
-            account_pass.record_failure(self.account_id, exc, pause=True)
-            log.warning("account %s: stored secret unreadable", self.account_id)
+        except errors.SettingsRefused as exc:
+            # The failure table's ACCOUNT verdict that retrying cannot change (the
+            # secret cannot be decrypted, the host is not allowed): pause until the
+            # user fixes the settings.
+            record_failure(self.account_id, exc, pause=True)
+            log.warning("account %s: settings refused (%s)", self.account_id, exc.code)
             return None
         except errors.AuthenticationFailed as exc:
             self.auth_failures += 1
             pause = self.auth_failures >= AUTH_FAILURES_TO_PAUSE
-            account_pass.record_failure(self.account_id, exc, pause=pause)
+            record_failure(self.account_id, exc, pause=pause)
             log.warning("account %s: login refused (%s)", self.account_id, exc.code)
             return None if pause else self._backoff(exc)
         except errors.ServerBusy as exc:
-            account_pass.record_failure(self.account_id, exc)
+            record_failure(self.account_id, exc)
             self.failures += 2  # throttled: slow down more than for a network error
             return self._backoff(exc)
         except errors.MailError as exc:
-            account_pass.record_failure(self.account_id, exc)
+            record_failure(self.account_id, exc)
             log.info("account %s: %s", self.account_id, exc)
             return self._backoff(exc)
         except Exception as exc:
