@@ -476,7 +476,7 @@ class FolderWatcher(_Reconnecting):
         something arrived meanwhile that IDLE would not announce."""
         with FOLDER_LOCKS.syncing(folder):
             if not folder_state.sync_selected(session, folder):
-                folder_state.sync_folder(session, folder)  # EXAMINEs it: IDLE waits there
+                folder_state.sync_folder(session, folder, source="idle")  # EXAMINEs it for IDLE
         self.failures = 0
         # Bodies of this folder's copies only, on this connection: the account
         # thread mirrors the rest, and the folder stays selected for IDLE.
@@ -646,7 +646,7 @@ class AccountWorker(_Reconnecting):
                 last_full = time.monotonic()
             elif news:
                 if not folder_state.sync_selected(session, inbox):
-                    folder_state.sync_folder(session, inbox)
+                    folder_state.sync_folder(session, inbox, source="idle")
                 bodies.fetch_pending_bodies(session, account, limit=50)
                 account_pass.record_success(account.pk)
 
