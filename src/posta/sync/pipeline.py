@@ -129,6 +129,7 @@ def store_records(
                     Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
                     folder.uidnext = next_uidnext
                 progress.add(stored.copies)
+                faults.point("sync_batch_written")  # written, not committed yet
             return
         except ingest.StoreRaced:
             index.forget()  # it may name threads the rollback removed
