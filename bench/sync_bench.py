@@ -220,7 +220,7 @@ def isolated(function: Callable[..., Any], *args: Any) -> Any:
             result = function(*args)
             result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             payload = pickle.dumps(("ok", result))
-        except BaseException as exc:  # report anything to the parent
+        except BaseException as exc:  # noqa: BLE001 - report anything to the parent
             payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(payload)

@@ -101,7 +101,7 @@ def _generate(messages: int, accounts: int) -> dict[str, Any]:
     from posta.mail.models import Location, Message, Thread
     from posta.users.models import User
 
-    rng = random.Random(4)  # noqa: S311 - reproducible data, not security
+    rng = random.Random(4)
     User.objects.create_superuser("root", "root@example.test", "unused-pw-1")
     user = User.objects.create_user(username="bench", password="unused-pw-2")
     folders: list[list[Folder]] = []

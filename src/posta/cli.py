@@ -91,7 +91,7 @@ def run_supervisor() -> int:
     for role in ROLES:
         start(role)
     host, port = _bind()
-    print(f"Posta is running on http://{host}:{port}/", flush=True)  # noqa: T201
+    print(f"Posta is running on http://{host}:{port}/", flush=True)
     while not stopping:
         time.sleep(0.5)
         for role, child in list(children.items()):
@@ -99,7 +99,7 @@ def run_supervisor() -> int:
                 continue
             lived = time.monotonic() - started[role]
             backoff[role] = 1.0 if lived > 60 else min(backoff[role] * 2, 60.0)
-            print(f"posta {role} exited ({child.returncode}); restarting", flush=True)  # noqa: T201
+            print(f"posta {role} exited ({child.returncode}); restarting", flush=True)
             time.sleep(backoff[role])
             if not stopping:
                 start(role)

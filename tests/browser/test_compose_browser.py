@@ -42,7 +42,7 @@ def log_in(page: Page, base: str, user: User) -> None:
     user.set_password(PASSWORD)
     user.save()
     User.objects.create_superuser("admin", password=PASSWORD)
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     page.goto(f"{base}/login/")
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)

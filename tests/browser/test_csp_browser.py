@@ -88,7 +88,7 @@ def test_walk_through_posta_without_a_policy_violation(
     user.is_staff = True
     user.save()
     User.objects.create_superuser("root", "root@example.test", "Radice-Posta-26")
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     seen = Violations(page)
 
     # Sign-in page: the language list switches language by itself (posta.js).
@@ -203,7 +203,7 @@ def test_a_preview_opened_directly_has_an_opaque_origin(
     user.set_password(PASSWORD)
     user.save()
     User.objects.create_superuser("root", "root@example.test", "Radice-Posta-26")
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     stored = Message.objects.get(user=user, subject="a picture")
     page.goto(f"{base}/login/")
     page.fill("#id_username", user.username)

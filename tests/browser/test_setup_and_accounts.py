@@ -30,7 +30,7 @@ def test_setup_admin_user_account_folders_and_layout(
     page: Page, live_server: object, dovecot: DovecotServer, smtp_server: SmtpServer
 ) -> None:
     base = str(live_server)
-    SetupMiddleware._ready = False  # a new install: no administrator yet
+    SetupMiddleware.set_ready(False)  # a new install: no administrator yet
     mail_user = dovecot.add_user()
     for name in ("Sent", "Drafts", "Trash", "Junk", "Archivio"):
         dovecot.create_folder(mail_user, name)

@@ -55,7 +55,7 @@ class Wish:
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - our own command
+        return subprocess.Popen(
             [sys.executable, "-m", "posta.cli", "worker"],
             env=env,
             cwd=REPO,
@@ -166,7 +166,7 @@ def test_random_chains_while_the_worker_is_killed(
     client = Client()
     client.force_login(account.user)
     user = ScreenUser(client, folders, ids)
-    rng = random.Random(20261202)  # noqa: S311 - test data, not secrets
+    rng = random.Random(20261202)
     recent: list[int] = []
     kills = mid_action = 0
 
@@ -205,7 +205,7 @@ def test_random_chains_while_the_worker_is_killed(
     )
     failed = len(failed_rows)
     wrong = _mismatches(dovecot, mail_user, user.wishes)
-    print(  # noqa: T201 - the figures of the run, to quote
+    print(
         f"\nkill loop: requests={user.requests} kills={kills} mid_action_kills={mid_action}"
         f" answered_changed_0={user.answered_zero} failed_actions={failed}"
         f" actions={RemoteAction.objects.filter(account=account).count()}"

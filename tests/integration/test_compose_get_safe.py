@@ -294,7 +294,7 @@ def test_send_and_attach_from_a_page_whose_draft_is_not_stored(
     # Files added before anything was typed store the draft too (the page without
     # script posts only the attach form, with the page's key).
     page = open_editor(browser, reverse("compose_new"))
-    upload = open(__file__, "rb")  # noqa: SIM115 - closed below
+    upload = open(__file__, "rb")
     try:
         attached = browser.post(page.urls["attach"], {**page.attach_fields, "files": upload})
     finally:
@@ -344,7 +344,7 @@ def test_racing_first_posts_make_one_row(
             made.append(replies.check_start_draft(
                 a.user, "reply", draft_key=key, message_id=m["offer"].pk
             ).pk)
-        except BaseException as exc:  # reported below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's thread
             failed.append(exc)
         finally:
             connection.close()

@@ -35,7 +35,7 @@ STORE_BLOBS = (
 def posta(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in _OUR_VARIABLES}
     environment.update({"POSTA_DATA_DIR": str(data_dir), "POSTA_LOG_LEVEL": "WARNING", **env})
-    result = subprocess.run(  # noqa: S603 - our own command, fixed arguments
+    result = subprocess.run(
         [sys.executable, "-m", "posta.cli", *args],
         env=environment,
         umask=0o022,

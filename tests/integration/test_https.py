@@ -24,7 +24,7 @@ PASSWORD = "Sicura-Parola-26"
 @pytest.fixture
 def carla() -> User:
     User.objects.create_superuser("admin", "admin@example.test", "Amministra-26")
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     return User.objects.create_user("carla", "carla@example.test", PASSWORD)
 
 
@@ -94,7 +94,7 @@ def settings_from(environment: dict[str, str]) -> dict[str, Any]:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTA_HSTS", "POSTA_SECURE",
                                                                     "POSTA_TRUSTED", "POSTA_SSL"))}
-    out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+    out = subprocess.run(
         [sys.executable, "-c", script], env=env | environment, check=True,
         capture_output=True, text=True,
     )

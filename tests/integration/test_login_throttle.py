@@ -36,7 +36,7 @@ def quick_hashes(settings: Any) -> None:
 @pytest.fixture
 def anna() -> User:
     User.objects.create_superuser("admin", "admin@example.test", ADMIN_PASSWORD)
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     return User.objects.create_user("anna", "anna@example.test", PASSWORD)
 
 
@@ -208,7 +208,7 @@ def test_lockouts_double_up_to_the_maximum_and_quiet_time_forgets(settings: Any)
 
 def test_the_command_line_unlocks_a_locked_out_administrator(client: Client) -> None:
     User.objects.create_superuser("boss", "boss@example.test", PASSWORD)
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     for n in range(5):
         sign_in(client, "boss", f"wrong-{n}")
     assert sign_in(client, "boss", PASSWORD).status_code == 429

@@ -46,7 +46,7 @@ class CountingServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 owner.hits.append(self.path)
                 owner.agents.append(self.headers.get("User-Agent", ""))
                 self.send_response(200)
@@ -55,7 +55,7 @@ class CountingServer:
                 self.end_headers()
                 self.wfile.write(PNG)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

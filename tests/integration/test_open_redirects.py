@@ -46,7 +46,7 @@ def quiet_queue() -> Iterator[None]:
 @pytest.fixture
 def user() -> User:
     User.objects.create_superuser("admin", password=PASSWORD)
-    SetupMiddleware._ready = True
+    SetupMiddleware.set_ready()
     return User.objects.create_user(username="rita", password=PASSWORD)
 
 

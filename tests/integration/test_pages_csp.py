@@ -241,7 +241,7 @@ def test_the_setup_page_of_a_new_install_has_the_policy(client: Client) -> None:
     assert not User.objects.filter(is_superuser=True).exists()
     from posta.web.middleware import SetupMiddleware
 
-    SetupMiddleware._ready = False
+    SetupMiddleware.set_ready(False)
     response = client.get(reverse("setup"))
     assert response.status_code == 200
     assert_page_policy(response["Content-Security-Policy"], "setup")

@@ -450,7 +450,7 @@ def tiny_site() -> Iterator[str]:
     """A one-page site on a free loopback port; yields its URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        def do_GET(self) -> None:
             language = self.headers.get("Accept-Language", "")
             body = f"<title>Posta smoke</title><p id=lang>{language}</p>".encode()
             self.send_response(200)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from posta.accounts.models import Account
 from posta.mail.models import Message
 from posta.mailproto.errors import MailError
-from posta.sync import account_pass, folder_state, service
+from posta.sync import account_pass, folder_state, leases, service
 from posta.sync.models import SyncLease
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -79,15 +79,15 @@ def test_leases_exclude_a_second_owner_until_expiry(
     dovecot: DovecotServer, mail_user: MailUser, settings: Any
 ) -> None:
     account = make_account(dovecot, mail_user, settings)
-    assert service.try_claim(account.pk, "one")
-    assert not service.try_claim(account.pk, "two")
-    assert service.try_claim(account.pk, "one")  # renewal by the holder
+    assert leases.try_claim(account.pk, "one")
+    assert not leases.try_claim(account.pk, "two")
+    assert leases.try_claim(account.pk, "one")  # renewal by the holder
     SyncLease.objects.filter(account=account).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert service.try_claim(account.pk, "two")  # a dead owner's account is taken over
-    assert service.renew("one", [account.pk]) == set()
-    assert service.renew("two", [account.pk]) == {account.pk}
+    assert leases.try_claim(account.pk, "two")  # a dead owner's account is taken over
+    assert leases.renew("one", [account.pk]) == set()
+    assert leases.renew("two", [account.pk]) == {account.pk}
 
 
 def test_wrong_password_pauses_the_account_after_repeated_refusals(
@@ -105,9 +105,9 @@ def test_wrong_password_pauses_the_account_after_repeated_refusals(
     assert account.sync_state == Account.SyncState.PAUSED
     assert account.last_error_code == "auth_failed"
     assert account.last_error_at is not None
-    assert account.pk not in service.candidate_accounts()
+    assert account.pk not in leases.candidate_accounts()
     Account.objects.filter(pk=account.pk).update(sync_requested_at=timezone.now())
-    assert account.pk in service.candidate_accounts()
+    assert account.pk in leases.candidate_accounts()
 
 
 class CuttingProxy:

@@ -9,12 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from posta.mailproto.imap import fastfetch
-from posta.mailproto.imap.fastfetch import (
-    _fast_header_record,
-    _header_record,
+from posta.mailproto.imap.fastfetch import uid_set_from
+from posta.mailproto.imap.fetch_items import (
+    fast_header_record,
+    header_record,
     parse_fetch_response,
     parse_internaldate,
-    uid_set_from,
 )
 
 HEADER = b"From: a@b.c\r\nSubject: hi\r\n\r\n"
@@ -23,8 +23,8 @@ SECTION = b"BODY[HEADER.FIELDS (" + " ".join(fastfetch.SYNC_HEADER_FIELDS).encod
 
 def record(segments: list[bytes]) -> fastfetch.HeaderRecord | None:
     """Both parsers must agree on every response; return their record."""
-    fast = _fast_header_record(segments)
-    general = _header_record(parse_fetch_response(segments)[1])
+    fast = fast_header_record(segments)
+    general = header_record(parse_fetch_response(segments)[1])
     if fast is not False:
         assert fast == general
     return general
@@ -47,7 +47,7 @@ def test_dovecot_shape_with_literal() -> None:
     assert got.size == 4286
     assert got.modseq == 12121231000
     assert got.header == HEADER
-    assert _fast_header_record(segments) is not False  # the fast path took it
+    assert fast_header_record(segments) is not False  # the fast path took it
 
 
 def test_items_in_any_order_lower_case_and_uid_last() -> None:

@@ -30,7 +30,7 @@ def quote(name: str) -> str:
 
 
 def table(model: type[Model]) -> str:
-    return quote(model._meta.db_table)
+    return quote(model._meta.db_table)  # noqa: SLF001 - Model._meta is Django's documented API
 
 
 def chunks(values: Iterable[Any]) -> Iterator[list[Any]]:

@@ -197,7 +197,7 @@ def _uids_with_message_id(session: Session, folder: Folder, message_id: str) -> 
     return sorted(int(u) for u in found)
 
 
-class _NotYet(Exception):  # noqa: N818 - a state, not a failure
+class _NotYet(Exception):
     """The copy an action works on has no UID yet (it waits for the sync)."""
 
 

@@ -16,7 +16,7 @@ _passes: dict[str, int] = {}
 _armed: set[str] = set()
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - named for what it stands for
+class SimulatedCrash(BaseException):
     """The process "died" at a fault point (tests only)."""
 
 

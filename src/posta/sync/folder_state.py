@@ -217,7 +217,9 @@ def sync_selected(
     index = index or ThreadIndex(folder.account.user_id)
     pins = _pins(folder)
     top = folder.uidnext - 1
-    untagged = session.client._imap.untagged_responses
+    # imaplib keeps the untagged responses of every command in this dict; IMAPClient
+    # has no public view of it.
+    untagged = session.client._imap.untagged_responses  # noqa: SLF001
     # EXISTS announced from here on means mail arrived while this pass worked.
     untagged.pop("EXISTS", None)
     highest = _store_new(

@@ -7,7 +7,7 @@ seconds:
    `... WHERE expires_at < now OR owner = me`, or an INSERT for an account never
    leased; both are atomic on SQLite and PostgreSQL, so two processes never hold
    one account, and a dead process's accounts are taken over once its leases
-   expire (LEASE_SECONDS, well within a minute);
+   expire (leases.LEASE_SECONDS, well within a minute);
 2. renews the leases it holds in one UPDATE; an account whose lease was lost (the
    process stalled past expiry and another took it) has its thread stopped;
 3. starts one thread per claimed account (`AccountWorker`).
@@ -65,21 +65,17 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-import os
 import random
-import secrets
-import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
-from django.utils import timezone
+from django.db import close_old_connections, connection
+from django.db.models import Case, F, OuterRef, Subquery, Value, When
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
@@ -87,13 +83,11 @@ from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, bodies, connect, folder_state, reconnect
-from posta.sync.models import SyncLease
+from posta.sync import account_pass, bodies, connect, folder_state, leases, reconnect
 from posta.sync.reconnect import HOST_WAKEUPS
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 45
 IDLE_MAX = 25 * 60  # RFC 2177 §3: re-issue IDLE at least every 29 minutes
 SETTLE_MAX = 120.0  # longest IDLE between two NOOPs once settled
 RESYNC_SECONDS = 300
@@ -102,68 +96,6 @@ AUTH_FAILURES_TO_PAUSE = 3
 # and LOGOUT, or at worst a command running into the network timeout.
 WATCHER_JOIN_SECONDS = 30.0
 BODIES_PER_NEWS = 50  # bodies fetched after news, as for INBOX; the rest follow later
-
-
-def make_owner() -> str:
-    """A lease owner id unique to this process: host, pid and a random part."""
-    return f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-# --- leases ---------------------------------------------------------------------
-
-
-def try_claim(account_id: int, owner: str, *, now: datetime | None = None) -> bool:
-    """Take (or keep) the lease on an account; True when `owner` holds it now."""
-    now = now or timezone.now()
-    expires = now + timedelta(seconds=LEASE_SECONDS)
-    taken = (
-        SyncLease.objects.filter(account_id=account_id)
-        .filter(Q(expires_at__lt=now) | Q(owner=owner))
-        .update(owner=owner, expires_at=expires, acquired_at=now)
-    )
-    if taken:
-        return True
-    if SyncLease.objects.filter(account_id=account_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            SyncLease.objects.create(
-                account_id=account_id, owner=owner, expires_at=expires, acquired_at=now
-            )
-    except IntegrityError:
-        return False  # another process inserted it first
-    return True
-
-
-def renew(owner: str, account_ids: list[int]) -> set[int]:
-    """Extend the leases `owner` still holds; returns the account ids it holds."""
-    if not account_ids:
-        return set()
-    expires = timezone.now() + timedelta(seconds=LEASE_SECONDS)
-    held = SyncLease.objects.filter(owner=owner, account_id__in=account_ids)
-    held.update(expires_at=expires)
-    return set(held.values_list("account_id", flat=True))
-
-
-def release(owner: str, account_ids: list[int]) -> None:
-    """Give leases up at once (clean shutdown), so another process need not wait."""
-    SyncLease.objects.filter(owner=owner, account_id__in=account_ids).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
-
-
-def candidate_accounts() -> list[int]:
-    """Accounts to sync: all but shared senders (sent from, never read) and accounts
-    paused since before the user's last "sync now"."""
-    paused_waiting = Q(sync_state=Account.SyncState.PAUSED) & (
-        Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=F("last_error_at"))
-    )
-    return list(
-        Account.objects.exclude(paused_waiting)
-        .exclude(is_shared_sender=True)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
 
 
 # --- one account ----------------------------------------------------------------
@@ -714,7 +646,7 @@ class SyncService:
         max_accounts: int = 500,
         timing: Timing | None = None,
     ) -> None:
-        self.owner = owner or make_owner()
+        self.owner = owner or leases.make_owner()
         self.tick = tick
         self.max_accounts = max_accounts
         self.timing = timing or Timing()
@@ -739,15 +671,15 @@ class SyncService:
         for account_id, worker in list(self.workers.items()):
             if not worker.is_alive():
                 del self.workers[account_id]
-                release(self.owner, [account_id])
-        held = renew(self.owner, list(self.workers))
+                leases.release(self.owner, [account_id])
+        held = leases.renew(self.owner, list(self.workers))
         for account_id in [a for a in self.workers if a not in held]:
             log.warning("account %s: lease lost; stopping its thread", account_id)
             self.workers.pop(account_id).stop()
-        for account_id in candidate_accounts():
+        for account_id in leases.candidate_accounts():
             if len(self.workers) >= self.max_accounts:
                 break
-            if account_id in self.workers or not try_claim(account_id, self.owner):
+            if account_id in self.workers or not leases.try_claim(account_id, self.owner):
                 continue
             worker = AccountWorker(account_id, timing=self.timing)
             self.workers[account_id] = worker
@@ -758,6 +690,6 @@ class SyncService:
             worker.stop()
         for worker in self.workers.values():
             worker.join(timeout=30)
-        release(self.owner, list(self.workers))
+        leases.release(self.owner, list(self.workers))
         self.workers.clear()
         connection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zoneinfo
 from collections.abc import Callable
 
@@ -24,25 +25,42 @@ class UserLanguageMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        language = getattr(user, "language", "") if user and user.is_authenticated else ""
-        if language:
-            translation.activate(language)
-            request.LANGUAGE_CODE = language
-        zone = getattr(user, "time_zone", "") if user and user.is_authenticated else ""
-        if zone:
-            try:
-                timezone.activate(zoneinfo.ZoneInfo(zone))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                timezone.deactivate()
-        else:
-            timezone.deactivate()
-        return self.get_response(request)
+        signed_in = bool(user and user.is_authenticated)
+        language = getattr(user, "language", "") if signed_in else ""
+        # Both only for this request (override, not activate): code that runs after
+        # it in the same thread, a test or a worker task, keeps its own language.
+        with contextlib.ExitStack() as scope:
+            if language:
+                scope.enter_context(translation.override(language))
+                request.LANGUAGE_CODE = language
+            scope.enter_context(timezone.override(_zone_of(user) if signed_in else None))
+            response = self.get_response(request)
+            if language:
+                response.headers.setdefault("Content-Language", language)
+            return response
+
+
+def _zone_of(user: object) -> zoneinfo.ZoneInfo | None:
+    """The user's time zone, or None (the default zone) when unset or unknown."""
+    zone = getattr(user, "time_zone", "")
+    if not zone:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 class SetupMiddleware:
     """Until an administrator exists, every page leads to the setup page."""
 
     _ready = False
+
+    @classmethod
+    def set_ready(cls, ready: bool = True) -> None:
+        """Say whether an administrator exists (setup done), without a query:
+        the setup page says so once it has made one (and tests, to start afresh)."""
+        cls._ready = ready
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response

@@ -40,25 +40,25 @@ EMPTY_STYLE = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 
 def csp_nonce(request: HttpRequest) -> str:
     """This request's nonce, made on first use; the policy names it only then."""
-    nonce: str | None = getattr(request, "_posta_csp_nonce", None)
+    nonce: str | None = getattr(request, "posta_csp_nonce", None)
     if nonce is None:
         nonce = secrets.token_urlsafe(18)
-        request._posta_csp_nonce = nonce  # type: ignore[attr-defined]
+        request.posta_csp_nonce = nonce  # type: ignore[attr-defined]
     return nonce
 
 
 def allow_editor(request: HttpRequest) -> str:
     """Grant the rich-text editor's allowances on this page; returns the nonce."""
-    request._posta_csp_editor = True  # type: ignore[attr-defined]
+    request.posta_csp_editor = True  # type: ignore[attr-defined]
     return csp_nonce(request)
 
 
 def page_policy(request: HttpRequest) -> str:
     """The policy of one of Posta's own pages, with this request's allowances."""
-    nonce: str | None = getattr(request, "_posta_csp_nonce", None)
+    nonce: str | None = getattr(request, "posta_csp_nonce", None)
     script = "script-src 'self'" + (f" 'nonce-{nonce}'" if nonce else "")
     style = "style-src 'self'"
-    if getattr(request, "_posta_csp_editor", False):
+    if getattr(request, "posta_csp_editor", False):
         style += f"; style-src-elem 'self' '{EMPTY_STYLE}'; style-src-attr 'unsafe-inline'"
     return "; ".join(
         [

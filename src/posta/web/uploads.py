@@ -91,7 +91,7 @@ class CappedUploadHandler(FileUploadHandler):
     def handle_raw_input(
         self,
         input_data: IO[bytes],
-        META: dict[str, str],  # noqa: N803 - Django's parameter name
+        META: dict[str, str],
         content_length: int,
         boundary: str,
         encoding: str | None = None,

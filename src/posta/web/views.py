@@ -54,7 +54,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             company = CompanySettings.load()
             company.company_name = form.cleaned_data["company_name"]
             company.save()
-        SetupMiddleware._ready = True
+        SetupMiddleware.set_ready()
         login(request, user)
         messages.success(request, _("Welcome to Posta. Add your first mail account."))
         return redirect("account_new")

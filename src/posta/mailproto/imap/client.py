@@ -131,7 +131,7 @@ class _Client(IMAPClient):  # type: ignore[misc]  # IMAPClient is untyped
             timeout=settings.timeout,
         )
 
-    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - name of IMAPClient's hook
+    def _create_IMAP4(self) -> imaplib.IMAP4:
         settings = self._posta_settings
         timeout = getattr(self._timeout, "connect", None)
         if self.ssl:
@@ -337,7 +337,7 @@ def close_quietly(client: IMAPClient) -> None:
     """LOGOUT if possible, else drop the socket; never raises."""
     try:
         client.logout()
-    except Exception:
+    except Exception:  # noqa: BLE001 - closing never raises, whatever the server did
         with contextlib.suppress(Exception):
             client.shutdown()
 

@@ -312,7 +312,7 @@ def _parse_addresses(value: str) -> list[Address]:
 def _parse_addresses_slow(value: str) -> list[Address]:
     try:
         pairs = email.utils.getaddresses([value])
-    except Exception:  # the stdlib parser may fail on anything hostile
+    except Exception:  # noqa: BLE001 - the stdlib parser may fail on anything hostile
         return []
     result = []
     for name, addr in pairs:

@@ -92,7 +92,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         try:
             message = email.message_from_bytes(raw, policy=policy)
             parsed = _from_message(message, envelope)
-        except Exception as exc:  # hostile input may break any parser
+        except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
             failures.append(f"{type(exc).__name__} with {policy.__class__.__name__}")
             continue
         parsed.defects = (failures + parsed.defects)[:_MAX_DEFECTS]
@@ -222,7 +222,7 @@ def _filename(part: Message) -> str:
     mailers) are decoded here."""
     try:
         name = part.get_filename() or part.get_param("name") or ""
-    except Exception:  # malformed parameters
+    except Exception:  # noqa: BLE001 - malformed parameters
         return ""
     if isinstance(name, tuple):  # compat32 returns RFC 2231 triples undecoded
         name = email.utils.collapse_rfc2231_value(name)
@@ -252,7 +252,7 @@ def _size(part: Message, *, is_message: bool) -> int:
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             try:
                 return len(inner[0].as_bytes())
-            except Exception:  # re-serializing a broken message
+            except Exception:  # noqa: BLE001 - re-serializing a broken message
                 return 0
         return 0
     return len(_payload(part))
@@ -261,7 +261,7 @@ def _size(part: Message, *, is_message: bool) -> int:
 def _decoded_text(part: Message) -> str:
     try:
         charset = part.get_content_charset()
-    except Exception:  # malformed parameters
+    except Exception:  # noqa: BLE001 - malformed parameters
         charset = None
     return decode_with_charset(_payload(part), charset)
 
@@ -320,7 +320,7 @@ class _TextExtractor(HTMLParser):
         self.line_depth = 0
         self.skip = 0
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         text = " ".join("".join(self.current).split())
         if text:
             self.lines.append("> " * self.line_depth + text)
@@ -331,7 +331,7 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIP_TAGS:
             self.skip += 1
         elif tag in _BLOCK_TAGS:
-            self._flush()
+            self.flush()
             if tag == "blockquote":
                 self.quote_depth += 1
                 self.line_depth = self.quote_depth
@@ -340,7 +340,7 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIP_TAGS:
             self.skip = max(0, self.skip - 1)
         elif tag in _BLOCK_TAGS:
-            self._flush()
+            self.flush()
             if tag == "blockquote":
                 self.quote_depth = max(0, self.quote_depth - 1)
                 self.line_depth = self.quote_depth
@@ -358,7 +358,7 @@ def html_to_text(html: str) -> str:
     try:
         extractor.feed(html)
         extractor.close()
-    except Exception:  # noqa: S110 - hostile markup: keep the text extracted so far
+    except Exception:  # noqa: BLE001, S110 - hostile markup: keep the text extracted so far
         pass
-    extractor._flush()
+    extractor.flush()
     return "\n".join(extractor.lines)

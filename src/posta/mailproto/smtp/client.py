@@ -211,7 +211,7 @@ def close_quietly(smtp: smtplib.SMTP) -> None:
     """QUIT if possible, then close the socket; never raises."""
     try:
         smtp.quit()
-    except Exception:
+    except Exception:  # noqa: BLE001 - closing never raises, whatever the server did
         with contextlib.suppress(Exception):
             smtp.close()
 

@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand
 
 from posta.mailproto.errors import MailError
 from posta.sync.account_pass import sync_account_once
-from posta.sync.service import SyncService, candidate_accounts, make_owner, release, try_claim
+from posta.sync.leases import candidate_accounts, make_owner, release, try_claim
+from posta.sync.service import SyncService
 
 
 class Command(BaseCommand):
