@@ -79,7 +79,7 @@ class StaleCopies(Protocol):
     def adopt(self, adopted: list[Location]) -> None: ...
 
 
-class StoreRaced(Exception):  # noqa: N818 - a condition, not a failure of ours
+class StoreRaced(Exception):
     """Another writer stored some of the batch's messages meanwhile; roll back and
     store the batch again."""
 
