@@ -131,6 +131,18 @@ class AccountForm(forms.ModelForm[Account]):
                 "Only an administrator can share a sender."
             )
 
+    def keep_typed_passwords(self) -> None:
+        """Render the submitted passwords back into their inputs (this response only).
+
+        PasswordInput drops its value by default so a password never reaches a page;
+        after a failed connection test the same form is shown again to the same user,
+        who would otherwise retype it for every try.
+        """
+        for name in ("password", "smtp_password"):
+            widget = self.fields[name].widget
+            assert isinstance(widget, forms.PasswordInput)  # noqa: S101  declared above
+            widget.render_value = True
+
     def clean_account_type(self) -> str:
         value: str = self.cleaned_data["account_type"]
         if value.startswith("server:"):
@@ -226,18 +238,28 @@ class ProfileForm(forms.ModelForm[User]):
         fields = [*PROFILE_FIELDS, "language", "time_zone"]
 
 
+# Posta's administrators, in Posta's words: `is_staff` is the model field, but Django's
+# own text for it speaks of the Django admin site, which Posta users never see.
+ADMINISTRATOR_LABELS = {"is_staff": _("Administrator")}
+ADMINISTRATOR_HELP = {"is_staff": _("Can manage users, mail servers and company settings.")}
+
+
 class AdminUserCreateForm(UserCreationForm[User]):
     class Meta:
         model = User
-        fields = ("username", "first_name", "last_name", "email", "role", "title", "is_staff")
-        labels = {"is_staff": _("Administrator")}
+        # Every field the company signature merges, so a new user's signature is
+        # complete without a second visit to the edit form.
+        fields = ("username", *PROFILE_FIELDS, "is_staff")
+        labels = ADMINISTRATOR_LABELS
+        help_texts = ADMINISTRATOR_HELP
 
 
 class AdminUserEditForm(forms.ModelForm[User]):
     class Meta:
         model = User
         fields = [*PROFILE_FIELDS, "is_staff", "is_active"]
-        labels = {"is_staff": _("Administrator")}
+        labels = ADMINISTRATOR_LABELS
+        help_texts = ADMINISTRATOR_HELP
 
 
 class SetupForm(UserCreationForm[User]):
