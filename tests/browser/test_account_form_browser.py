@@ -32,6 +32,7 @@ class Words:
     saved: str
     save: str
     admin_help: str
+    company_saved: str
 
 
 ENGLISH = Words(
@@ -42,6 +43,7 @@ ENGLISH = Words(
     saved="Account saved and connected.",
     save="Save",
     admin_help="Can manage users, mail servers and company settings.",
+    company_saved="Company settings saved.",
 )
 ITALIAN = Words(
     locale="it-IT",
@@ -51,6 +53,7 @@ ITALIAN = Words(
     saved="Account salvato e connesso.",
     save="Salva",
     admin_help="Può gestire gli utenti, i server di posta e le impostazioni dell'azienda.",
+    company_saved="Impostazioni aziendali salvate.",
 )
 LANGUAGES = pytest.mark.parametrize("words", [ENGLISH, ITALIAN], ids=["en", "it"])
 
@@ -223,3 +226,23 @@ def test_new_user_form_stores_the_signature_fields_and_explains_administrator(
         "+39 333 7654321",
     )
     assert not lucia.is_staff
+
+
+@LANGUAGES
+def test_enter_in_a_signature_makes_a_line_break_not_a_paragraph(
+    new_page: Callable[..., Page], live_server: object, words: Words
+) -> None:
+    base = str(live_server)
+    page = admin_page(new_page, base, words)
+    page.goto(base + "/manage/company/")
+    signature = page.locator("#field-company_signature [contenteditable=true]")
+    signature.click()
+    page.keyboard.type("Mario Rossi")
+    page.keyboard.press("Enter")
+    page.keyboard.type("Ufficio vendite")
+    expect(signature.locator("br")).to_have_count(1)
+    expect(signature.locator("p")).to_have_count(1)
+    page.get_by_role("button", name=words.save, exact=True).click()
+    expect(page.get_by_text(words.company_saved)).to_be_visible()
+    stored = CompanySettings.load().company_signature
+    assert re.fullmatch(r"<p>Mario Rossi<br>\s*Ufficio vendite</p>", stored), stored

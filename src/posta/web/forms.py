@@ -51,12 +51,20 @@ class LocalDateTimeField(forms.DateTimeField):
         return result
 
 
-def rich_text_field(label: str | Any, **kwargs: Any) -> ProseEditorFormField:
+# A signature is typed as lines (name, role, phone): Enter makes a line break rather
+# than a paragraph, whose margins a receiving client would show as double spacing
+# (static posta/signature_lines.js, registered in settings.DJANGO_PROSE_EDITOR_EXTENSIONS).
+SIGNATURE_EXTENSIONS: dict[str, Any] = {**RICH_TEXT_EXTENSIONS, "SignatureLines": True}
+
+
+def rich_text_field(
+    label: str | Any, *, extensions: dict[str, Any] | None = None, **kwargs: Any
+) -> ProseEditorFormField:
     """A rich-text field whose HTML is sanitized (nh3) to what the editor can make."""
     return ProseEditorFormField(
         label=label,
         required=False,
-        config={"extensions": RICH_TEXT_EXTENSIONS},
+        config={"extensions": extensions or RICH_TEXT_EXTENSIONS},
         sanitize=True,
         **kwargs,
     )
@@ -80,7 +88,7 @@ class AccountForm(forms.ModelForm[Account]):
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Leave empty to use the IMAP password."),
     )
-    signature_html = rich_text_field(_("Custom signature"))
+    signature_html = rich_text_field(_("Custom signature"), extensions=SIGNATURE_EXTENSIONS)
     save_anyway = forms.BooleanField(label=_("Save even though the test failed"), required=False)
 
     class Meta:
@@ -286,7 +294,7 @@ class MailServerForm(forms.ModelForm[MailServer]):
 
 
 class CompanySettingsForm(forms.ModelForm[CompanySettings]):
-    company_signature = rich_text_field(_("Company signature"))
+    company_signature = rich_text_field(_("Company signature"), extensions=SIGNATURE_EXTENSIONS)
 
     class Meta:
         model = CompanySettings
