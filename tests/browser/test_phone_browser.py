@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from posta.sync.account_pass import sync_account_once
+from tests.browser.test_csp_browser import Violations
 from tests.browser.test_mail_browser import log_in, row
 from tests.integration.test_mail_screen import setup_account
 from tests.integration.test_sync_checker import message
@@ -64,6 +65,7 @@ def test_phone_layout_opens_a_message_and_back_keeps_the_scroll_position(
         dovecot.deliver(mail_user, message(f"Ordine {n:02d}", date=when))
     sync_account_once(account.pk)
     page = new_page(locale=words["locale"], viewport=PHONE)
+    seen = Violations(page)
     log_in(page, str(live_server), user.username)
     expect(row(page, "Ordine 40")).to_be_visible()
 
@@ -108,6 +110,7 @@ def test_phone_layout_opens_a_message_and_back_keeps_the_scroll_position(
     target.locator("a.open").click()
     expect(page.locator("#reader-message h2.subject")).to_have_text("Ordine 12")
     expect(page.locator("#mail-list")).to_be_hidden()
+    seen.assert_none("phone")
     expect(page).to_have_url(re.compile(r"[?&]m=\d+"))
     reader_box = page.locator("#reader-message").bounding_box()
     assert reader_box is not None and reader_box["y"] < PHONE["height"] / 2
@@ -126,3 +129,4 @@ def test_phone_layout_opens_a_message_and_back_keeps_the_scroll_position(
     page.go_forward()
     expect(page.locator("#reader-message h2.subject")).to_have_text("Ordine 12")
     expect(page.locator("#mail-list")).to_be_hidden()
+    seen.assert_none("phone")
