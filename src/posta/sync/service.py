@@ -366,7 +366,7 @@ class FolderWatcher(_Reconnecting):
                 return None  # the account thread's resync covers the folder
             self._watch(session, folder)
             return None
-        except (connect.SecretUnreadable, errors.AuthenticationFailed) as exc:
+        except (errors.SettingsRefused, errors.AuthenticationFailed) as exc:
             # The account thread records these and pauses the account; retrying here
             # would only add refused logins at the server.
             log.info("account %s: folder %s: %s", self.account_id, self.folder_id, exc.code)
@@ -471,10 +471,12 @@ class AccountWorker(_Reconnecting):
             self.auth_failures = self.failures = 0
             self._watch(session, account)
             return 0.0 if not self.stop_event.is_set() else None
-        except connect.SecretUnreadable as exc:
-            # Retrying cannot decrypt it: pause until the user enters it again.
+        except errors.SettingsRefused as exc:
+            # The failure table's ACCOUNT verdict that retrying cannot change (the
+            # secret cannot be decrypted, the host is not allowed): pause until the
+            # user fixes the settings.
             account_pass.record_failure(self.account_id, exc, pause=True)
-            log.warning("account %s: stored secret unreadable", self.account_id)
+            log.warning("account %s: settings refused (%s)", self.account_id, exc.code)
             return None
         except errors.AuthenticationFailed as exc:
             self.auth_failures += 1
