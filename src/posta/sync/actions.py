@@ -49,16 +49,16 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
-from posta.mail import blobs
-from posta.mail.models import Location, Message, RemoteAction
+from posta.mail import blobs, ingest
+from posta.mail.bulk_store import flag_values
+from posta.mail.models import Location, RemoteAction
 from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, action_failures, claims, faults, parsing
+from posta.sync import account_pass, action_failures, claims, faults
 from posta.sync.connect import open_account
-from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
@@ -327,42 +327,14 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
         else:
             uids = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, uids)
-    _settle_appended(action, raw)
+    if action.message is not None:
+        ingest.do_settle_appended(action.message, raw, folder_id=target.pk)
     _finish(action, leaves=(target, uids[-1]) if uids else None)
 
 
 def _flags_of(loc: Location) -> list[str]:
     named = (("\\Seen", loc.seen), ("\\Flagged", loc.flagged), ("\\Answered", loc.answered))
     return [name for name, on in (*named, ("\\Draft", loc.draft)) if on]
-
-
-def _settle_appended(action: RemoteAction, raw: bytes) -> None:
-    """Give the provisional Message of an append its real identity, so later syncs
-    of other folders and accounts meet it; fold it into the synced one if the sync
-    stored the copy first."""
-    provisional = action.message
-    if provisional is None:
-        return
-    end = raw.find(b"\r\n\r\n")
-    end = raw.find(b"\n\n") if end < 0 else end
-    env = parsing.parse_envelope(raw if end < 0 else raw[:end])
-    real = parsing.identity(env, len(raw))
-    with transaction.atomic():
-        twin = (
-            Message.objects.filter(user_id=provisional.user_id, identity=real)
-            .exclude(pk=provisional.pk)
-            .first()
-        )
-        if twin is not None:
-            Location.objects.filter(message=provisional).update(message=twin)
-            RemoteAction.objects.filter(message=provisional).update(message=twin)
-            provisional.delete()
-        elif not Location.objects.filter(message=provisional).exists():
-            provisional.delete()  # the sync stored the copy under its own Message
-        else:
-            Message.objects.filter(pk=provisional.pk).update(
-                identity=real, message_id=env.message_id
-            )
 
 
 def _attach_new_uid(

@@ -257,7 +257,7 @@ class AccountWorker(Reconnecting):
                 last_full = time.monotonic()
             elif news:
                 if not folder_state.sync_selected(session, inbox):
-                    folder_state.sync_folder(session, inbox)
+                    folder_state.sync_folder(session, inbox, source="idle")
                 bodies.fetch_pending_bodies(session, account, limit=50)
                 account_pass.record_success(account.pk)
 

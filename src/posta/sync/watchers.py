@@ -348,7 +348,7 @@ class FolderWatcher(Reconnecting):
         something arrived meanwhile that IDLE would not announce."""
         with FOLDER_LOCKS.syncing(folder):
             if not folder_state.sync_selected(session, folder):
-                folder_state.sync_folder(session, folder)  # EXAMINEs it: IDLE waits there
+                folder_state.sync_folder(session, folder, source="idle")  # EXAMINEs it for IDLE
         self.failures = 0
         # Bodies of this folder's copies only, on this connection: the account
         # thread mirrors the rest, and the folder stays selected for IDLE.
