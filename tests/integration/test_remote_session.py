@@ -14,9 +14,11 @@ from typing import Any
 
 import grimp
 import pytest
+from django.dispatch import Signal
 
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
+from posta.mail import signals
 from posta.mailproto import errors
 from posta.remote import connect, copies
 from posta.users.models import User
@@ -174,4 +176,8 @@ def test_neither_this_module_nor_remote_imports_sync_or_delivery() -> None:
     graph = grimp.build_graph("posta")
     reached = graph.find_upstream_modules("posta.remote", as_package=True)
     assert "posta.mailproto.imap.session" in reached  # the graph is the real one
+    assert not {n for n in reached if n.startswith(("posta.sync", "posta.delivery"))}
+    # The stored-mail hook such a package subscribes to is as far from them.
+    assert isinstance(signals.messages_stored, Signal)
+    reached = graph.find_upstream_modules("posta.mail.signals")
     assert not {n for n in reached if n.startswith(("posta.sync", "posta.delivery"))}

@@ -44,8 +44,8 @@ from posta.accounts.presets import PRESETS
 from posta.core import faults
 from posta.delivery.compose import build_message, mailboxes, sender_mailbox
 from posta.delivery.followups import run_follow_ups
-from posta.mail import blobs
-from posta.mail.models import Message, OutgoingMessage
+from posta.mail import blobs, ingest
+from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import BLOCKED_ACCOUNT_STATES, new_claim_token
 from posta.mailproto import errors
 from posta.mailproto.common import reply_text
@@ -55,8 +55,6 @@ from posta.mailproto.smtp.client import close_quietly as smtp_close
 from posta.mailproto.smtp.client import connect, smtp_errors
 from posta.remote.connect import close, open_imap, smtp_settings
 from posta.remote.copies import find_message_id, folder_with_role
-from posta.sync.parsing import identity, parse_envelope
-from posta.sync.threads import assign_threads
 
 log = logging.getLogger(__name__)
 
@@ -415,30 +413,9 @@ def _link_sent_message(row: OutgoingMessage, raw: bytes, now: datetime) -> None:
     """Store the sent message for the sender at once, in its thread (issue 5:
     "Sent mail is linked to its thread at once"). The sync finds the same identity
     when the Sent copy arrives and adds its location to this row."""
-    header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    env = parse_envelope(header)
-    key = identity(env, len(raw))
-    if Message.objects.filter(user_id=row.user_id, identity=key).exists():
-        return
-    sender = env.from_[0] if env.from_ else ("", "")
-    message = Message(
-        user_id=row.user_id,
-        identity=key,
-        message_id=env.message_id,
-        subject=env.subject,
-        from_name=sender[0][:500],
-        from_email=sender[1][:500],
-        to=[list(a) for a in env.to],
-        cc=[list(a) for a in env.cc],
-        date=env.date or now,
-        in_reply_to=env.in_reply_to,
-        references=env.references,
-        size=len(raw),
-        blob_key=row.raw_blob_key or blobs.put(raw),
-        body_state=Message.BodyState.STORED,
+    ingest.do_store_sent(
+        user_id=row.user_id, raw=raw, blob_key=row.raw_blob_key or blobs.put(raw), now=now
     )
-    assign_threads(row.user_id, [message])
-    message.save()
 
 
 # ------------------------------------------------------------------------- recovery

@@ -21,6 +21,7 @@ from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
 from posta.mail.models import Location
+from posta.mail.threads import ThreadIndex
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
@@ -31,7 +32,6 @@ from posta.sync.bodies import fetch_pending_bodies
 from posta.sync.folder_list import refresh_folders
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
-from posta.sync.threads import ThreadIndex
 
 
 def sync_account_once(account_id: int) -> None:

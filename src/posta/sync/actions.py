@@ -49,8 +49,9 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.core import faults
-from posta.mail import blobs
-from posta.mail.models import Location, Message, RemoteAction
+from posta.mail import blobs, ingest
+from posta.mail.bulk_store import flag_values
+from posta.mail.models import Location, RemoteAction
 from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.fastfetch import fetch_flags
@@ -58,8 +59,7 @@ from posta.mailproto.imap.session import Session
 from posta.remote.account_errors import record_account_error
 from posta.remote.connect import close, open_imap
 from posta.remote.copies import find_message_id
-from posta.sync import action_failures, claims, parsing
-from posta.sync.store import flag_values
+from posta.sync import action_failures, claims
 
 log = logging.getLogger(__name__)
 
@@ -280,42 +280,14 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
         else:
             uids = find_message_id(session, target, mid)
     _attach_new_uid(session, action, target, uids)
-    _settle_appended(action, raw)
+    if action.message is not None:
+        ingest.do_settle_appended(action.message, raw, folder_id=target.pk)
     _finish(action, leaves=(target, uids[-1]) if uids else None)
 
 
 def _flags_of(loc: Location) -> list[str]:
     named = (("\\Seen", loc.seen), ("\\Flagged", loc.flagged), ("\\Answered", loc.answered))
     return [name for name, on in (*named, ("\\Draft", loc.draft)) if on]
-
-
-def _settle_appended(action: RemoteAction, raw: bytes) -> None:
-    """Give the provisional Message of an append its real identity, so later syncs
-    of other folders and accounts meet it; fold it into the synced one if the sync
-    stored the copy first."""
-    provisional = action.message
-    if provisional is None:
-        return
-    end = raw.find(b"\r\n\r\n")
-    end = raw.find(b"\n\n") if end < 0 else end
-    env = parsing.parse_envelope(raw if end < 0 else raw[:end])
-    real = parsing.identity(env, len(raw))
-    with transaction.atomic():
-        twin = (
-            Message.objects.filter(user_id=provisional.user_id, identity=real)
-            .exclude(pk=provisional.pk)
-            .first()
-        )
-        if twin is not None:
-            Location.objects.filter(message=provisional).update(message=twin)
-            RemoteAction.objects.filter(message=provisional).update(message=twin)
-            provisional.delete()
-        elif not Location.objects.filter(message=provisional).exists():
-            provisional.delete()  # the sync stored the copy under its own Message
-        else:
-            Message.objects.filter(pk=provisional.pk).update(
-                identity=real, message_id=env.message_id
-            )
 
 
 def _attach_new_uid(
