@@ -19,6 +19,7 @@ import email
 import email.message
 import email.policy
 import email.utils
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 from html.parser import HTMLParser
@@ -29,14 +30,12 @@ from posta.mailproto.mime.headers import (
     decode_with_charset,
     decode_words,
     parse_envelope,
+    repair_header_block,
 )
 from posta.mailproto.mime.snippet import make_snippet
 
 __all__ = ["Attachment", "ParsedMessage", "get_part", "html_to_text", "parse_message"]
 
-# Header blocks larger than this skip policy.default: its structured header parsers
-# can take seconds on megabytes of hostile header text, and compat32 reads it raw.
-_HUGE_HEADER = 256 * 1024
 _MAX_DEFECTS = 50
 _MAX_PARTS = 1000  # a message with more parts is listed up to here (zip-bomb shapes)
 
@@ -63,8 +62,18 @@ class ParsedMessage:
     html: str = ""  # the HTML body, unsanitized: sanitize before showing it
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
-    has_attachments: bool = False
+    has_attachments: bool = False  # the list's mark: `downloads` is not empty
     snippet: str = ""
+
+    @property
+    def downloads(self) -> list[Attachment]:
+        """The attachments the user sees listed: inline images with a Content-ID in
+        an HTML body are shown in place instead (RFC 2392)."""
+        return [
+            a
+            for a in self.attachments
+            if not (a.disposition == "inline" and a.content_id and self.html)
+        ]
 
 
 def split_raw(raw: bytes) -> tuple[bytes, bytes]:
@@ -81,26 +90,32 @@ def split_raw(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse a raw RFC 5322 message. Never raises."""
+    """Parse a raw RFC 5322 message. Never raises.
+
+    The one reading of a message's MIME tree: the list's snippet and attachment mark
+    and the reader's body and attachments all come from here, so they agree.
+    `compat32` reads the structure: it keeps parameters as written (an unquoted
+    `boundary=----=_NextPart_...` or `filename==?utf-8?B?...?=`, which the strict
+    policy cuts at the `=` or a space), and header text is decoded here.
+    """
     header, body = split_raw(raw)
     envelope = parse_envelope(header)
-    policies: list[email.policy.Policy] = [email.policy.compat32]
-    if len(header) <= _HUGE_HEADER:
-        policies.insert(0, email.policy.default)
-    failures: list[str] = []
-    for policy in policies:
-        try:
-            message = email.message_from_bytes(raw, policy=policy)
-            parsed = _from_message(message, envelope)
-        except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
-            failures.append(f"{type(exc).__name__} with {policy.__class__.__name__}")
-            continue
-        parsed.defects = (failures + parsed.defects)[:_MAX_DEFECTS]
-        return parsed
-    # Neither policy could walk the message: show its body as text.
+    try:
+        return _from_message(_tree(raw), envelope)
+    except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
+        failure = type(exc).__name__
+    # The tree could not be walked: show the body as text.
     text = decode_bytes(body)
     return ParsedMessage(
-        envelope=envelope, text=text, defects=failures, snippet=make_snippet(text)
+        envelope=envelope, text=text, defects=[failure], snippet=make_snippet(text)
+    )
+
+
+def _tree(raw: bytes) -> Message:
+    """The MIME tree as parse_message reads it (the same repair, the same policy)."""
+    header, body = split_raw(raw)
+    return email.message_from_bytes(
+        repair_header_block(header) + body, policy=email.policy.compat32
     )
 
 
@@ -115,29 +130,47 @@ class _Walk:
         self.parts = 0
 
 
+# Parts read as text although not text/plain: a bounce's machine-readable report
+# and the returned headers are prose for the reader (RFC 3464 §2, RFC 6522 §4,
+# RFC 8098 §3).
+_REPORT_TEXT = frozenset(
+    (
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+        "text/rfc822-headers",
+        "message/global-headers",
+    )
+)
+
+
 def _from_message(message: Message, envelope: Envelope) -> ParsedMessage:
     walk = _Walk()
     _collect_defects(message, walk)
-    if message.is_multipart() and not _is_message_part(message):
+    if _is_message_part(message):
+        # A top-level message/rfc822 is the message itself, wrapped: its parts are
+        # "1.1", "1.2", ... (RFC 3501 §6.4.5), shown as the body.
+        _walk_children(message, "1", walk)
+    elif _is_container(message) and _children(message):
         _walk_children(message, "", walk)
+    elif _is_container(message):
+        walk.texts.append(_decoded_text(message))  # no parts to find: its text
     else:
-        _visit(message, "1", walk, top=True)
-    text = "\n".join(walk.texts)
+        _visit(message, "1", walk)
+    text = "\n".join(t for t in walk.texts if t.strip())
     if not text.strip() and walk.html:
         text = html_to_text(walk.html)
-    has_attachments = any(
-        item.disposition == "attachment" or not item.content_id or item.is_message
-        for item in walk.attachments
-    )
-    return ParsedMessage(
+    parsed = ParsedMessage(
         envelope=envelope,
         text=text,
         html=walk.html,
         attachments=walk.attachments,
         defects=walk.defects[:_MAX_DEFECTS],
-        has_attachments=has_attachments,
         snippet=make_snippet(text),
     )
+    parsed.has_attachments = bool(parsed.downloads)
+    return parsed
 
 
 def _collect_defects(part: Message, walk: _Walk) -> None:
@@ -151,23 +184,66 @@ def _is_message_part(part: Message) -> bool:
     return part.get_content_type() == "message/rfc822"
 
 
+def _is_container(part: Message) -> bool:
+    """A multipart to walk into (a broken one included: see _rescued_parts)."""
+    return part.get_content_maintype() == "multipart"
+
+
+# A line that looks like a MIME delimiter (RFC 2046 §5.1.1: "--" and a boundary of
+# up to 70 characters, trailing white space allowed).
+_DELIMITER = re.compile(rb"^--([ -~]{1,70}?)[ \t]*\r?$", re.MULTILINE)
+
+
+def _rescued_parts(part: Message) -> list[Message]:
+    """The parts of a multipart whose boundary parameter is missing or does not
+    match its delimiter lines (so `email` left the body unsplit): the body is split
+    again at the delimiter it really uses, the first line that looks like one and
+    occurs again, as mutt does. [] when there is none: the body is then text."""
+    payload = part.get_payload()
+    if not isinstance(payload, str) or not payload:
+        return []
+    data = payload.encode("utf-8", "surrogateescape")
+    seen: set[bytes] = set()
+    for match in _DELIMITER.finditer(data):
+        boundary = match.group(1)
+        if boundary.endswith(b"--") and boundary[:-2] in seen:
+            boundary = boundary[:-2]
+        if boundary in seen:
+            return _split_at(data, boundary)
+        seen.add(boundary)
+    return []
+
+
+def _split_at(data: bytes, boundary: bytes) -> list[Message]:
+    quoted = boundary.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    wrapper = b'Content-Type: multipart/mixed; boundary="' + quoted + b'"\r\n\r\n' + data
+    rebuilt = email.message_from_bytes(wrapper, policy=email.policy.compat32)
+    payload = rebuilt.get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+
+
 def _children(part: Message) -> list[Message]:
     """The numbered children of a part (RFC 3501 §6.4.5)."""
     if _is_message_part(part):
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             embedded = inner[0]
-            if embedded.is_multipart():
-                return [p for p in embedded.get_payload() if isinstance(p, Message)]
+            if _is_container(embedded):
+                return _children(embedded)
             return [embedded]
         return []
-    if part.is_multipart():
+    if _is_container(part):
         payload = part.get_payload()
-        return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+        if isinstance(payload, list):
+            return [p for p in payload if isinstance(p, Message)]
+        return _rescued_parts(part)
     return []
 
 
 def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
+    alternative = part.get_content_type() == "multipart/alternative"
+    digest = part.get_content_type() == "multipart/digest"
+    plain_seen = False
     for number, child in enumerate(_children(part), start=1):
         walk.parts += 1
         if walk.parts > _MAX_PARTS:
@@ -176,30 +252,50 @@ def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
             return
         _collect_defects(child, walk)
         part_id = f"{prefix}.{number}" if prefix else str(number)
-        if child.is_multipart() and not _is_message_part(child):
-            _walk_children(child, part_id, walk)
-        else:
-            _visit(child, part_id, walk, top=False)
+        if _is_container(child):
+            if _children(child):
+                _walk_children(child, part_id, walk)
+            else:
+                # A multipart with no parts to find: the text that is there.
+                walk.texts.append(_decoded_text(child))
+            continue
+        if alternative and child.get_content_type() == "text/plain":
+            # RFC 2046 §5.1.4: alternatives of one content; one plain text is enough.
+            if plain_seen:
+                continue
+            plain_seen = True
+        _visit(child, part_id, walk)
+        if digest and _is_message_part(child):
+            # RFC 2046 §5.1.5: a digest is messages to read; each is listed as a
+            # message and its text shown in the body, in order.
+            _digest_entry(child, part_id, walk)
 
 
-def _visit(part: Message, part_id: str, walk: _Walk, *, top: bool) -> None:
+def _digest_entry(part: Message, part_id: str, walk: _Walk) -> None:
+    inner = _Walk()
+    inner.parts = walk.parts
+    _walk_children(part, part_id, inner)
+    walk.parts = inner.parts
+    walk.texts.extend(inner.texts)
+
+
+def _visit(part: Message, part_id: str, walk: _Walk) -> None:
     """A leaf: a body text, or an attachment."""
     content_type = part.get_content_type()
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
-    is_text_body = content_type in ("text/plain", "text/html") and (
-        disposition != "attachment" and not filename
-    )
-    if is_text_body:
+    shown = disposition != "attachment" and not filename
+    if shown and content_type in ("text/plain", "text/html"):
         text = _decoded_text(part)
         if content_type == "text/plain":
             walk.texts.append(text)
         elif not walk.html:
             walk.html = text
         return
+    if shown and content_type in _REPORT_TEXT:
+        walk.texts.append(_report_text(part))
+        return
     if content_type.startswith("multipart/"):
-        # A multipart whose boundary is missing or never occurs: `email` leaves the
-        # body unsplit; show it as text rather than lose it.
         walk.texts.append(_decoded_text(part))
         return
     is_message = content_type == "message/rfc822"
@@ -216,6 +312,16 @@ def _visit(part: Message, part_id: str, walk: _Walk, *, top: bool) -> None:
     )
 
 
+def _report_text(part: Message) -> str:
+    """A delivery report's text: `email` reads message/delivery-status as a list of
+    header blocks (RFC 3464 §2.1); they are shown as written."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = [str(item).strip() for item in payload if isinstance(item, Message)]
+        return "\n\n".join(block for block in blocks if block)
+    return _decoded_text(part)
+
+
 def _filename(part: Message) -> str:
     """The decoded file name: RFC 2231 parameters are decoded by `email`; RFC 2047
     encoded words inside a quoted name (not allowed by RFC 2047 §5, sent by many
@@ -227,7 +333,10 @@ def _filename(part: Message) -> str:
     if isinstance(name, tuple):  # compat32 returns RFC 2231 triples undecoded
         name = email.utils.collapse_rfc2231_value(name)
     name = str(name)
-    return decode_words(name).strip() if "=?" in name else name.strip()
+    if "=?" in name:
+        name = decode_words(name)
+    # Unquoted names may carry folding white space: one space between words.
+    return " ".join(name.split())[:255]
 
 
 def _content_id(part: Message) -> str:
@@ -276,13 +385,13 @@ def get_part(raw: bytes, part_id: str) -> tuple[list[tuple[str, str]], bytes]:
     Raises KeyError when the message has no such part.
     """
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = _tree(raw)
         numbers = [int(n) for n in part_id.split(".")]
     except ValueError as exc:
         raise KeyError(part_id) from exc
     part: Message = message
     for depth, number in enumerate(numbers):
-        if depth == 0 and not part.is_multipart():
+        if depth == 0 and not _is_container(part):
             if number != 1:
                 raise KeyError(part_id)
             continue
