@@ -120,7 +120,7 @@ def summarize_body(raw: bytes) -> BodySummary:
     the list's preview and mark agree with what the message shows when opened.
     """
     try:
-        parsed = parse_message(raw)
+        parsed = parse_message(raw, with_envelope=False)
     except Exception as exc:  # noqa: BLE001 - the raw bytes stay in the blob store
         return BodySummary(defects=[type(exc).__name__])
     return BodySummary(

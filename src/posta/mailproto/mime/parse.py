@@ -15,10 +15,12 @@ not multipart).
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.message
 import email.policy
 import email.utils
+import quopri
 import re
 from dataclasses import dataclass, field
 from email.message import Message
@@ -30,9 +32,9 @@ from posta.mailproto.mime.headers import (
     decode_with_charset,
     decode_words,
     parse_envelope,
-    repair_header_block,
 )
 from posta.mailproto.mime.snippet import make_snippet
+from posta.mailproto.mime.tree import body_of, build_tree, split_raw
 
 __all__ = ["Attachment", "ParsedMessage", "get_part", "html_to_text", "parse_message"]
 
@@ -76,20 +78,7 @@ class ParsedMessage:
         ]
 
 
-def split_raw(raw: bytes) -> tuple[bytes, bytes]:
-    """Split a raw message at the first empty line (RFC 5322 §2.1) into header block
-    (including its final line end) and body. A message without an empty line is all
-    header."""
-    crlf = raw.find(b"\r\n\r\n")
-    lf = raw.find(b"\n\n")
-    found = [(index, size) for index, size in ((crlf, 4), (lf, 2)) if index >= 0]
-    if not found:
-        return raw, b""
-    index, size = min(found)
-    return raw[: index + size], raw[index + size :]
-
-
-def parse_message(raw: bytes) -> ParsedMessage:
+def parse_message(raw: bytes, *, with_envelope: bool = True) -> ParsedMessage:
     """Parse a raw RFC 5322 message. Never raises.
 
     The one reading of a message's MIME tree: the list's snippet and attachment mark
@@ -97,26 +86,25 @@ def parse_message(raw: bytes) -> ParsedMessage:
     `compat32` reads the structure: it keeps parameters as written (an unquoted
     `boundary=----=_NextPart_...` or `filename==?utf-8?B?...?=`, which the strict
     policy cuts at the `=` or a space), and header text is decoded here.
+    Without `with_envelope` (the body mirror, which has the envelope from the
+    header fetch already) the envelope is left empty.
     """
     header, body = split_raw(raw)
-    envelope = parse_envelope(header)
+    envelope = parse_envelope(header) if with_envelope else Envelope()
     try:
         return _from_message(_tree(raw), envelope)
     except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
         failure = type(exc).__name__
     # The tree could not be walked: show the body as text.
-    text = decode_bytes(body)
+    text = decode_bytes(body or raw)
     return ParsedMessage(
         envelope=envelope, text=text, defects=[failure], snippet=make_snippet(text)
     )
 
 
 def _tree(raw: bytes) -> Message:
-    """The MIME tree as parse_message reads it (the same repair, the same policy)."""
-    header, body = split_raw(raw)
-    return email.message_from_bytes(
-        repair_header_block(header) + body, policy=email.policy.compat32
-    )
+    """The MIME tree as parse_message reads it."""
+    return build_tree(raw)
 
 
 class _Walk:
@@ -128,6 +116,9 @@ class _Walk:
         self.attachments: list[Attachment] = []
         self.defects: list[str] = []
         self.parts = 0
+        # The HTML body has a plain-text alternative (RFC 2046 §5.1.4: the same
+        # content), so the preview may come from the plain text.
+        self.html_has_plain = False
 
 
 # Parts read as text although not text/plain: a bounce's machine-readable report
@@ -161,13 +152,18 @@ def _from_message(message: Message, envelope: Envelope) -> ParsedMessage:
     text = "\n".join(t for t in walk.texts if t.strip())
     if not text.strip() and walk.html:
         text = html_to_text(walk.html)
+    # The preview is of what the reader shows: the HTML body when there is one,
+    # read from its plain alternative when it has one (cheaper, the same words).
+    preview = text
+    if walk.html and not walk.html_has_plain:
+        preview = html_to_text(walk.html)
     parsed = ParsedMessage(
         envelope=envelope,
         text=text,
         html=walk.html,
         attachments=walk.attachments,
         defects=walk.defects[:_MAX_DEFECTS],
-        snippet=make_snippet(text),
+        snippet=make_snippet(preview),
     )
     parsed.has_attachments = bool(parsed.downloads)
     return parsed
@@ -180,13 +176,24 @@ def _collect_defects(part: Message, walk: _Walk) -> None:
             walk.defects.append(name)
 
 
+def _content_type(part: Message) -> str:
+    """The part's lower-case "type/subtype", read once: `email` scans the header
+    list and its parameters on every call, and the walk asks several times."""
+    known = getattr(part, "posta_content_type", None)
+    if isinstance(known, str):
+        return known
+    found = part.get_content_type()
+    setattr(part, "posta_content_type", found)  # noqa: B010 - Message has no slot for it
+    return found
+
+
 def _is_message_part(part: Message) -> bool:
-    return part.get_content_type() == "message/rfc822"
+    return _content_type(part) == "message/rfc822"
 
 
 def _is_container(part: Message) -> bool:
     """A multipart to walk into (a broken one included: see _rescued_parts)."""
-    return part.get_content_maintype() == "multipart"
+    return _content_type(part).startswith("multipart/")
 
 
 # A line that looks like a MIME delimiter (RFC 2046 §5.1.1: "--" and a boundary of
@@ -199,10 +206,9 @@ def _rescued_parts(part: Message) -> list[Message]:
     match its delimiter lines (so `email` left the body unsplit): the body is split
     again at the delimiter it really uses, the first line that looks like one and
     occurs again, as mutt does. [] when there is none: the body is then text."""
-    payload = part.get_payload()
-    if not isinstance(payload, str) or not payload:
+    data = body_of(part)
+    if not data:
         return []
-    data = payload.encode("utf-8", "surrogateescape")
     seen: set[bytes] = set()
     for match in _DELIMITER.finditer(data):
         boundary = match.group(1)
@@ -217,8 +223,7 @@ def _rescued_parts(part: Message) -> list[Message]:
 def _split_at(data: bytes, boundary: bytes) -> list[Message]:
     quoted = boundary.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     wrapper = b'Content-Type: multipart/mixed; boundary="' + quoted + b'"\r\n\r\n' + data
-    rebuilt = email.message_from_bytes(wrapper, policy=email.policy.compat32)
-    payload = rebuilt.get_payload()
+    payload = build_tree(wrapper).get_payload()
     return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
@@ -241,8 +246,8 @@ def _children(part: Message) -> list[Message]:
 
 
 def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
-    alternative = part.get_content_type() == "multipart/alternative"
-    digest = part.get_content_type() == "multipart/digest"
+    alternative = _content_type(part) == "multipart/alternative"
+    digest = _content_type(part) == "multipart/digest"
     plain_seen = False
     for number, child in enumerate(_children(part), start=1):
         walk.parts += 1
@@ -259,12 +264,15 @@ def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
                 # A multipart with no parts to find: the text that is there.
                 walk.texts.append(_decoded_text(child))
             continue
-        if alternative and child.get_content_type() == "text/plain":
+        if alternative and _content_type(child) == "text/plain":
             # RFC 2046 §5.1.4: alternatives of one content; one plain text is enough.
             if plain_seen:
                 continue
             plain_seen = True
+        had_html = bool(walk.html)
         _visit(child, part_id, walk)
+        if alternative and plain_seen and walk.html and not had_html:
+            walk.html_has_plain = True
         if digest and _is_message_part(child):
             # RFC 2046 §5.1.5: a digest is messages to read; each is listed as a
             # message and its text shown in the body, in order.
@@ -281,7 +289,7 @@ def _digest_entry(part: Message, part_id: str, walk: _Walk) -> None:
 
 def _visit(part: Message, part_id: str, walk: _Walk) -> None:
     """A leaf: a body text, or an attachment."""
-    content_type = part.get_content_type()
+    content_type = _content_type(part)
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
     shown = disposition != "attachment" and not filename
@@ -346,24 +354,39 @@ def _content_id(part: Message) -> str:
     return str(value).strip().strip("<>").strip()
 
 
+def _transfer_encoding(part: Message) -> str:
+    return str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+
+
 def _payload(part: Message) -> bytes:
-    payload = part.get_payload(decode=True)
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, str):
-        return payload.encode("utf-8", "surrogateescape")
-    return b""
+    """The part's body with its transfer encoding (RFC 2045 §6) undone."""
+    data = body_of(part)
+    cte = _transfer_encoding(part)
+    if cte == "base64":
+        try:
+            # Non-strict: characters outside the alphabet are skipped.
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            pass  # broken padding: `email`'s own repair below
+    elif cte == "quoted-printable":
+        return quopri.decodestring(data)
+    elif cte in ("", "7bit", "8bit", "binary"):
+        return data
+    part.set_payload(data.decode("ascii", "surrogateescape"))
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else data
 
 
 def _size(part: Message, *, is_message: bool) -> int:
     if is_message:
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            try:
-                return len(inner[0].as_bytes())
-            except Exception:  # noqa: BLE001 - re-serializing a broken message
-                return 0
-        return 0
+        return len(_message_bytes(part))
+    if _transfer_encoding(part) == "base64":
+        # Counted, not decoded: attachments are most of a mailbox's bytes and the
+        # list only needs to know they are there (RFC 4648 §4: 4 characters for 3
+        # bytes, "=" padding the last group).
+        data = body_of(part)
+        chars = len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
+        return max(chars * 3 // 4 - data.rstrip().count(b"=", -2), 0)
     return len(_payload(part))
 
 
@@ -401,11 +424,16 @@ def get_part(raw: bytes, part_id: str) -> tuple[list[tuple[str, str]], bytes]:
         part = children[number - 1]
     headers = [(name, str(value)) for name, value in part.items()]
     if _is_message_part(part):
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return headers, inner[0].as_bytes()
-        return headers, b""
+        return headers, _message_bytes(part)
     return headers, _payload(part)
+
+
+def _message_bytes(part: Message) -> bytes:
+    """The embedded message of a message/rfc822 part, as sent (RFC 2046 §5.2.1
+    allows only 7bit, 8bit or binary, but encoded ones are seen and decoded)."""
+    if _transfer_encoding(part) in ("base64", "quoted-printable"):
+        return _payload(part)
+    return body_of(part)
 
 
 # --- HTML to text -----------------------------------------------------------------
