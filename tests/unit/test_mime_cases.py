@@ -62,3 +62,18 @@ def test_a_folded_line_without_white_space_continues_its_field() -> None:
     assert readable.subject == "folded without white space"
     assert readable.from_ == [("", "a@example.test")]
     assert readable.text.strip() == "Body."
+
+
+def test_an_image_named_by_content_id_without_disposition_is_inline() -> None:
+    raw = (
+        b"Subject: related\r\nContent-Type: multipart/related; boundary=r\r\n\r\n"
+        b'--r\r\nContent-Type: text/html\r\n\r\n<p>Logo <img src="cid:logo@x"></p>\r\n'
+        b"--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n"
+    )
+    summary = summarize_body(raw)
+    readable = sanitize.read_message(raw)
+    assert readable.attachments[0].inline
+    assert readable.downloads == []
+    assert summary.has_attachments is False
+    assert summary.snippet == "Logo"

@@ -1,10 +1,14 @@
-"""Full message parsing for display: bodies, attachments, defects, snippet.
+"""The one reading of a message: bodies, attachments, defects, snippet.
 
-Built on the standard `email` package with `policy.default`; when that policy raises
-on a hostile message (it parses structured headers strictly, on access), the message
-is parsed again with `compat32`, which accepts anything; and if even that fails, what
-can be shown (the envelope and the raw text after the header) is shown. Nothing here
-raises on malformed input: problems become entries of `defects`.
+The list's preview and attachment mark (posta.sync.parsing.summarize_body, when a
+body is stored) and the reader (posta.mail.sanitize) both come from
+`parse_message`, so they agree. The tree is built by posta.mailproto.mime.tree
+(`email` message objects, `compat32` header parsing); what mail clients have
+learned is applied here: a multipart whose boundary does not match its delimiter
+lines is split at the delimiter it really uses, a digest's parts are messages
+(RFC 2046 §5.1.5), a top-level message/rfc822 is the message, delivery reports
+are text. Nothing here raises on malformed input: problems become entries of
+`defects`, and a tree that cannot be walked shows its text.
 
 Part numbers are IMAP's (RFC 3501 §6.4.5), so an attachment found here can also be
 fetched alone with `BODY[part]`: the children of a multipart are 1, 2, ...; a
@@ -307,14 +311,18 @@ def _visit(part: Message, part_id: str, walk: _Walk) -> None:
         walk.texts.append(_decoded_text(part))
         return
     is_message = content_type == "message/rfc822"
+    content_id = _content_id(part)
+    # RFC 2387: a part of multipart/related named by Content-ID is usually sent
+    # without Content-Disposition; it is inline unless marked as an attachment.
+    inline = disposition == "inline" or (not disposition and bool(content_id))
     walk.attachments.append(
         Attachment(
             part_id=part_id,
             filename=filename,
             content_type=content_type,
             size=_size(part, is_message=is_message),
-            content_id=_content_id(part),
-            disposition="inline" if disposition == "inline" else "attachment",
+            content_id=content_id,
+            disposition="inline" if inline else "attachment",
             is_message=is_message,
         )
     )
