@@ -8,7 +8,10 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from django.templatetags.static import static
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
+from django_prose_editor.config import html_tags
 
 from posta.core import config
 
@@ -132,6 +135,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+
+# Posta's own editor extension (posta.web.forms.SIGNATURE_EXTENSIONS): Enter makes a
+# line break in signatures. It allows no markup beyond HardBreak's <br>.
+DJANGO_PROSE_EDITOR_EXTENSIONS = [
+    {
+        "js": [lazy(static, str)("posta/signature_lines.js")],
+        "extensions": {"SignatureLines": html_tags([])},
+    }
+]
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -17,6 +17,7 @@ from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from posta.web.middleware import SetupMiddleware
 from tests.integration.test_mail_screen import PNG, rich_message
+from tests.integration.test_mail_screen_words import add_account
 from tests.integration.test_send import make_sender
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpServer
@@ -80,6 +81,8 @@ def test_walk_through_posta_without_a_policy_violation(
     dovecot.deliver(mail_user, rich_message("Preventivo", "<p>Hello <b>Bob</b></p>"))
     account = make_sender(dovecot, smtp_server, mail_user)
     sync_account_once(account.pk)
+    # A second account: the merged inbox then names each row's account.
+    sync_account_once(add_account(dovecot, account.user).account.pk)
     account.signature_kind = "custom"
     account.signature_html = '<p style="text-align: center">Anna, Ufficio acquisti</p>'
     account.save()

@@ -134,7 +134,9 @@ def test_wrong_password_is_explained_and_nothing_is_saved(
     page.select_option("#id_smtp_security", "none")
     page.uncheck("#id_smtp_auth")
     page.get_by_role("button", name="Save and test").click()
-    expect(page.locator("#test-errors")).to_contain_text("refused the user name or password")
+    expect(page.locator("#imap-test-error")).to_contain_text("refused the user name or password")
     assert not Account.objects.exists()
-    # The password typed is never echoed back into the page.
+    # The password typed comes back only into this form's own input, for the retry.
+    expect(page.locator("#id_password")).to_have_value("not-the-password")
+    page.goto(base + "/settings/accounts/")
     assert "not-the-password" not in page.content()

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from posta.accounts.models import Account
 from posta.mail.models import Message
-from posta.sync import account_pass, reconnect, service
+from posta.sync import account_pass, reconnect, service, watchers
 from posta.sync.reconnect import HOST_WAKEUPS, Failure
 from tests.integration.test_sync_checker import make_account, message
 from tests.integration.test_sync_service import wait_for
@@ -38,8 +38,8 @@ def through(proxy: OutageProxy, account: Account) -> None:
     Account.objects.filter(pk=account.pk).update(imap_port=proxy.port)
 
 
-def timing(*, backoff_base: float) -> service.Timing:
-    return service.Timing(
+def timing(*, backoff_base: float) -> watchers.Timing:
+    return watchers.Timing(
         idle_check=0.2, resync=3600, backoff_base=backoff_base, wake_spread=0.5
     )
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from posta.accounts.models import Account
 from posta.mail.models import Message
 from posta.mailproto.errors import MailError
-from posta.sync import account_pass, folder_state, leases, service
+from posta.sync import account_pass, folder_state, leases, service, watchers
 from posta.sync.models import SyncLease
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -40,7 +40,7 @@ def wait_for(condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def running_service() -> Iterator[service.SyncService]:
-    svc = service.SyncService(tick=0.2, timing=service.Timing(idle_check=0.2, resync=3600))
+    svc = service.SyncService(tick=0.2, timing=watchers.Timing(idle_check=0.2, resync=3600))
     thread = threading.Thread(target=svc.run, daemon=True)
     thread.start()
     yield svc
@@ -97,7 +97,7 @@ def test_wrong_password_pauses_the_account_after_repeated_refusals(
 
     account = make_account(dovecot, mail_user, settings)
     Account.objects.filter(pk=account.pk).update(password_secret=seal("wrong"))
-    worker = service.AccountWorker(account.pk, timing=service.Timing(backoff_base=0.01))
+    worker = service.AccountWorker(account.pk, timing=watchers.Timing(backoff_base=0.01))
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive()

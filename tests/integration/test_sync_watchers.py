@@ -13,7 +13,7 @@ from django.utils import timezone
 from posta.accounts.models import Account, Folder
 from posta.mail.models import Message
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, folder_state, service
+from posta.sync import account_pass, folder_state, service, watchers
 from tests.integration.test_sync_checker import make_account, message
 from tests.integration.test_sync_service import wait_for
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -29,7 +29,7 @@ def start_service() -> Iterator[Callable[[], service.SyncService]]:
 
     def start() -> service.SyncService:
         svc = service.SyncService(
-            tick=0.2, timing=service.Timing(idle_check=0.2, resync=3600, backoff_base=0.1)
+            tick=0.2, timing=watchers.Timing(idle_check=0.2, resync=3600, backoff_base=0.1)
         )
         thread = threading.Thread(target=svc.run, daemon=True)
         thread.start()
@@ -95,9 +95,9 @@ def test_busiest_folders_first_ties_by_role(
     account_pass.sync_account_once(account.pk)
     ids = {f.name: f.pk for f in Folder.objects.filter(account=account)}
     expected = [ids[n] for n in ("Clienti", "Junk", "Fornitori", "Sent", "Vuota")]
-    assert service.folders_to_watch(account.pk, budget=10) == expected
-    assert service.folders_to_watch(account.pk, budget=1) == expected[:1]
-    assert service.folders_to_watch(account.pk, budget=0) == []
+    assert watchers.folders_to_watch(account.pk, budget=10) == expected
+    assert watchers.folders_to_watch(account.pk, budget=1) == expected[:1]
+    assert watchers.folders_to_watch(account.pk, budget=0) == []
 
 
 def test_mail_filed_into_another_folder_is_pushed(
@@ -182,7 +182,7 @@ def test_folder_lock_serializes_and_hands_over_the_stored_state(
     account = make_account(dovecot, mail_user, settings)
     account_pass.sync_account_once(account.pk)
     inbox = folder_named(account, "INBOX")
-    locks = service.FolderLocks()
+    locks = watchers.FolderLocks()
     assert locks.lock_of(inbox.pk) is locks.lock_of(inbox.pk)
     assert locks.lock_of(inbox.pk) is not locks.lock_of(inbox.pk + 1)
 
@@ -225,7 +225,7 @@ def test_full_pass_and_watcher_never_sync_one_folder_at_once(
                 active[folder.pk] += 1
                 if active[folder.pk] > 1:
                     overlaps.append(folder.pk)
-                if not service.FOLDER_LOCKS.lock_of(folder.pk).locked():
+                if not watchers.FOLDER_LOCKS.lock_of(folder.pk).locked():
                     unlocked.append(folder.pk)
                 syncers.setdefault(folder.pk, set()).add(threading.current_thread().name)
             try:

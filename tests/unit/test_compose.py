@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posta.delivery.policy import Verdict, verdict_for_error, verdict_for_reply
 from posta.mailproto import errors
+from posta.mailproto.failures import Verdict, verdict_for_error, verdict_for_reply
 from posta.mailproto.mime import compose
 
 WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from posta.mail import sanitize
+from posta.mail.identity import parse_envelope
 from posta.mailproto.mime.parse import parse_message
-from posta.sync.parsing import parse_envelope, summarize_body
+from posta.sync.parsing import summarize_body
 from tests.mime_cases import CASES, Case
 
 

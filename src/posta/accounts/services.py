@@ -71,6 +71,9 @@ class SaveOutcome:
     account: Account
     saved: bool
     errors: list[str] = field(default_factory=list)
+    # The same messages keyed by what they concern ("imap", "smtp"), so a form can
+    # show each one beside its own settings.
+    errors_by_protocol: dict[str, str] = field(default_factory=dict)
 
 
 def access_account(user: User, account_id: int) -> Account:
@@ -146,14 +149,15 @@ def _run_probe(account: Account, password: str, smtp_password: str) -> ProbeResu
     return probe(account, password=password, smtp_password=smtp_password or password)
 
 
-def _probe_messages(account: Account, result: ProbeResultLike) -> list[str]:
-    messages = []
-    for failure, host in ((result.imap, account.imap_host), (result.smtp, account.smtp_host)):
+def _probe_messages(account: Account, result: ProbeResultLike) -> dict[str, str]:
+    messages = {}
+    for key, failure, host in (
+        ("imap", result.imap, account.imap_host),
+        ("smtp", result.smtp, account.smtp_host),
+    ):
         if failure is not None:
-            messages.append(
-                connection_error_message(
-                    failure.code, protocol=failure.protocol, host=host, detail=failure.detail
-                )
+            messages[key] = connection_error_message(
+                failure.code, protocol=failure.protocol, host=host, detail=failure.detail
             )
     return messages
 
@@ -194,9 +198,12 @@ def check_save_account(
     imap_password = password if password is not None else current_password
     smtp_pw = smtp_password if smtp_password is not None else current_smtp_password
     result = _run_probe(account, imap_password, smtp_pw)
-    errors = _probe_messages(account, result)
+    by_protocol = _probe_messages(account, result)
+    errors = list(by_protocol.values())
     if errors and not save_anyway:
-        return SaveOutcome(account=account, saved=False, errors=errors)
+        return SaveOutcome(
+            account=account, saved=False, errors=errors, errors_by_protocol=by_protocol
+        )
     if password is not None:
         account.password_secret = seal(password)
     if smtp_password is not None:
@@ -215,7 +222,7 @@ def check_save_account(
         account.save()
         if result.imap is None:
             do_apply_folder_list(account, result.folders, result.roles)
-    return SaveOutcome(account=account, saved=True, errors=errors)
+    return SaveOutcome(account=account, saved=True, errors=errors, errors_by_protocol=by_protocol)
 
 
 def _record_probe_state(account: Account, result: ProbeResultLike) -> None:

@@ -57,10 +57,12 @@ from posta.mail.outbox_models import (
     account_blocked,
     new_draft_key,
 )
-from posta.mailproto import errors
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.mime import compose
 from posta.sync import faults
+from posta.sync.account_pass import record_account_error
 from posta.sync.connect import open_account
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,16 @@ class Connections:
 
     def get(self, account: Account) -> IMAPClient:
         if account.pk not in self._open:
-            self._open[account.pk] = open_account(account)
+            try:
+                self._open[account.pk] = open_account(account)
+            except errors.MailError as exc:
+                # The failure table (posta.mailproto.failures): the account's settings
+                # are the account's to show; the sweep skips its drafts until they
+                # work again. Anything else the sweep simply tries again: the local
+                # draft is the truth, nothing is lost meanwhile.
+                if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
+                    record_account_error(account.pk, exc)
+                raise
         return self._open[account.pk]
 
     def lend(self, account: Account, client: IMAPClient) -> None:

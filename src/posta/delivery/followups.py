@@ -2,8 +2,12 @@
 $Forwarded flag on the original, the removal of the draft's server copies.
 
 Each is a step of its own on the row (`sent_copy`, `mark_original`,
-`draft_cleanup`), done or retried alone with a growing delay, and given up after
-MAX_FOLLOW_UP_ATTEMPTS: nothing here can send the message again.
+`draft_cleanup`), done or retried alone with a growing delay: nothing here can
+send the message again. Failures are judged by the failure table
+(posta.mailproto.failures): a step the server refuses (PERMANENT) fails at once;
+an unreachable or busy server (RETRY) is retried until the table's deadline after
+sending; wrong account settings (ACCOUNT) wait until they are fixed. An unexpected
+error is given up after MAX_FOLLOW_UP_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from posta.delivery import drafts
 from posta.delivery.server_copies import search_message_id, sent_folder
 from posta.mail import blobs
 from posta.mail.models import Location, OutgoingMessage
-from posta.mailproto import errors
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly as imap_close
 from posta.mailproto.imap.client import imap_errors
+from posta.sync.account_pass import record_account_error
 from posta.sync.connect import open_account
 
 log = logging.getLogger(__name__)
@@ -97,7 +103,7 @@ def run_follow_ups(outgoing_id: int) -> None:
     if not pending:
         return
     client: IMAPClient | None = None
-    failed = False
+    verdicts: set[Verdict | None] = set()  # None: an unexpected error
     try:
         client = open_account(row.account)
         for name, step in pending:
@@ -105,25 +111,43 @@ def run_follow_ups(outgoing_id: int) -> None:
                 step(client, row)
             except errors.MailError as exc:
                 log.warning("outgoing %s: %s failed: %s", row.pk, name, exc)
-                failed = True
+                verdict = failures.verdict_for_error(exc)
+                if verdict is Verdict.PERMANENT:
+                    OutgoingMessage.objects.filter(pk=row.pk).update(**{name: FollowUp.FAILED})
+                else:
+                    verdicts.add(verdict)
                 continue
             OutgoingMessage.objects.filter(pk=row.pk).update(**{name: FollowUp.DONE})
     except errors.MailError as exc:
         log.warning("outgoing %s: follow-ups cannot connect: %s", row.pk, exc)
-        failed = True
+        verdict = failures.verdict_for_error(exc)
+        if client is None and verdict is Verdict.ACCOUNT:
+            record_account_error(row.account_id, exc)  # the account's page says what to fix
+        verdicts.add(verdict)
     except Exception:
         log.exception("outgoing %s: follow-ups failed", row.pk)
-        failed = True
+        verdicts.add(None)
     finally:
         if client is not None:
             imap_close(client)
-    if failed:
-        _schedule_follow_up_retry(row)
+    if verdicts:
+        row.refresh_from_db()
+        _schedule_follow_up_retry(row, verdicts=verdicts)
 
 
-def _schedule_follow_up_retry(row: OutgoingMessage) -> None:
+def _gives_up(row: OutgoingMessage, attempts: int, verdicts: set[Verdict | None]) -> bool:
+    """Whether the pending steps stop now (module docstring)."""
+    if None in verdicts:
+        return attempts >= MAX_FOLLOW_UP_ATTEMPTS
+    if Verdict.ACCOUNT in verdicts:
+        return False  # waits for the user to fix the settings
+    since = row.sent_at or timezone.now()
+    return timezone.now() >= since + failures.SERVER_RETRY_FOR
+
+
+def _schedule_follow_up_retry(row: OutgoingMessage, *, verdicts: set[Verdict | None]) -> None:
     attempts = row.follow_up_attempts + 1
-    if attempts >= MAX_FOLLOW_UP_ATTEMPTS:
+    if _gives_up(row, attempts, verdicts):
         fields = {
             name: FollowUp.FAILED
             for name, _step in _STEPS

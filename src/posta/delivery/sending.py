@@ -16,11 +16,13 @@ wakes a worker. The contract, in the order things happen:
    becomes sent; the follow-ups (Sent copy, flag on the original, draft removal)
    are separate steps, each retried alone (posta.delivery.followups).
 
-Every failure is decided by posta.delivery.policy, and written onto the row in
-words the outbox page can show (STYLE 7: the worker defends the boundary). A
-message that cannot be built (compose refuses a header field) fails at once, since
-the row builds the same way every time; an unexpected error is retried until the
-retry deadline, then the row fails too: nothing loops forever.
+Every failure is decided by the failure table (posta.mailproto.failures), and
+written onto the row in words the outbox page can show (STYLE 7: the worker
+defends the boundary). A message that cannot be built (compose refuses a header
+field) fails at once, since the row builds the same way every time; an unexpected
+error is retried until the retry deadline, then the row fails too: nothing loops
+forever. An account error (login refused, stored secret unreadable) waits for the
+settings with no deadline, tried again every ACCOUNT_RETRY_DELAY.
 """
 
 from __future__ import annotations
@@ -40,24 +42,21 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, CompanySettings
 from posta.accounts.presets import PRESETS
-from posta.core.crypto import unseal
 from posta.core.netguard import GuardError, resolve_allowed
 from posta.delivery.compose import build_message, mailboxes, sender_mailbox
 from posta.delivery.followups import run_follow_ups
-from posta.delivery.policy import Verdict, verdict_for_error, verdict_for_reply
 from posta.delivery.server_copies import search_message_id, sent_folder
-from posta.mail import blobs
-from posta.mail.models import Message, OutgoingMessage
+from posta.mail import blobs, ingest
+from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import BLOCKED_ACCOUNT_STATES, new_claim_token
 from posta.mailproto import errors
+from posta.mailproto.failures import SEND_RETRY_FOR, Verdict, verdict_for_error, verdict_for_reply
 from posta.mailproto.imap.client import close_quietly as imap_close
 from posta.mailproto.mime import compose
 from posta.mailproto.smtp.client import SmtpSettings, connect, smtp_errors
 from posta.mailproto.smtp.client import close_quietly as smtp_close
 from posta.sync import faults
-from posta.sync.connect import open_account
-from posta.sync.parsing import identity, parse_envelope
-from posta.sync.threads import assign_threads
+from posta.sync.connect import open_account, unseal_secret
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ KILL_AFTER_ACCEPT = "delivery.after_accept"
 # SMTP conversation can last (connect + DATA of the largest message with timeouts).
 SENDING_LEASE = timedelta(minutes=15)
 # How long temporary failures are retried, counted from the first queueing.
-RETRY_DEADLINE = timedelta(days=2)
+RETRY_DEADLINE = SEND_RETRY_FOR
 RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600)  # seconds, then the last one again
 ACCOUNT_RETRY_DELAY = timedelta(minutes=30)
 
@@ -80,7 +79,7 @@ class SmtpUtf8Missing(errors.CapabilityMissing):
     code = "smtputf8_missing"
 
 
-class HostNotAllowed(errors.MailError):
+class HostNotAllowed(errors.SettingsRefused):
     code = "host_not_allowed"
 
 
@@ -239,7 +238,7 @@ def smtp_settings(account: Account) -> SmtpSettings:
     oauth = account.auth_method == Account.AuthMethod.OAUTH2
     password = ""
     if not oauth:
-        password = unseal(account.smtp_password_secret or account.password_secret)
+        password = unseal_secret(account.smtp_password_secret or account.password_secret)
     return SmtpSettings(
         host=host,
         port=account.smtp_port,
@@ -247,7 +246,7 @@ def smtp_settings(account: Account) -> SmtpSettings:
         username=account.effective_smtp_username,
         password=password,
         auth_required=account.smtp_auth,
-        oauth2_token=unseal(account.oauth_secret) if oauth else "",
+        oauth2_token=unseal_secret(account.oauth_secret) if oauth else "",
         address=address,
         timeout=settings.POSTA_NETWORK_TIMEOUT,
         ca_file=settings.POSTA_EXTRA_CA_FILE or None,
@@ -453,30 +452,9 @@ def _link_sent_message(row: OutgoingMessage, raw: bytes, now: datetime) -> None:
     """Store the sent message for the sender at once, in its thread (issue 5:
     "Sent mail is linked to its thread at once"). The sync finds the same identity
     when the Sent copy arrives and adds its location to this row."""
-    header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    env = parse_envelope(header)
-    key = identity(env, len(raw))
-    if Message.objects.filter(user_id=row.user_id, identity=key).exists():
-        return
-    sender = env.from_[0] if env.from_ else ("", "")
-    message = Message(
-        user_id=row.user_id,
-        identity=key,
-        message_id=env.message_id,
-        subject=env.subject,
-        from_name=sender[0][:500],
-        from_email=sender[1][:500],
-        to=[list(a) for a in env.to],
-        cc=[list(a) for a in env.cc],
-        date=env.date or now,
-        in_reply_to=env.in_reply_to,
-        references=env.references,
-        size=len(raw),
-        blob_key=row.raw_blob_key or blobs.put(raw),
-        body_state=Message.BodyState.STORED,
+    ingest.do_store_sent(
+        user_id=row.user_id, raw=raw, blob_key=row.raw_blob_key or blobs.put(raw), now=now
     )
-    assign_threads(row.user_id, [message])
-    message.save()
 
 
 # ------------------------------------------------------------------------- recovery

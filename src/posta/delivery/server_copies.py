@@ -23,12 +23,13 @@ def search_message_id(client: IMAPClient, folder: Folder, message_id: str) -> li
 
 def remove_uids(client: IMAPClient, folder: Folder, uids: list[int]) -> None:
     """Delete messages by UID: \\Deleted, then UID EXPUNGE of those UIDs only
-    (RFC 4315 §2.1) where the server has UIDPLUS, else EXPUNGE."""
+    (RFC 4315 §2.1) where the server has UIDPLUS. Never a plain EXPUNGE: it removes
+    every \\Deleted message of the folder (RFC 3501 §6.4.3), also those another
+    client marked and has not expunged yet. Without UIDPLUS ours stay marked
+    \\Deleted, which every client shows as deleted, until a client expunges."""
     with imap_errors(host=str(client.host)):
         client.select_folder(folder.name)
         client.add_flags(uids, [b"\\Deleted"], silent=True)
         if b"UIDPLUS" in client.capabilities():
             client.uid_expunge(uids)
-        else:
-            client.expunge()
     Location.objects.filter(folder=folder, uid__in=uids).delete()

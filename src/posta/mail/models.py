@@ -54,7 +54,7 @@ class Thread(models.Model):
     # parent (the first sync goes newest first) still meet in one thread.
     key = models.CharField(max_length=998, blank=True)
     # sha256 of base subject + participants, for mail without any references
-    # (posta.sync.threads); empty when the thread was started by references.
+    # (posta.mail.threads); empty when the thread was started by references.
     subject_key = models.CharField(max_length=64, blank=True)
     # Gmail's X-GM-THRID, when the server offers it: the provider's own grouping wins.
     gm_thrid = models.BigIntegerField(null=True, blank=True)

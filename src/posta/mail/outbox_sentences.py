@@ -11,7 +11,8 @@ from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import account_blocked
 from posta.users.models import User
 
-# Error codes meaning the From account's settings must change (posta.delivery.policy).
+# Error codes meaning the From account's settings must change (the ACCOUNT verdicts
+# of posta.mailproto.failures).
 ACCOUNT_ERRORS = frozenset(
     {
         "auth_failed", "tls_required", "certificate_invalid", "tls_failed",

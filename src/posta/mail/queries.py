@@ -127,16 +127,30 @@ _ROLE_ORDER = {role: i for i, role in enumerate(("inbox", *UNIFIED_ROLES[1:], "a
 
 def _tree_order(folders: list[Folder]) -> list[Folder]:
     """Role folders first (Inbox, Sent, ...), then the rest as a tree: each folder
-    right after its parent, siblings by name."""
+    right after its parent, siblings by name. A child sorts with its top-level
+    ancestor (`Clienti/Ferrari Impianti` right under `Clienti`), whatever its leaf
+    name (RFC 3501 §5.1.1: the hierarchy is in the name, split by the delimiter)."""
+
+    def parts(folder: Folder) -> list[str]:
+        if not folder.delimiter:
+            return [folder.display_name]
+        return folder.display_name.split(folder.delimiter)
+
+    def root_rank(folder: Folder) -> int:
+        if folder.name.upper() == "INBOX":
+            return -1
+        return _ROLE_ORDER.get(folder.role, len(_ROLE_ORDER))
+
+    roots = {(f.account_id, f.display_name): root_rank(f) for f in folders if f.depth == 0}
 
     def key(folder: Folder) -> tuple[int, int, list[str]]:
-        parts = folder.display_name.split(folder.delimiter) if folder.delimiter else [
-            folder.display_name
-        ]
-        rank = _ROLE_ORDER.get(folder.role, len(_ROLE_ORDER)) if folder.depth == 0 else 99
-        if folder.name.upper() == "INBOX":
+        path = parts(folder)
+        top = path[0]
+        if top.upper() == "INBOX":
             rank = -1
-        return (folder.account_id, rank, [p.lower() for p in parts])
+        else:
+            rank = roots.get((folder.account_id, top), len(_ROLE_ORDER))
+        return (folder.account_id, rank, [p.lower() for p in path])
 
     return sorted(folders, key=key)
 

@@ -14,12 +14,8 @@ so the server ends as the user last asked.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterable
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from email.utils import getaddresses, parsedate_to_datetime
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -28,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 from posta.core.errors import not_found
-from posta.mail import blobs, chains, signals
+from posta.mail import blobs, chains, ingest, signals
 from posta.mail.models import Location, Message, RemoteAction, RemoteContentSender
 from posta.users.models import User
 
@@ -276,47 +272,6 @@ _APPEND_FLAGS = {
 }
 
 
-def _appended_message(user: User, raw: bytes, key: str) -> Message:
-    """A provisional Message for bytes about to be appended.
-
-    Its identity is derived from the bytes, not from the envelope, so it never
-    meets a synced Message by accident; the worker gives it the real identity (or
-    folds it into the synced one) once the server has the copy.
-    """
-    head = BytesHeaderParser(policy=default_policy).parsebytes(raw, headersonly=True)
-
-    def text(name: str) -> str:
-        try:
-            return str(head.get(name, "") or "").strip()
-        except (ValueError, TypeError, IndexError):
-            return ""  # a malformed header: the sync shows what it can later
-
-    try:
-        date = parsedate_to_datetime(text("Date")) if text("Date") else None
-    except (ValueError, TypeError, IndexError):
-        date = None
-    if date is None or date.tzinfo is None:
-        date = timezone.now()
-    sender = getaddresses([text("From")])
-    name, email = sender[0] if sender else ("", "")
-    digest = hashlib.sha256(b"append\x1f" + raw).hexdigest()
-    message, _ = Message.objects.get_or_create(
-        user=user,
-        identity=digest,
-        defaults={
-            "message_id": text("Message-ID").strip("<>")[:998],
-            "subject": text("Subject")[:2000],
-            "from_name": name[:500],
-            "from_email": email[:500],
-            "date": date,
-            "size": min(len(raw), 2**31 - 1),
-            "blob_key": key,
-            "body_state": Message.BodyState.STORED,
-        },
-    )
-    return message
-
-
 def do_append(user: User, folder: Folder, raw_bytes: bytes, flags: Iterable[str]) -> Location:
     """Save `raw_bytes` (an RFC 5322 message) into `folder` with `flags`.
 
@@ -328,7 +283,7 @@ def do_append(user: User, folder: Folder, raw_bytes: bytes, flags: Iterable[str]
     key = blobs.put(raw_bytes)
     wanted = {_APPEND_FLAGS[f.lower()] for f in flags if f.lower() in _APPEND_FLAGS}
     with transaction.atomic():
-        message = _appended_message(user, raw_bytes, key)
+        message = ingest.do_store_appended(user_id=user.pk, raw=raw_bytes, blob_key=key)
         loc = Location.objects.create(
             message=message,
             folder=folder,

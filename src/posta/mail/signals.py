@@ -1,6 +1,8 @@
 """Signals the mail app sends so that the worker side can act, without the mail app
 importing it (dependency inversion: posta.mail never imports posta.sync or
 posta.delivery; those apps connect their receivers in their AppConfig.ready()).
+A package that reacts to new mail (filters, out-of-office, CRM linking, PEC
+receipts) subscribes to `messages_stored` and imports posta.mail only.
 
 Every one is sent through `notify_after_commit`, after the transaction that wrote
 the state commits (`transaction.on_commit`), so a receiver never sees rows that may
@@ -28,6 +30,32 @@ body_fetch_requested = Signal()
 #: An OutgoingMessage may leave; kwargs: `outgoing_id` (int) and `send_at`
 #: (aware datetime at which to try it, or None for now).
 outgoing_queued = Signal()
+
+#: Messages entered the user's mail store (posta.mail.ingest, the only sender).
+#: Sent once per stored batch, after its transaction commits; kwargs:
+#:
+#: - `user_id` (int): the owner of the messages;
+#: - `message_ids` (sorted, non-empty list of int): Message rows the batch
+#:   *created*, i.e. messages this user's store did not hold in any folder of any
+#:   account before. A further copy of a known message is never announced: a
+#:   message moved or labelled elsewhere, the Sent copy of mail sent from Posta,
+#:   a copy re-paired after a UIDVALIDITY change, a message met again by a resync
+#:   or by the pass that follows a kill. So each message is announced exactly
+#:   once, with the folder it was first stored in; "first seen in an inbox"
+#:   (DESIGN §8) is `folder_id` naming a folder whose role is inbox (a sync pass
+#:   takes INBOX before the other folders, so mail that lands in INBOX and in a
+#:   Gmail "All Mail" label is announced with INBOX);
+#: - `folder_id` (int or None): the folder the batch stored the copies in; None
+#:   when there is no copy yet (mail just sent: its Sent copy comes later);
+#: - `source` (str): why it was stored: "sync" (a sync pass: first sync, resync,
+#:   a hole refetched), "idle" (news on a watched folder, IMAP IDLE), "sent"
+#:   (sent from Posta), "appended" (saved into a folder from Posta, announced
+#:   once the server holds the copy and the message has its real identity).
+#:
+#: Receivers run in the process that stored the mail, after commit: a slow one
+#: delays that process, so it should write a row or queue a job and return. A
+#: receiver that raises is logged and does not affect the others.
+messages_stored = Signal()
 
 #: A draft was saved or cancelled, so its server copy in Drafts is to be replaced
 #: or removed; kwargs: `outgoing_id` (int).

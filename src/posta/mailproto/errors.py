@@ -102,6 +102,22 @@ class ServerBusy(MailError):
     code = "throttled"
 
 
+class SettingsRefused(MailError):
+    """The account's own settings stop the attempt before any server is asked: the
+    host is an internal address not allowed, or the stored password or token cannot
+    be decrypted (the key changed). Only the user can fix it; retrying cannot."""
+
+    code = "settings_refused"
+
+
+class NumberingChanged(MailError):
+    """The folder's UIDVALIDITY is not the one a stored UID belongs to, so that UID
+    may name another message now (RFC 3501 §2.3.1.1): nothing was done, and the work
+    waits until the copy is paired again with its new UID."""
+
+    code = "uidvalidity_changed"
+
+
 # Errno values that mean "the path to the host is broken right now": retrying later
 # is the right answer, so they are network errors rather than refusals.
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}

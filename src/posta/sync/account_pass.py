@@ -21,6 +21,7 @@ from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
 from posta.mail.models import Location
+from posta.mail.threads import ThreadIndex
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
@@ -30,7 +31,6 @@ from posta.sync.connect import open_account
 from posta.sync.folder_list import refresh_folders
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
-from posta.sync.threads import ThreadIndex
 
 
 def sync_account_once(account_id: int) -> None:
@@ -152,6 +152,19 @@ def record_success(account_id: int) -> None:
         last_error_detail="",
         sync_progress_done=F("sync_progress_total"),
     )
+
+
+def record_account_error(account_id: int, exc: errors.MailError) -> None:
+    """A worker (remote actions, drafts, a sent message's follow-ups) could not log
+    in for a reason the failure table judges the account's (posta.mailproto.failures,
+    ACCOUNT): record it on the account, so its page says what to fix and links to the
+    settings. A setting only the user can change (host not allowed, secret
+    unreadable) pauses the account, as the sync service does; a refused login is
+    left to the service's count of refusals before it pauses. A paused account stays
+    paused: the user resumes it."""
+    paused = Account.objects.filter(pk=account_id, sync_state=Account.SyncState.PAUSED)
+    pause = isinstance(exc, errors.SettingsRefused) or paused.exists()
+    record_failure(account_id, exc, pause=pause)
 
 
 def record_failure(account_id: int, exc: errors.MailError, *, pause: bool = False) -> None:

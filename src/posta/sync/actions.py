@@ -31,10 +31,11 @@ mismatch nothing is done. The action waits for the sync to re-pair it with its c
 (posta.sync.rebind), or fails as RENUMBERED once the sync has re-paired the folder
 without finding it.
 
-A failure is classified once (STYLE §5): a network or busy error leaves the action
-pending for a later attempt (up to MAX_ATTEMPTS); anything else, or the last
-attempt, marks it failed with a code and detail, and puts the local state back to
-what the server has.
+A failure is judged by the one failure table (posta.mailproto.failures, STYLE §5)
+in posta.sync.action_failures: an unreachable or busy server leaves the action
+pending until a deadline, with the local state as the user asked; wrong account
+settings make it wait and show on the account; anything else fails it and puts
+the local state back to what the server has.
 """
 
 from __future__ import annotations
@@ -44,32 +45,27 @@ import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
-from posta.mail import blobs
-from posta.mail.models import Location, Message, RemoteAction
-from posta.mailproto import errors
+from posta.mail import blobs, ingest
+from posta.mail.bulk_store import flag_values
+from posta.mail.models import Location, RemoteAction
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import claims, faults, parsing, rebind
+from posta.sync import account_pass, action_failures, claims, faults
 from posta.sync.connect import open_account
-from posta.sync.store import flag_values
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
-REPAIR_WAIT = timedelta(seconds=30)  # before looking again whether the sync re-paired
+MAX_ATTEMPTS = 5  # of waiting for a copy's UID
 State = RemoteAction.State
 Kind = RemoteAction.Kind
-_FLAG_OF = {
-    Kind.SEEN: ("\\Seen", True),
-    Kind.UNSEEN: ("\\Seen", False),
-    Kind.FLAG: ("\\Flagged", True),
-    Kind.UNFLAG: ("\\Flagged", False),
-}
+_FLAG_OF = action_failures.FLAG_OF
 
 
 def _due(account_id: int) -> list[int]:
@@ -97,8 +93,10 @@ def run_account_actions(account_id: int) -> int:
     try:
         client = open_account(account)
     except errors.MailError as exc:
+        if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
+            account_pass.record_account_error(account_id, exc)
         for action_id in due:
-            _retry_or_fail(action_id, exc)
+            action_failures.retry_or_fail(action_id, exc, claimed=False)
         return 0
     owner = claims.make_owner()
     finished = 0
@@ -130,8 +128,8 @@ def _run_pass(session: Session, owner: str, due: list[int]) -> tuple[int, bool]:
         try:
             _execute(session, action)
         except errors.MailError as exc:
-            _retry_or_fail(action_id, exc, session=session)
-            if isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy):
+            action_failures.retry_or_fail(action_id, exc)
+            if action_failures.connection_unusable(exc):
                 return finished, False
             continue
         finished += 1
@@ -155,17 +153,6 @@ def sweep() -> list[int]:
 # --- execution ------------------------------------------------------------------
 
 
-class UidValidityChanged(errors.MailError):
-    """The source folder's UIDVALIDITY in this session is not the one the action's
-    UID belongs to: the UID may name another message now (RFC 3501 §2.3.1.1)."""
-
-    code = "uidvalidity_changed"
-
-    def __init__(self, *, folder_id: int, uidvalidity: int | None) -> None:
-        super().__init__(f"folder {folder_id}: UIDVALIDITY is {uidvalidity} on the server")
-        self.uidvalidity = uidvalidity
-
-
 def _select_source(session: Session, action: RemoteAction, folder: Folder) -> None:
     """SELECT the action's source folder read-write and check, right before acting,
     that its UIDVALIDITY is still the one the action's UID belongs to. The check
@@ -177,7 +164,7 @@ def _select_source(session: Session, action: RemoteAction, folder: Folder) -> No
     current = answer.get(b"UIDVALIDITY")
     now = int(current) if isinstance(current, int) else None
     if action.source_uidvalidity is None or now != action.source_uidvalidity:
-        raise UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
+        raise action_failures.UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
 
 
 def _has_uid(session: Session, uid: int) -> bool:
@@ -260,7 +247,7 @@ def _execute(session: Session, action: RemoteAction) -> None:
         faults.point("action_after_server")
         _finish(action)
     else:
-        raise errors.CapabilityMissing(f"action {action.kind} is not supported")
+        raise errors.ProtocolError(f"action {action.kind} is not supported")
 
 
 def _expunge_one(session: Session, uid: int) -> None:
@@ -340,42 +327,14 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
         else:
             uids = _uids_with_message_id(session, target, mid)
     _attach_new_uid(session, action, target, uids)
-    _settle_appended(action, raw)
+    if action.message is not None:
+        ingest.do_settle_appended(action.message, raw, folder_id=target.pk)
     _finish(action, leaves=(target, uids[-1]) if uids else None)
 
 
 def _flags_of(loc: Location) -> list[str]:
     named = (("\\Seen", loc.seen), ("\\Flagged", loc.flagged), ("\\Answered", loc.answered))
     return [name for name, on in (*named, ("\\Draft", loc.draft)) if on]
-
-
-def _settle_appended(action: RemoteAction, raw: bytes) -> None:
-    """Give the provisional Message of an append its real identity, so later syncs
-    of other folders and accounts meet it; fold it into the synced one if the sync
-    stored the copy first."""
-    provisional = action.message
-    if provisional is None:
-        return
-    end = raw.find(b"\r\n\r\n")
-    end = raw.find(b"\n\n") if end < 0 else end
-    env = parsing.parse_envelope(raw if end < 0 else raw[:end])
-    real = parsing.identity(env, len(raw))
-    with transaction.atomic():
-        twin = (
-            Message.objects.filter(user_id=provisional.user_id, identity=real)
-            .exclude(pk=provisional.pk)
-            .first()
-        )
-        if twin is not None:
-            Location.objects.filter(message=provisional).update(message=twin)
-            RemoteAction.objects.filter(message=provisional).update(message=twin)
-            provisional.delete()
-        elif not Location.objects.filter(message=provisional).exists():
-            provisional.delete()  # the sync stored the copy under its own Message
-        else:
-            Message.objects.filter(pk=provisional.pk).update(
-                identity=real, message_id=env.message_id
-            )
 
 
 def _attach_new_uid(
@@ -474,7 +433,8 @@ def _finish(action: RemoteAction, *, leaves: tuple[Folder, int] | None = None) -
 def _wait_for_uid(action: RemoteAction) -> None:
     """The copy has no UID yet: try again a little later, up to MAX_ATTEMPTS."""
     if action.attempts >= MAX_ATTEMPTS:
-        _retry_or_fail(action.pk, errors.ProtocolError("the copy has no UID on the server"))
+        no_uid = errors.ProtocolError("the copy has no UID on the server")
+        action_failures.retry_or_fail(action.pk, no_uid)
         return
     RemoteAction.objects.filter(pk=action.pk).update(
         state=State.PENDING,
@@ -484,99 +444,3 @@ def _wait_for_uid(action: RemoteAction) -> None:
     )
 
 
-def _retry_or_fail(
-    action_id: int, exc: errors.MailError, *, session: Session | None = None
-) -> None:
-    action = RemoteAction.objects.select_related("location", "source_folder").get(pk=action_id)
-    if isinstance(exc, UidValidityChanged):
-        _await_repairing(action, exc)
-        return
-    temporary = isinstance(exc, errors.TemporaryNetworkError | errors.ServerBusy)
-    if temporary and action.attempts < MAX_ATTEMPTS:
-        delay = timedelta(seconds=30 * 2 ** max(action.attempts, 0))
-        RemoteAction.objects.filter(pk=action_id).update(
-            state=State.PENDING,
-            claimed_by="",
-            lease_until=None,
-            next_attempt_at=timezone.now() + delay,
-            error_code=exc.code,
-            error_detail=exc.detail[:500],
-        )
-        return
-    with transaction.atomic():
-        RemoteAction.objects.filter(pk=action_id).update(
-            state=State.FAILED,
-            error_code=exc.code,
-            error_detail=exc.detail[:500],
-            claimed_by="",
-            lease_until=None,
-        )
-        _undo_locally(action)
-    log.warning("action %s failed: %s", action_id, exc)
-
-
-def _await_repairing(action: RemoteAction, exc: UidValidityChanged) -> None:
-    """Nothing was done: the action's UID is of another numbering. Run it again at
-    once if the sync re-paired it meanwhile; fail it if the sync has re-paired the
-    folder without finding its copy; else wait for the sync, asking for a pass now
-    (a paused account stays paused: the user resumes it). The wait does not count
-    as an attempt."""
-    running = RemoteAction.objects.filter(pk=action.pk, state=State.RUNNING)
-    now = timezone.now()
-    if exc.uidvalidity is not None and action.source_uidvalidity == exc.uidvalidity:
-        running.update(
-            state=State.PENDING,
-            attempts=F("attempts") - 1,
-            claimed_by="",
-            lease_until=None,
-            updated_at=now,
-        )
-        return
-    folder_id = action.source_folder_id
-    if exc.uidvalidity is not None and folder_id and rebind.repaired(folder_id, exc.uidvalidity):
-        with transaction.atomic():
-            if running.update(
-                state=State.FAILED,
-                error_code=RemoteAction.RENUMBERED,
-                error_detail=exc.detail[:500],
-                claimed_by="",
-                lease_until=None,
-                updated_at=now,
-            ):
-                rebind.forget_moving_copy(action.kind, action.location_id)
-        log.warning("action %s failed: its copy was renumbered away (%s)", action.pk, exc)
-        return
-    running.update(
-        state=State.PENDING,
-        attempts=F("attempts") - 1,
-        next_attempt_at=now + REPAIR_WAIT,
-        claimed_by="",
-        lease_until=None,
-        error_code=exc.code,
-        error_detail=exc.detail[:500],
-        updated_at=now,
-    )
-    Account.objects.filter(pk=action.account_id).exclude(
-        sync_state=Account.SyncState.PAUSED
-    ).update(sync_requested_at=now)
-
-
-def _undo_locally(action: RemoteAction) -> None:
-    """Put the local copy back to what the server still has: the action never
-    happened there."""
-    loc = action.location
-    if loc is None or action.source_folder is None:
-        return
-    if action.kind in _FLAG_OF:
-        flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
-        field = "seen" if flag == "\\Seen" else "flagged"
-        Location.objects.filter(pk=loc.pk).update(**{field: not on})
-    elif action.kind in {Kind.MOVE, Kind.DELETE} and loc.uid is None:
-        try:
-            Location.objects.filter(pk=loc.pk).update(
-                folder=action.source_folder,
-                uid=action.source_uid,
-                role=action.source_folder.role,
-            )
-        except IntegrityError:
-            loc.delete()

@@ -11,13 +11,12 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from posta.accounts.models import Account, Folder
-from posta.mail import blobs
+from posta.mail import blobs, rawsql
 from posta.mail.models import Location, Message
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly
 from posta.mailproto.imap.fastfetch import fetch_bodies
 from posta.mailproto.imap.session import Session
-from posta.sync import rawsql
 from posta.sync.connect import open_account
 from posta.sync.parsing import summarize_body
 from posta.sync.pipeline import pipelined

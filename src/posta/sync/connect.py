@@ -14,20 +14,21 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import ImapSettings, connect
 
 
-class HostRefused(errors.MailError):
+class HostRefused(errors.SettingsRefused):
     """The account's host is an internal address not in the allow list."""
 
     code = "host_not_allowed"
 
 
-class SecretUnreadable(errors.MailError):
+class SecretUnreadable(errors.SettingsRefused):
     """The stored password or token cannot be decrypted (the key changed): the
     user must enter it again. Retrying cannot help, so it pauses the account."""
 
     code = "secret_unreadable"
 
 
-def _unsealed(token: str) -> str:
+def unseal_secret(token: str) -> str:
+    """The stored secret in clear; SecretUnreadable when the keys cannot open it."""
     try:
         return unseal(token)
     except PostaError as exc:
@@ -57,8 +58,8 @@ def open_account(account: Account) -> IMAPClient:
             port=account.imap_port,
             security=account.imap_security,
             username=account.username,
-            password="" if oauth else _unsealed(account.password_secret),
-            oauth2_token=_unsealed(account.oauth_secret) if oauth else "",
+            password="" if oauth else unseal_secret(account.password_secret),
+            oauth2_token=unseal_secret(account.oauth_secret) if oauth else "",
             address=address,
             timeout=settings.POSTA_NETWORK_TIMEOUT,
             ca_file=settings.POSTA_EXTRA_CA_FILE or None,

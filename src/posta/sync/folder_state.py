@@ -42,8 +42,9 @@ actions waiting on copies of the old numbering are re-paired or failed with them
 Transactions are short and never held across a network call: the IMAP command runs
 first, its parsed answer is written in one transaction afterwards. In the first
 pass the next batch's FETCH runs on a helper thread while a batch is written
-(posta.sync.pipeline; posta.sync.store writes a batch with a fixed number of
-statements); bodies follow the same pattern, after the headers.
+(posta.sync.pipeline; posta.mail.ingest stores a batch with a fixed number of
+statements and announces its new messages after commit); bodies follow the same
+pattern, after the headers.
 """
 
 from __future__ import annotations
@@ -60,17 +61,19 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from posta.accounts.models import Folder
+from posta.mail import rawsql
+from posta.mail.bulk_store import flags_of, update_flags
+from posta.mail.ingest import Source
 from posta.mail.models import Location, RemoteAction
+from posta.mail.threads import ThreadIndex
 from posta.mailproto import errors
 from posta.mailproto.imap.client import imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags, fetch_uids
 from posta.mailproto.imap.session import Resync, Session
-from posta.sync import rawsql, rebind
+from posta.sync import rebind
 from posta.sync.models import FolderSyncState
 from posta.sync.pipeline import Pins, prefetched, store_batch, store_records
 from posta.sync.progress import Progress
-from posta.sync.store import flags_of, update_flags
-from posta.sync.threads import ThreadIndex
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +133,11 @@ def sync_folder(
     *,
     progress: Progress | None = None,
     index: ThreadIndex | None = None,
+    source: Source = "sync",
 ) -> None:
-    """Bring one folder up to date (see the state machine in the module docstring)."""
+    """Bring one folder up to date (see the state machine in the module docstring).
+    `source` is what the new mail above the stored UIDNEXT is announced as ("idle"
+    when IDLE reported it); the first pass is always "sync"."""
     progress = progress or Progress(folder.account_id)
     index = index or ThreadIndex(folder.account.user_id)
     raw, resync = _examine(session, folder)
@@ -143,7 +149,7 @@ def sync_folder(
     if sel.uidnext == 0:
         uids = fetch_uids(session.client, "1:*") if sel.exists else []
         sel.uidnext = (max(uids) + 1) if uids else 1
-    _sync_new(session, folder, sel, pins, progress, index)
+    _sync_new(session, folder, sel, pins, progress, index, source=source)
     if not state.initial_done:
         _first_pass(session, folder, state, pins, progress, index)
         pins = _pins(folder)  # with the actions the first pass re-paired
@@ -158,6 +164,8 @@ def _store_new(
     progress: Progress,
     index: ThreadIndex,
     highest: int,
+    *,
+    source: Source,
 ) -> int:
     """Fetch and store the messages above the stored UIDNEXT of the selected
     folder; returns the highest MODSEQ seen (at least `highest`)."""
@@ -166,7 +174,9 @@ def _store_new(
     chunks = [new[i : i + HEADER_BATCH] for i in range(0, len(new), HEADER_BATCH)]
     for chunk, records in prefetched(session, chunks, pins):
         highest = max([highest, *(r.modseq or 0 for r in records)])
-        store_records(folder, records, progress, index, next_uidnext=chunk[-1] + 1)
+        store_records(
+            folder, records, progress, index, source=source, next_uidnext=chunk[-1] + 1
+        )
     return highest
 
 
@@ -176,6 +186,7 @@ def sync_selected(
     *,
     progress: Progress | None = None,
     index: ThreadIndex | None = None,
+    source: Source = "idle",
 ) -> bool:
     """Bring the folder selected on this connection up to date without selecting
     it again; False when that cannot be done (another folder is selected, no
@@ -211,7 +222,9 @@ def sync_selected(
     untagged = session.client._imap.untagged_responses  # noqa: SLF001
     # EXISTS announced from here on means mail arrived while this pass worked.
     untagged.pop("EXISTS", None)
-    highest = _store_new(session, folder, pins, progress, index, folder.highestmodseq)
+    highest = _store_new(
+        session, folder, pins, progress, index, folder.highestmodseq, source=source
+    )
     if top >= 1:
         changes = fetch_flags(session.client, f"1:{top}", changed_since=folder.highestmodseq)
         highest = max([highest, *(m or 0 for _u, _f, m in changes)])
@@ -229,7 +242,7 @@ def sync_selected(
     for _round in range(5):  # bounded: a steady stream is left to the next look
         if not untagged.pop("EXISTS", None):
             break
-        highest = _store_new(session, folder, pins, progress, index, highest)
+        highest = _store_new(session, folder, pins, progress, index, highest, source=source)
     Folder.objects.filter(pk=folder.pk).update(highestmodseq=highest)
     folder.highestmodseq = highest
     _store_counts(folder)
@@ -295,6 +308,8 @@ def _sync_new(
     pins: Pins,
     progress: Progress,
     index: ThreadIndex,
+    *,
+    source: Source,
 ) -> None:
     start = folder.uidnext or sel.uidnext
     if sel.uidnext <= start:
@@ -303,7 +318,9 @@ def _sync_new(
     new = [u for u in fetch_uids(session.client, f"{start}:*") if u >= start]
     chunks = [new[i : i + HEADER_BATCH] for i in range(0, len(new), HEADER_BATCH)]
     for chunk, records in prefetched(session, chunks, pins):
-        store_records(folder, records, progress, index, next_uidnext=chunk[-1] + 1)
+        store_records(
+            folder, records, progress, index, source=source, next_uidnext=chunk[-1] + 1
+        )
     Folder.objects.filter(pk=folder.pk).update(uidnext=sel.uidnext)
     folder.uidnext = sel.uidnext
 

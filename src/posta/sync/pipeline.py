@@ -2,8 +2,9 @@
 
 The next batch's FETCH runs on a helper thread while this one is written
 (`prefetched`, `pipelined`, which the bodies use too); a batch becomes rows with
-the cyclic collector paused, and is stored with the folder's new cursor in one
-transaction (`store_records`), so a kill leaves either the whole batch or none.
+the cyclic collector paused, and is stored through posta.mail.ingest with the
+folder's new cursor in one transaction (`store_records`), so a kill leaves either
+the whole batch, its cursor and its announcement, or none of them.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from typing import TypeVar
 from django.db import transaction
 
 from posta.accounts.models import Folder
+from posta.mail import ingest
+from posta.mail.threads import ThreadIndex
 from posta.mailproto.imap.fastfetch import HeaderRecord, fetch_headers, uid_set_from
 from posta.mailproto.imap.session import Session
-from posta.sync import faults
+from posta.sync import faults, rebind
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
-from posta.sync.store import parse_records, write_batch
-from posta.sync.threads import ThreadIndex
 
 _T = TypeVar("_T")
+
+# Attempts at a batch that another writer of the same user's mail keeps racing
+# (posta.mail.bulk_store: each attempt after the first finds that writer's rows).
+_STORE_ATTEMPTS = 3
 
 
 @dataclass
@@ -100,28 +105,39 @@ def store_records(
     progress: Progress,
     index: ThreadIndex,
     *,
+    source: ingest.Source = "sync",
     state: FolderSyncState | None = None,
     new_low: int | None = None,
     next_uidnext: int | None = None,
 ) -> None:
     """Store a batch of header records with the folder's new cursor in one
-    transaction: a kill leaves either the whole batch or none of it."""
+    transaction: a kill leaves either the whole batch or none of it. `source`
+    tells the messages_stored subscribers why it was stored."""
     with _gc_paused():
-        parsed = parse_records(records)
+        parsed = ingest.parse_copies(records)
     faults.point("sync_batch_fetched")
-    try:
-        with _gc_paused(), transaction.atomic():
-            added = write_batch(folder, parsed, index)
-            if state is not None and new_low is not None:
-                FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)
-                state.low_uid = new_low
-            if next_uidnext is not None:
-                Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
-                folder.uidnext = next_uidnext
-            progress.add(added)
-    except BaseException:
-        index.forget()  # it may name threads the rollback removed
-        raise
+    for attempt in range(1, _STORE_ATTEMPTS + 1):
+        try:
+            with _gc_paused(), transaction.atomic():
+                stored = ingest.store_copies(
+                    folder, parsed, index, source=source, stale=rebind.stale_actions(folder)
+                )
+                if state is not None and new_low is not None:
+                    FolderSyncState.objects.filter(pk=state.pk).update(low_uid=new_low)
+                    state.low_uid = new_low
+                if next_uidnext is not None:
+                    Folder.objects.filter(pk=folder.pk).update(uidnext=next_uidnext)
+                    folder.uidnext = next_uidnext
+                progress.add(stored.copies)
+                faults.point("sync_batch_written")  # written, not committed yet
+            return
+        except ingest.StoreRaced:
+            index.forget()  # it may name threads the rollback removed
+            if attempt == _STORE_ATTEMPTS:
+                raise
+        except BaseException:
+            index.forget()
+            raise
 
 
 def store_batch(
@@ -131,6 +147,8 @@ def store_batch(
     pins: Pins,
     progress: Progress,
     index: ThreadIndex,
+    *,
+    source: ingest.Source = "sync",
 ) -> None:
     """FETCH the headers of `uids` and store them (see store_records)."""
-    store_records(folder, _fetch_records(session, uids, pins), progress, index)
+    store_records(folder, _fetch_records(session, uids, pins), progress, index, source=source)

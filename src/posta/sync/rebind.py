@@ -4,7 +4,7 @@ An open RemoteAction names its server copy by source folder, UID and the
 UIDVALIDITY that UID belongs to. When the folder's UIDVALIDITY changes, every
 stored UID is void and the server may have given the same numbers to other
 messages (RFC 3501 §2.3.1.1). The folder's new first pass re-pairs the set-aside
-copies by identity (posta.sync.store); the actions waiting on them are re-paired in
+copies by identity (posta.mail.bulk_store); the actions waiting on them are re-paired in
 the same batch transaction:
 
 - a copy that an action takes out of the folder (move, delete, expunge) is paired

@@ -119,9 +119,14 @@ def _save(request: HttpRequest, form: AccountForm, account: Account | None) -> H
         form.add_error(error.field, str(error.message))
         return _render_form(request, form, account)
     if not outcome.saved:
-        for text in outcome.errors:
-            form.add_error(None, text)
-        return _render_form(request, form, account, offer_save_anyway=True)
+        return _render_form(
+            request,
+            form,
+            account,
+            offer_save_anyway=True,
+            test_errors=outcome.errors_by_protocol,
+            keep_passwords=True,
+        )
     if outcome.errors:
         messages.warning(request, _("Account saved, but it does not work yet."))
     else:
@@ -135,7 +140,16 @@ def _render_form(
     account: Account | None,
     *,
     offer_save_anyway: bool = False,
+    test_errors: dict[str, str] | None = None,
+    keep_passwords: bool = False,
 ) -> HttpResponse:
+    """The Account tab. `test_errors` ("imap"/"smtp" to a message) are shown once,
+    each in its own fieldset. `keep_passwords` writes the passwords just typed back
+    into this response only, so a retry after a failed test needs no retyping; they
+    are never stored before a successful save.
+    """
+    if keep_passwords:
+        form.keep_typed_passwords()
     context = {
         "form": form,
         "account": account,
@@ -143,6 +157,8 @@ def _render_form(
         "presets": _presets(),
         **{f"{group}_fields": [form[name] for name in names] for group, names in FIELD_GROUPS},
         "offer_save_anyway": offer_save_anyway,
+        "imap_test_error": (test_errors or {}).get("imap", ""),
+        "smtp_test_error": (test_errors or {}).get("smtp", ""),
         "error": account_error_message(account) if account else "",
     }
     return render(request, "web/account_form.html", context)

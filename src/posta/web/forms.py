@@ -51,12 +51,20 @@ class LocalDateTimeField(forms.DateTimeField):
         return result
 
 
-def rich_text_field(label: str | Any, **kwargs: Any) -> ProseEditorFormField:
+# A signature is typed as lines (name, role, phone): Enter makes a line break rather
+# than a paragraph, whose margins a receiving client would show as double spacing
+# (static posta/signature_lines.js, registered in settings.DJANGO_PROSE_EDITOR_EXTENSIONS).
+SIGNATURE_EXTENSIONS: dict[str, Any] = {**RICH_TEXT_EXTENSIONS, "SignatureLines": True}
+
+
+def rich_text_field(
+    label: str | Any, *, extensions: dict[str, Any] | None = None, **kwargs: Any
+) -> ProseEditorFormField:
     """A rich-text field whose HTML is sanitized (nh3) to what the editor can make."""
     return ProseEditorFormField(
         label=label,
         required=False,
-        config={"extensions": RICH_TEXT_EXTENSIONS},
+        config={"extensions": extensions or RICH_TEXT_EXTENSIONS},
         sanitize=True,
         **kwargs,
     )
@@ -80,7 +88,7 @@ class AccountForm(forms.ModelForm[Account]):
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Leave empty to use the IMAP password."),
     )
-    signature_html = rich_text_field(_("Custom signature"))
+    signature_html = rich_text_field(_("Custom signature"), extensions=SIGNATURE_EXTENSIONS)
     save_anyway = forms.BooleanField(label=_("Save even though the test failed"), required=False)
 
     class Meta:
@@ -130,6 +138,18 @@ class AccountForm(forms.ModelForm[Account]):
             self.fields["is_shared_sender"].help_text = _(
                 "Only an administrator can share a sender."
             )
+
+    def keep_typed_passwords(self) -> None:
+        """Render the submitted passwords back into their inputs (this response only).
+
+        PasswordInput drops its value by default so a password never reaches a page;
+        after a failed connection test the same form is shown again to the same user,
+        who would otherwise retype it for every try.
+        """
+        for name in ("password", "smtp_password"):
+            widget = self.fields[name].widget
+            assert isinstance(widget, forms.PasswordInput)  # noqa: S101  declared above
+            widget.render_value = True
 
     def clean_account_type(self) -> str:
         value: str = self.cleaned_data["account_type"]
@@ -226,18 +246,28 @@ class ProfileForm(forms.ModelForm[User]):
         fields = [*PROFILE_FIELDS, "language", "time_zone"]
 
 
+# Posta's administrators, in Posta's words: `is_staff` is the model field, but Django's
+# own text for it speaks of the Django admin site, which Posta users never see.
+ADMINISTRATOR_LABELS = {"is_staff": _("Administrator")}
+ADMINISTRATOR_HELP = {"is_staff": _("Can manage users, mail servers and company settings.")}
+
+
 class AdminUserCreateForm(UserCreationForm[User]):
     class Meta:
         model = User
-        fields = ("username", "first_name", "last_name", "email", "role", "title", "is_staff")
-        labels = {"is_staff": _("Administrator")}
+        # Every field the company signature merges, so a new user's signature is
+        # complete without a second visit to the edit form.
+        fields = ("username", *PROFILE_FIELDS, "is_staff")
+        labels = ADMINISTRATOR_LABELS
+        help_texts = ADMINISTRATOR_HELP
 
 
 class AdminUserEditForm(forms.ModelForm[User]):
     class Meta:
         model = User
         fields = [*PROFILE_FIELDS, "is_staff", "is_active"]
-        labels = {"is_staff": _("Administrator")}
+        labels = ADMINISTRATOR_LABELS
+        help_texts = ADMINISTRATOR_HELP
 
 
 class SetupForm(UserCreationForm[User]):
@@ -264,7 +294,7 @@ class MailServerForm(forms.ModelForm[MailServer]):
 
 
 class CompanySettingsForm(forms.ModelForm[CompanySettings]):
-    company_signature = rich_text_field(_("Company signature"))
+    company_signature = rich_text_field(_("Company signature"), extensions=SIGNATURE_EXTENSIONS)
 
     class Meta:
         model = CompanySettings

@@ -150,6 +150,12 @@ def _format_dates(rows: list[queries.Row]) -> None:
             row.when = formats.date_format(local, "SHORT_DATE_FORMAT")
 
 
+def _several_accounts(user: User) -> bool:
+    """Whether a merged list mixes accounts: only then does a row name its account
+    (with one account the chip says nothing and costs the subject its room)."""
+    return Account.objects.filter(user=user, is_shared_sender=False)[:2].count() > 1
+
+
 def _list_context(
     request: HttpRequest, user: User, scope: Scope, *, cursor: str = ""
 ) -> dict[str, Any]:
@@ -172,7 +178,7 @@ def _list_context(
             page.rows,
             links=links,
             threads=threads,
-            unified=scope.unified,
+            unified=scope.unified and _several_accounts(user),
             show_preview=user.show_preview,
         ),
         "threads": threads,

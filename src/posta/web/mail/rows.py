@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.templatetags.static import static
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -41,6 +42,7 @@ class _Words:
     no_subject: str
     saving: str
     refused: str
+    attach_icon: str
 
     @classmethod
     def now(cls) -> _Words:
@@ -56,6 +58,7 @@ class _Words:
             no_subject=_("(no subject)"),
             saving=_("Saving to the server…"),
             refused=_("The server refused a change"),
+            attach_icon=static("posta/icons/attachment.svg"),
         )
 
 
@@ -149,7 +152,12 @@ def _marks(row: Row, words: _Words) -> list[SafeString]:
     if row.location.answered:
         out.append(format_html('<span class="mark-answered" title="{}">↩</span>', words.answered))
     if row.message.has_attachments:
-        out.append(format_html('<span class="mark-attach" title="{}">📎</span>', words.attachments))
+        out.append(
+            format_html(
+                '<img class="mark-attach" src="{}" alt="{}" title="{}" width="14" height="14">',
+                words.attach_icon, words.attachments, words.attachments,
+            )  # fmt: skip
+        )
     if not row.location.seen:
         out.append(format_html('<span class="sr">{}</span>', words.unread))
     return out

@@ -57,6 +57,25 @@
   // Locked selects and checkboxes ignore changes made by the user.
   form.addEventListener("mousedown", (e) => { if (e.target.classList && e.target.classList.contains("locked")) e.preventDefault(); });
   form.addEventListener("keydown", (e) => { if (e.target.classList && e.target.classList.contains("locked") && e.key !== "Tab") e.preventDefault(); });
+  // The save tests IMAP and SMTP logins (seconds): show that it works, and keep a
+  // second click from starting a second test. The page that answers replaces this
+  // one, so nothing re-enables the button.
+  const save = document.getElementById("account-save");
+  const progress = document.getElementById("account-progress");
+  form.addEventListener("submit", (e) => {
+    if (save.disabled) { e.preventDefault(); return; }
+    // Disabled after the submission has taken the form's data.
+    setTimeout(() => { save.disabled = true; }, 0);
+    save.setAttribute("aria-busy", "true");
+    progress.hidden = false;
+  });
+  // Coming back with the browser's Back button shows the cached page as it was left.
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted) return;
+    save.disabled = false;
+    save.removeAttribute("aria-busy");
+    progress.hidden = true;
+  });
   type.addEventListener("change", update);
   if (smtpCustom) smtpCustom.addEventListener("change", update);
   if (auth) auth.addEventListener("change", update);

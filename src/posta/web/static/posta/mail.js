@@ -106,7 +106,13 @@
       rows().forEach(function (r) { r.classList.remove("active"); });
       open.closest("li.msg").classList.add("active");
       anchor = open.closest("li.msg");
+      if (open.hasAttribute("hx-get")) { showReader(); }
       return;
+    }
+    if (target.closest("#back-to-list")) { backToList(); return; }
+    if (target.closest("#drawer-toggle")) { setDrawer(!screen().classList.contains("drawer-open")); return; }
+    if (screen() && screen().classList.contains("drawer-open") && !target.closest("#mail-folders")) {
+      setDrawer(false); event.preventDefault(); event.stopPropagation(); return;
     }
     var tool = target.closest("[data-action]");
     if (tool) { act(tool.dataset.action); return; }
@@ -178,6 +184,7 @@
     var reader = document.getElementById("reader");
     if (MOVING[detail.action]) {
       reader.innerHTML = "";
+      if (phone.matches && screen().classList.contains("reading")) { backToList(); }
       return;
     }
     if (detail.action !== "seen" && window.htmx) {
@@ -235,10 +242,152 @@
     }
     else if (key === "/") { var search = document.getElementById("mail-search"); if (search) { search.focus(); } }
     else if (key === "?") { var dialog = document.getElementById("shortcuts"); if (dialog && dialog.showModal) { dialog.showModal(); } }
-    else if (key === "Escape") { clearSelection(); }
+    else if (key === "Escape") {
+      if (screen().classList.contains("drawer-open")) { setDrawer(false); } else { clearSelection(); }
+    }
     else { handled = false; }
     if (handled) { event.preventDefault(); }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { updateTitle(); paint(); });
+  // --- One pane at a time on phones -------------------------------------------
+  // Opening a message pushes its URL (hx-push-url) and shows the reader in place of
+  // the list; Back (the browser's or ours) returns to the list URL, whose page htmx
+  // restores from its history cache, and the list's scroll position is put back
+  // from sessionStorage (the hidden list loses it, and htmx keeps only the window's).
+  var phone = window.matchMedia("(max-width: 800px)");
+  var SCROLL_KEY = "posta-list-scroll:";
+  var BACK_KEY = "posta-opened-from:";
+
+  function listBody() { return document.getElementById("list"); }
+  function listPath(url) {
+    var u = new URL(url || window.location.href);
+    u.searchParams.delete("m"); u.searchParams.delete("t");
+    return u.pathname + u.search;
+  }
+  function opensMessage(url) {
+    var u = new URL(url || window.location.href);
+    return u.searchParams.has("m") || u.searchParams.has("t");
+  }
+  function remember(key, value) { try { window.sessionStorage.setItem(key, value); } catch (e) { /* private mode */ } }
+  function recall(key) { try { return window.sessionStorage.getItem(key); } catch (e) { return null; } }
+
+  function showReader() {
+    var s = screen(), body = listBody();
+    if (!s) { return; }
+    if (body && !s.classList.contains("reading")) {
+      remember(SCROLL_KEY + listPath(), String(body.scrollTop));
+      remember(BACK_KEY + listPath(), "1");
+    }
+    s.classList.add("reading");
+    var pane = document.getElementById("reader");
+    if (pane) { pane.scrollTop = 0; }
+  }
+
+  function showList(options) {
+    var s = screen();
+    if (!s) { return; }
+    s.classList.remove("reading");
+    var body = listBody();
+    var saved = recall(SCROLL_KEY + listPath());
+    if (options.restoreScroll && body && saved !== null) { body.scrollTop = parseInt(saved, 10) || 0; }
+  }
+
+  function backToList() {
+    // Our own history entry leads back: use it, so the browser's Forward works too.
+    if (opensMessage() && recall(BACK_KEY + listPath()) === "1" && window.history.state && window.history.state.htmx) {
+      window.history.back();
+      return;
+    }
+    var button = document.getElementById("back-to-list");
+    window.location.assign(button && button.dataset.listUrl ? button.dataset.listUrl : listPath());
+  }
+
+  function setDrawer(open) {
+    var s = screen(), toggle = document.getElementById("drawer-toggle");
+    if (!s) { return; }
+    s.classList.toggle("drawer-open", open);
+    if (toggle) { toggle.setAttribute("aria-expanded", open ? "true" : "false"); }
+    if (open) { var first = s.querySelector("#mail-folders a"); if (first) { first.focus(); } }
+  }
+
+  // After Back or Forward (htmx's restore, or the browser's page cache), and on load.
+  function followLocation(options) {
+    if (!screen()) { return; }
+    setDrawer(false);
+    if (opensMessage()) { screen().classList.add("reading"); } else { showList(options); }
+  }
+  document.body.addEventListener("htmx:historyRestore", function () { followLocation({ restoreScroll: true }); });
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { followLocation({ restoreScroll: true }); } });
+
+  // --- The list/reader split ----------------------------------------------------
+  // Its width is kept per user (several people may share a browser); it is set
+  // through a constructed style sheet because the policy forbids style attributes.
+  var MIN_LIST = 288, KEY_STEP = 32;
+  var splitSheet = null;
+
+  function splitKey() { var s = screen(); return "posta-list-width:" + (s ? s.dataset.user : ""); }
+  function maxList() {
+    var s = screen(), folders = document.getElementById("mail-folders");
+    var width = s ? s.getBoundingClientRect().width : window.innerWidth;
+    return Math.max(MIN_LIST, width - (folders ? folders.getBoundingClientRect().width : 0) - 320);
+  }
+  function listWidth() { var list = document.getElementById("mail-list"); return list ? list.getBoundingClientRect().width : MIN_LIST; }
+
+  function applySplit(px, save) {
+    var width = Math.round(Math.max(MIN_LIST, Math.min(maxList(), px)));
+    if (!splitSheet && "adoptedStyleSheets" in document) {
+      splitSheet = new CSSStyleSheet();
+      document.adoptedStyleSheets = document.adoptedStyleSheets.concat([splitSheet]);
+    }
+    if (splitSheet) { splitSheet.replaceSync(".mail-screen { --list-width: " + width + "px; }"); }
+    if (save) { try { window.localStorage.setItem(splitKey(), String(width)); } catch (e) { /* storage off */ } }
+    paintSplit();
+  }
+
+  function paintSplit() {
+    var split = document.getElementById("split");
+    if (!split) { return; }
+    split.setAttribute("aria-valuemin", String(MIN_LIST));
+    split.setAttribute("aria-valuemax", String(Math.round(maxList())));
+    split.setAttribute("aria-valuenow", String(Math.round(listWidth())));
+  }
+
+  function restoreSplit() {
+    var saved = null;
+    try { saved = window.localStorage.getItem(splitKey()); } catch (e) { saved = null; }
+    if (saved) { applySplit(parseInt(saved, 10), false); } else { paintSplit(); }
+  }
+
+  var dragging = null;
+  document.addEventListener("pointerdown", function (event) {
+    var split = event.target instanceof Element ? event.target.closest("#split") : null;
+    if (!split) { return; }
+    var list = document.getElementById("mail-list");
+    dragging = { split: split, left: list ? list.getBoundingClientRect().left : 0 };
+    split.setPointerCapture(event.pointerId);
+    split.classList.add("dragging");
+    event.preventDefault();
+  });
+  document.addEventListener("pointermove", function (event) {
+    if (dragging) { applySplit(event.clientX - dragging.left, false); }
+  });
+  document.addEventListener("pointerup", function (event) {
+    if (!dragging) { return; }
+    applySplit(event.clientX - dragging.left, true);
+    dragging.split.classList.remove("dragging");
+    dragging = null;
+  });
+  document.addEventListener("keydown", function (event) {
+    if (!(event.target instanceof Element) || event.target.id !== "split") { return; }
+    var now = listWidth(), next = null;
+    if (event.key === "ArrowLeft") { next = now - KEY_STEP; }
+    else if (event.key === "ArrowRight") { next = now + KEY_STEP; }
+    else if (event.key === "Home") { next = MIN_LIST; }
+    else if (event.key === "End") { next = maxList(); }
+    if (next === null) { return; }
+    event.preventDefault(); event.stopImmediatePropagation();
+    applySplit(next, true);
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () { updateTitle(); paint(); restoreSplit(); followLocation({ restoreScroll: false }); });
 })();

@@ -23,6 +23,23 @@
     }
   }, true);
 
+  // The top bar's menu on narrow screens (posta.css folds the links behind it).
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    var toggle = target ? target.closest("#menu-toggle") : null;
+    var bar = document.querySelector(".topbar");
+    if (!bar) { return; }
+    if (toggle) {
+      var open = !bar.classList.contains("menu-open");
+      bar.classList.toggle("menu-open", open);
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    } else if (bar.classList.contains("menu-open") && !(target && target.closest("#topbar-menu"))) {
+      bar.classList.remove("menu-open");
+      var button = document.getElementById("menu-toggle");
+      if (button) { button.setAttribute("aria-expanded", "false"); }
+    }
+  });
+
   document.addEventListener("change", function (event) {
     var select = event.target;
     if (select instanceof HTMLSelectElement && select.hasAttribute("data-autosubmit") && select.form) {

@@ -1,4 +1,4 @@
-"""One FETCH batch of headers written into Message, Thread and Location.
+"""A batch of server copies written into Message, Thread and Location.
 
 The first sync of a large mailbox is a bulk load, so this module writes a batch
 with a fixed number of statements whatever its size, and builds the rows as plain
@@ -7,36 +7,91 @@ preparing each object than SQLite spends storing it):
 
 1. SELECT the batch's identities already stored for the user (copies in another
    folder or account, or a message the user sent from Posta);
-2. place the new messages in threads (posta.sync.threads: two SELECTs, one INSERT
+2. place the new messages in threads (posta.mail.threads: two SELECTs, one INSERT
    of new threads, one UPDATE per touched thread in one executemany);
-3. INSERT the new messages (executemany, ON CONFLICT DO NOTHING: a concurrent
-   writer of the same identity wins, and its row is used), then SELECT their ids;
+3. INSERT the new messages (executemany, ON CONFLICT DO NOTHING), then SELECT
+   their ids. A concurrent writer of the same identity (another account of the
+   user, in another process) wins: the insert then writes fewer rows than it was
+   given, and `StoreRaced` is raised so that the caller rolls back and stores the
+   batch again, finding that writer's rows as known messages. Which rows are new
+   is therefore exact, and each message is announced by one writer only;
 4. adopt set-aside or UID-less copies in this folder (only when the folder has
    any: after a UIDVALIDITY change or during a move), with the actions waiting on
-   copies of an older numbering (posta.sync.rebind), else
+   copies of an older numbering (`StaleCopies`, the sync's re-pairing), else
 5. INSERT the locations (executemany, ON CONFLICT DO NOTHING on (folder, uid)).
 
-The caller runs all of it in the batch's transaction.
+The caller runs all of it in the batch's transaction (posta.mail.ingest).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import Q
 from django.utils import timezone
 
 from posta.accounts.models import Folder
+from posta.mail import rawsql
+from posta.mail.identity import identity, parse_envelope
 from posta.mail.models import Location, Message
-from posta.mailproto.imap.fastfetch import HeaderRecord
+from posta.mail.threads import Placement, ThreadIndex
 from posta.mailproto.mime.headers import Address, Envelope
-from posta.sync import rawsql, rebind
-from posta.sync.parsing import identity, parse_envelope
-from posta.sync.threads import Placement, ThreadIndex
+
+
+class _Structure(Protocol):
+    @property
+    def has_attachments(self) -> bool: ...
+
+
+class ServerCopy(Protocol):
+    """One server copy as a header FETCH lists it (posta.mailproto.imap.fastfetch's
+    HeaderRecord has this shape; the mail app names only what it reads)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+    @property
+    def internaldate(self) -> datetime | None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def modseq(self) -> int | None: ...
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def gm_thrid(self) -> int | None: ...
+    @property
+    def gm_msgid(self) -> int | None: ...
+    @property
+    def bodystructure(self) -> _Structure | None: ...
+
+
+class StaleCopies(Protocol):
+    """The user's actions waiting on copies of an older UIDVALIDITY of the folder
+    (posta.sync.rebind.StaleActions): handed in by the sync, which owns them."""
+
+    def take_leaving(self, records: list[tuple[int, int]]) -> set[int]: ...
+    def adopt(self, adopted: list[Location]) -> None: ...
+
+
+class StoreRaced(Exception):
+    """Another writer stored some of the batch's messages meanwhile; roll back and
+    store the batch again."""
+
+
+@dataclass(slots=True)
+class Stored:
+    """What a batch wrote: copies added or adopted, and the ids of the Message rows
+    it created (messages the user's store did not hold before)."""
+
+    copies: int = 0
+    new_message_ids: list[int] = field(default_factory=list)
+
 
 FLAG_FIELDS = {
     "\\seen": "seen",
@@ -170,15 +225,17 @@ class _AddressJson:
 
 
 @dataclass(slots=True)
-class _Parsed:
-    record: HeaderRecord
+class ParsedCopy:
+    """One server copy of a batch with its envelope and identity, ready to store."""
+
+    record: ServerCopy
     env: Envelope
     identity: str
     date: datetime
     when: Any = None  # `date` as the database driver takes it
 
 
-def parse_records(records: list[HeaderRecord]) -> list[_Parsed]:
+def parse_records(records: Sequence[ServerCopy]) -> list[ParsedCopy]:
     """Envelope and identity of each record (the CPU part of a batch, done before
     the transaction opens)."""
     out = []
@@ -186,29 +243,35 @@ def parse_records(records: list[HeaderRecord]) -> list[_Parsed]:
     for record in records:
         env = parse_envelope(record.header)
         when = env.date or record.internaldate or now
-        out.append(_Parsed(record, env, identity(env, record.size), when))
+        out.append(ParsedCopy(record, env, identity(env, record.size), when))
     return out
 
 
-def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> int:
-    """Store the batch's messages and copies (see the module docstring); returns
-    how many copies were added or adopted. Run inside a transaction."""
+def write_batch(
+    folder: Folder, parsed: list[ParsedCopy], index: ThreadIndex, *, stale: StaleCopies | None
+) -> Stored:
+    """Store the batch's messages and copies (see the module docstring). Run
+    inside a transaction; raises StoreRaced (see the module docstring)."""
     if not parsed:
-        return 0
+        return Stored()
     adapt = rawsql.Adapt()
     for item in parsed:
         item.when = adapt.when(item.date)
     user_id = index.user_id
     ids = _ids_of(user_id, list({p.identity for p in parsed}))
-    new: dict[str, _Parsed] = {}
+    new: dict[str, ParsedCopy] = {}
     for item in parsed:
         if item.identity not in ids and item.identity not in new:
             new[item.identity] = item
+    created: list[int] = []
     if new:
-        _insert_messages(user_id, list(new.values()), index, adapt)
-        ids.update(_ids_of(user_id, list(new)))
+        written = _insert_messages(user_id, list(new.values()), index, adapt)
+        if written != len(new):
+            raise StoreRaced(f"user {user_id}: {len(new) - written} messages stored meanwhile")
+        found = _ids_of(user_id, list(new))
+        created = sorted(found.values())
+        ids.update(found)
     adoptable = _adoptable(folder, set(ids.values()))
-    stale = rebind.stale_actions(folder)
     leaving = (
         stale.take_leaving([(p.record.uid, ids[p.identity]) for p in parsed if p.identity in ids])
         if stale is not None
@@ -259,12 +322,12 @@ def write_batch(folder: Folder, parsed: list[_Parsed], index: ThreadIndex) -> in
     rawsql.executemany(
         rawsql.insert_sql(Location, _LOCATION_COLUMNS, ignore_conflicts=True), rows
     )
-    return len(rows) + len(adopted)
+    return Stored(copies=len(rows) + len(adopted), new_message_ids=created)
 
 
 def _insert_messages(
-    user_id: int, items: list[_Parsed], index: ThreadIndex, adapt: rawsql.Adapt
-) -> None:
+    user_id: int, items: list[ParsedCopy], index: ThreadIndex, adapt: rawsql.Adapt
+) -> int:
     placements = []
     for item in items:
         env = item.env
@@ -318,7 +381,8 @@ def _insert_messages(
                 now,
             )
         )
-    rawsql.executemany(rawsql.insert_sql(Message, _MESSAGE_COLUMNS, ignore_conflicts=True), rows)
+    sql = rawsql.insert_sql(Message, _MESSAGE_COLUMNS, ignore_conflicts=True)
+    return rawsql.executemany(sql, rows)
 
 
 def _adoptable(folder: Folder, message_ids: set[int]) -> dict[int, list[Location]]:

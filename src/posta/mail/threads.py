@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from posta.mail import rawsql
 from posta.mail.models import Message, Thread
 from posta.mailproto.mime.threading import base_subject
-from posta.sync import rawsql
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Plain SQL for the sync's bulk statements, on Django's connection.
+"""Plain SQL for the bulk statements of the mail store, on Django's connection.
 
 The ORM prepares every value of an `IN (...)` list and every field of every object
 of a bulk_create through several Python calls; for the first sync of a large
@@ -69,10 +69,15 @@ def insert_sql(model: type[Model], columns: Sequence[str], *, ignore_conflicts: 
     return f"INSERT INTO {table(model)} ({cols}) VALUES ({marks}){tail}"  # noqa: S608
 
 
-def executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+def executemany(sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """Run `sql` once per row; returns the rows changed in all (the drivers sum
+    them: sqlite3 and psycopg 3 alike), so an ON CONFLICT DO NOTHING insert tells
+    how many of its rows it really wrote."""
+    if not rows:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
 
 
 class Adapt:
