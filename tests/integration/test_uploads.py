@@ -6,6 +6,7 @@ with a message in the user's language."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -261,9 +263,26 @@ class AsgiClient:
             "query_string": b"", "root_path": "", "headers": headers,
             "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
         }
-        # async_to_sync: the application's database work runs in this thread, on
-        # the test's own connection (as under uvicorn, in one thread of its own).
-        async_to_sync(application)(scope, self.receive, self.send)
+        # In a thread of its own, as under uvicorn: this thread may already hold an
+        # event loop (a browser test's, earlier in the same worker), where
+        # async_to_sync refuses to run. The test's rows are committed
+        # (transaction=True), so the thread's own database connection sees them.
+        failures: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                async_to_sync(application)(scope, self.receive, self.send)
+            except BaseException as exc:  # noqa: BLE001 - reported in the test's thread
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the application did not answer"
+        if failures:
+            raise failures[0]
         start = next(m for m in self.sent if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
         return start["status"], body.decode()

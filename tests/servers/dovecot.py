@@ -110,7 +110,8 @@ def _envelope_sender(data: bytes) -> str:
     header_end = data.find(b"\r\n\r\n")
     headers = email.message_from_bytes(data[: header_end if header_end >= 0 else len(data)])
     _, address = email.utils.parseaddr(str(headers.get("From", "")))
-    return address or "sender@example.test"
+    # A From that parseaddr cannot read (a name without brackets) is no MAIL FROM.
+    return address if address and not any(c.isspace() for c in address) else "sender@example.test"
 
 
 def _imap_quote(name: str) -> str:

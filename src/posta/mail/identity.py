@@ -7,8 +7,9 @@ module only normalizes what the database keys on:
 - Message-IDs without angle brackets, domain lower-cased
   (posta.mailproto.mime.threading.normalize_message_id), so a copy and a reply
   naming it meet;
-- a Date outside 1970-2200 is treated as missing (the list would sort it first or
-  last forever, and far-off years overflow when converted to UTC);
+- a Date more than a year in the future is treated as missing (the list would sort
+  it first forever), and so is one in year 1 (it overflows when converted to UTC);
+  dates before 1970 are real (RFC 5322 §A.1 dates its examples 1969);
 - a message's identity (DESIGN §5: Message-ID plus a few fields, since some
   servers reuse Message-IDs): the key that makes every copy of one message, in
   any folder of any account of the user, one Message row.
@@ -19,6 +20,7 @@ Nothing here raises on malformed input.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 from posta.mailproto.mime import headers
 from posta.mailproto.mime.headers import Envelope
@@ -26,6 +28,7 @@ from posta.mailproto.mime.threading import normalize_message_id
 
 MAX_REFERENCES = 100
 MAX_ID = 990
+_AHEAD = timedelta(days=366)
 
 
 _KEYS: dict[str, str] = {}
@@ -68,11 +71,17 @@ def parse_envelope(header: bytes) -> Envelope:
         env.subject = env.subject.replace("\r", "").replace("\n", "")
     if len(env.subject) > 2000:
         env.subject = env.subject[:2000]
-    if env.date is not None and not 1970 <= env.date.year <= 2200:
+    if env.date is not None and not _plausible(env.date):
         env.date = None
     # To, Cc and Reply-To are kept whole, however long: Reply all answers every
     # recipient, and pages cap only what they show.
     return env
+
+
+def _plausible(date: datetime) -> bool:
+    """A Date the list may sort by; otherwise the INTERNALDATE the server recorded
+    is used. A clock more than a year ahead is broken; year 1 overflows in UTC."""
+    return date.year >= 2 and date <= datetime.now(UTC) + _AHEAD
 
 
 def identity(env: Envelope, size: int) -> str:

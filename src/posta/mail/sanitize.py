@@ -4,9 +4,9 @@ Three jobs, in this order, each in one place:
 
 1. **Read** the MIME tree (`read_message`): headers, the plain and HTML bodies,
    attachments numbered as IMAP numbers parts (RFC 3501 §6.4.5), inline images by
-   Content-ID (RFC 2392), and the defects found. Never raises: a message the strict
-   `policy.default` cannot walk is read again with `compat32`; what still cannot be
-   read becomes a defect, and the raw text after the header is shown.
+   Content-ID (RFC 2392), and the defects found. The reading itself is
+   posta.mailproto.mime.parse, the one the list's snippet and attachment mark come
+   from; this module only shapes it for the reader. Never raises.
 2. **Sanitize** the HTML body (`sanitize_html`) with nh3 (ammonia): an allowlist of
    tags and attributes; no script, no SVG/MathML, no forms, no event handlers, no
    `<meta>`/`<base>`/`<link>`; links only `http`, `https` and `mailto` (ammonia
@@ -28,17 +28,16 @@ hostile mail alone.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from datetime import datetime
 
 import nh3
+
+from posta.mailproto.mime import parse
+from posta.mailproto.mime.headers import Address
 
 __all__ = [
     "Attachment",
@@ -51,10 +50,8 @@ __all__ = [
     "text_to_html",
 ]
 
-MAX_PARTS = 500
 MAX_INLINE_IMAGE = 2 * 1024 * 1024  # a cid: image above this stays out of the page
 MAX_INLINE_TOTAL = 8 * 1024 * 1024
-_HUGE_HEADER = 256 * 1024  # policy.default's header parsers are slow on hostile sizes
 
 
 # --- reading ----------------------------------------------------------------------
@@ -95,212 +92,59 @@ class ReadableMessage:
         return [a for a in self.attachments if not (a.inline and a.content_id and self.html)]
 
 
-def split_raw(raw: bytes) -> tuple[bytes, bytes]:
-    """Header block and body, split at the first empty line (RFC 5322 §2.1)."""
-    found = [(i, n) for i, n in ((raw.find(b"\r\n\r\n"), 4), (raw.find(b"\n\n"), 2)) if i >= 0]
-    if not found:
-        return raw, b""
-    index, size = min(found)
-    return raw[: index + size], raw[index + size :]
-
-
 def read_message(raw: bytes) -> ReadableMessage:
-    """Parse `raw` for display. Never raises."""
-    header, body = split_raw(raw)
-    policies: list[email.policy.Policy] = [email.policy.compat32]
-    if len(header) <= _HUGE_HEADER:
-        policies.insert(0, email.policy.default)
-    failures: list[str] = []
-    for policy in policies:
-        try:
-            parsed = email.message_from_bytes(raw, policy=policy)
-            out = _read(parsed)
-        except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
-            failures.append(type(exc).__name__)
-            continue
-        out.defects = (failures + out.defects)[:50]
-        return out
-    return ReadableMessage(text=_decode(body, ""), defects=failures or ["Unreadable"])
+    """Parse `raw` for display. Never raises.
 
-
-def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except Exception:  # noqa: BLE001 - a header the policy cannot parse is shown raw
-        raw = msg.get_all(name, failobj=[])
-        value = raw[0] if raw else None
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    text = _header(msg, name)
-    if not text:
-        return []
-    try:
-        pairs = getaddresses([text])
-    except Exception:  # noqa: BLE001 - an unparsable list is shown as one name
-        return [(text[:300], "")]
-    # Every address: the reader caps what it shows (posta.web.mail.reader).
-    return [(n.strip()[:300], a.strip()[:300]) for n, a in pairs if n.strip() or a.strip()]
-
-
-def _date(msg: Message) -> datetime | None:
-    try:
-        value = parsedate_to_datetime(_header(msg, "Date"))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _read(msg: Message) -> ReadableMessage:
-    out = ReadableMessage(
-        subject=_header(msg, "Subject")[:2000],
-        from_=_addresses(msg, "From"),
-        to=_addresses(msg, "To"),
-        cc=_addresses(msg, "Cc"),
-        reply_to=_addresses(msg, "Reply-To"),
-        date=_date(msg),
+    The tree is read by posta.mailproto.mime.parse.parse_message, the same reading
+    that gives the list its snippet and attachment mark.
+    """
+    parsed = parse.parse_message(raw)
+    env = parsed.envelope
+    return ReadableMessage(
+        subject=env.subject[:2000],
+        from_=_pairs(env.from_),
+        to=_pairs(env.to),
+        cc=_pairs(env.cc),
+        reply_to=_pairs(env.reply_to),
+        date=env.date,
+        text=parsed.text,
+        html=parsed.html,
+        attachments=[_attachment(item) for item in parsed.attachments],
+        defects=list(parsed.defects),
     )
-    texts: list[str] = []
-    counter = [0]
-    _note_defects(msg, out)
-    if msg.is_multipart():
-        _walk(msg, "", out, texts, counter)
-    else:
-        _leaf(msg, "1", out, texts)
-    out.text = "\n".join(texts)
-    return out
 
 
-def _note_defects(part: Message, out: ReadableMessage) -> None:
-    for defect in getattr(part, "defects", ()):
-        name = type(defect).__name__
-        if name not in out.defects:
-            out.defects.append(name)
+def _pairs(addresses: list[Address]) -> list[tuple[str, str]]:
+    # Every address: the reader caps what it shows (posta.web.mail.reader).
+    return [(name.strip()[:300], addr.strip()[:300]) for name, addr in addresses]
 
 
-def _children(part: Message) -> list[Message]:
-    payload = part.get_payload()
-    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
-
-
-def _walk(
-    part: Message, prefix: str, out: ReadableMessage, texts: list[str], counter: list[int]
-) -> None:
-    alternative = part.get_content_type() == "multipart/alternative"
-    for number, child in enumerate(_children(part), start=1):
-        counter[0] += 1
-        if counter[0] > MAX_PARTS:
-            if "TooManyParts" not in out.defects:
-                out.defects.append("TooManyParts")
-            return
-        _note_defects(child, out)
-        part_id = f"{prefix}.{number}" if prefix else str(number)
-        if child.is_multipart() and child.get_content_type() != "message/rfc822":
-            _walk(child, part_id, out, texts, counter)
-        elif alternative and child.get_content_type() == "text/plain" and texts:
-            continue  # one plain alternative is enough
-        else:
-            _leaf(child, part_id, out, texts)
-
-
-def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename() or ""
-    except Exception:  # noqa: BLE001 - broken RFC 2231 parameters
-        name = ""
-    return " ".join(str(name).split())[:255]
-
-
-def _decode(payload: bytes, declared: str) -> str:
-    for charset in (declared, "utf-8", "windows-1252"):
-        if not charset:
-            continue
-        try:
-            return payload.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("latin-1")
-
-
-def _payload(part: Message) -> bytes:
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001 - broken transfer encoding
-        data = None
-    if isinstance(data, bytes):
-        return data
-    raw = part.get_payload()
-    return raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
-
-
-def _leaf(part: Message, part_id: str, out: ReadableMessage, texts: list[str]) -> None:
-    ctype = part.get_content_type()
-    disposition = (part.get_content_disposition() or "").lower()
-    filename = _filename(part)
-    if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
-        text = _decode(_payload(part), part.get_content_charset() or "")
-        if ctype == "text/plain":
-            texts.append(text)
-        elif not out.html:
-            out.html = text
-        return
-    cid = _header(part, "Content-ID").strip().strip("<>")
-    is_message = ctype == "message/rfc822"
-    size = len(part.as_bytes()) if is_message else len(_payload(part))
-    out.attachments.append(
-        Attachment(
-            part_id=part_id,
-            filename=filename,
-            content_type=ctype,
-            size=size,
-            content_id=cid[:500],
-            inline=disposition != "attachment" and bool(cid),
-            is_message=is_message,
-        )
+def _attachment(item: parse.Attachment) -> Attachment:
+    return Attachment(
+        part_id=item.part_id,
+        filename=item.filename,
+        content_type=item.content_type,
+        size=item.size,
+        content_id=item.content_id[:500],
+        inline=item.disposition == "inline" and bool(item.content_id),
+        is_message=item.is_message,
     )
 
 
 def get_part(raw: bytes, part_id: str) -> tuple[Attachment, bytes] | None:
-    """The attachment numbered `part_id` and its decoded bytes, or None."""
-    for policy in (email.policy.default, email.policy.compat32):
-        try:
-            msg = email.message_from_bytes(raw, policy=policy)
-            found = _find(msg, part_id)
-        except Exception:  # noqa: BLE001, S112 - hostile input: try the lenient policy
-            continue
-        if found is None:
-            return None
-        readable = ReadableMessage()
-        _leaf(found, part_id, readable, [])
-        if not readable.attachments:
-            # A body part asked for as a download: serve it as text.
-            filename = f"part-{part_id}.txt"
-            att = Attachment(part_id, filename, "text/plain", 0)
-        else:
-            att = readable.attachments[0]
-        data = found.as_bytes() if att.is_message else _payload(found)
-        _inner = found.get_payload()
-        if att.is_message and isinstance(_inner, list) and _inner:
-            data = _inner[0].as_bytes() if isinstance(_inner[0], Message) else data
-        att.size = len(data)
-        return att, data
-    return None
-
-
-def _find(msg: Message, part_id: str) -> Message | None:
-    if not msg.is_multipart():
-        return msg if part_id == "1" else None
-    node = msg
-    for piece in part_id.split("."):
-        if not piece.isdigit():
-            return None
-        children = _children(node)
-        index = int(piece) - 1
-        if not 0 <= index < len(children):
-            return None
-        node = children[index]
-    return node
+    """The attachment numbered `part_id` and its decoded bytes, or None. A body part
+    asked for as a download is served as text."""
+    try:
+        _, data = parse.get_part(raw, part_id)
+    except KeyError:
+        return None
+    listed = [a for a in parse.parse_message(raw).attachments if a.part_id == part_id]
+    if listed:
+        att = _attachment(listed[0])
+    else:
+        att = Attachment(part_id, f"part-{part_id}.txt", "text/plain", 0)
+    att.size = len(data)
+    return att, data
 
 
 def inline_images(raw: bytes, readable: ReadableMessage) -> dict[str, str]:

@@ -32,6 +32,7 @@ __all__ = [
     "parse_addresses",
     "parse_date",
     "parse_envelope",
+    "repair_header_block",
     "split_header_block",
 ]
 
@@ -75,6 +76,13 @@ def decode_bytes(raw: bytes) -> str:
     most often Windows-1252 in Western Europe.
     """
     if raw.isascii():
+        if b"\x1b" in raw:
+            # RFC 1468: ISO-2022-JP is 7-bit; its escape sequences mark Japanese text
+            # that plain ASCII would show as "$B...".
+            try:
+                return raw.decode("iso2022_jp_2")
+            except UnicodeDecodeError:
+                pass
         return raw.decode("ascii")
     try:
         return raw.decode("utf-8")
@@ -100,6 +108,10 @@ _CHARSET_ALIASES = {
     "gbk": "gb18030",
 }
 _CODEC_CACHE: dict[str, str] = {}
+_SEVEN_BIT = frozenset(
+    ("iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3",
+     "iso2022_jp_ext", "iso2022_kr", "hz", "utf-7")
+)  # fmt: skip
 
 
 def codec_for(charset: str | None) -> str:
@@ -128,9 +140,16 @@ def decode_with_charset(raw: bytes, charset: str | None) -> str:
     `decode_bytes`; text labelled ASCII or latin-1 that is valid UTF-8 is UTF-8
     (mislabelled UTF-8 is far more common than latin-1 text that happens to be valid
     UTF-8)."""
-    if raw.isascii():
-        return raw.decode("ascii")
     codec = codec_for(charset)
+    if raw.isascii():
+        if codec in _SEVEN_BIT and (b"\x1b" in raw or b"~{" in raw or b"+" in raw):
+            # 7-bit charsets (ISO-2022-*, RFC 1468 / 1557; HZ; UTF-7) are ASCII bytes
+            # that mean other characters: decode them with their own codec.
+            try:
+                return raw.decode(codec)
+            except (UnicodeDecodeError, LookupError):
+                return decode_bytes(raw)
+        return decode_bytes(raw)
     if codec in ("", "ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15"):
         return decode_bytes(raw)
     try:
@@ -225,6 +244,41 @@ _WANTED.update({name.title(): key for name, key in list(_WANTED.items())})
 _WANTED.update({"Message-Id": "message_id", "MESSAGE-ID": "message_id", "CC": "cc"})
 
 
+# A line of a header block that is neither a field nor a continuation.
+_ODD_LINE = re.compile(rb"^(?![ \t]|[!-9;-~]+:|\r?$)", re.MULTILINE)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_SPACED_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:")
+
+
+def repair_header_block(header: bytes) -> bytes:
+    """The header block with RFC 5322 §4.5 obsolete syntax made current, so that no
+    parser ends the header early and shows the rest as body: white space between a
+    field name and its colon (`From : ...`, obs-optional) is removed, and
+    a line that is neither a field nor folded with leading white space is taken as
+    the continuation of the field above it (what mutt and Thunderbird do). An mbox
+    `From ` envelope line first is kept. Unchanged when already well formed."""
+    end = _BLANK_LINE.search(header)
+    rest = b""
+    if end is not None:
+        header, rest = header[: end.end()], header[end.end() :]
+    if _ODD_LINE.search(header) is None:
+        return header + rest
+    lines = header.splitlines(keepends=True)
+    out: list[bytes] = []
+    for index, line in enumerate(lines):
+        if _ODD_LINE.match(line) is None:
+            out.append(line)
+            continue
+        spaced = _SPACED_NAME.match(line)
+        if spaced is not None:
+            out.append(spaced.group(1) + b":" + line[spaced.end() :])
+        elif index == 0:
+            out.append(line)  # an mbox envelope line, or no header at all
+        else:
+            out.append(b" " + line)
+    return b"".join(out) + rest
+
+
 def split_header_block(header: bytes) -> dict[str, str]:
     """The wanted fields of a header block, decoded to text and unfolded, keyed by
     `Envelope` attribute name.
@@ -309,16 +363,68 @@ def _parse_addresses(value: str) -> list[Address]:
     return result
 
 
+# RFC 5322 §3.2.2 comments, innermost first (they nest); a quoted pair may escape a
+# parenthesis.
+_COMMENT = re.compile(r"\((?:\\.|[^()\\])*\)")
+
+
+_ANGLE_ADDR = re.compile(r"<[^<>]*>(?:\s*\((?:\\.|[^()\\])*\))*")
+
+
+def _address_comments_removed(value: str) -> str:
+    """Comments inside `<...>` and right after it removed; those in the display name
+    are the sender's words and stay."""
+    return _ANGLE_ADDR.sub(lambda m: _without_comments(m.group(0)).replace(" ", ""), value)
+
+
+def _without_comments(value: str) -> str:
+    for _ in range(8):
+        stripped = _COMMENT.sub(" ", value)
+        if stripped == value:
+            break
+        value = stripped
+    return value
+
+
+def _loose_mailboxes(value: str) -> list[Address] | None:
+    """Senders as mailers write them without the syntax: `a@b c@d` (two mailboxes,
+    no comma) or `Anna Rossi anna@example.com` (a name without angle brackets).
+    None when the value has some other shape."""
+    if "<" in value or '"' in value or "," in value or ";" in value:
+        return None
+    words = value.split()
+    if len(words) < 2:
+        return None
+    mailboxes = [word for word in words if "@" in word]
+    if len(mailboxes) == len(words):
+        return [Address("", word) for word in words]
+    if len(mailboxes) == 1 and words[-1] == mailboxes[0]:
+        return [Address(decode_words(" ".join(words[:-1])), words[-1])]
+    return None
+
+
 def _parse_addresses_slow(value: str) -> list[Address]:
+    loose = _loose_mailboxes(_without_comments(value))
+    if loose is not None:
+        return loose
     try:
         pairs = email.utils.getaddresses([value])
+        # A comment is no part of the display name (RFC 5322 §3.4): the names come
+        # from the value without comments; a mailbox whose only name is a comment
+        # (`anna@example.com (Anna)`, the old RFC 822 style) keeps that.
+        clean = email.utils.getaddresses(
+            [_address_comments_removed(value) if "<" in value else _without_comments(value)]
+        )
     except Exception:  # noqa: BLE001 - the stdlib parser may fail on anything hostile
         return []
+    if len(clean) != len(pairs):
+        clean = pairs
     result = []
-    for name, addr in pairs:
+    for (name, addr), (clean_name, _) in zip(pairs, clean, strict=True):
         if not name and not addr:
             continue
-        result.append(Address(decode_words(name), addr))
+        shown = " ".join((clean_name or name).split())
+        result.append(Address(decode_words(shown), addr))
     return result
 
 
@@ -423,7 +529,7 @@ def parse_envelope(header: bytes) -> Envelope:
 
     Never raises; missing fields are empty.
     """
-    fields = split_header_block(header)
+    fields = split_header_block(repair_header_block(header))
     get = fields.get
     subject = get("subject", "")
     from_ = get("from")

@@ -1,10 +1,14 @@
-"""Full message parsing for display: bodies, attachments, defects, snippet.
+"""The one reading of a message: bodies, attachments, defects, snippet.
 
-Built on the standard `email` package with `policy.default`; when that policy raises
-on a hostile message (it parses structured headers strictly, on access), the message
-is parsed again with `compat32`, which accepts anything; and if even that fails, what
-can be shown (the envelope and the raw text after the header) is shown. Nothing here
-raises on malformed input: problems become entries of `defects`.
+The list's preview and attachment mark (posta.sync.parsing.summarize_body, when a
+body is stored) and the reader (posta.mail.sanitize) both come from
+`parse_message`, so they agree. The tree is built by posta.mailproto.mime.tree
+(`email` message objects, `compat32` header parsing); what mail clients have
+learned is applied here: a multipart whose boundary does not match its delimiter
+lines is split at the delimiter it really uses, a digest's parts are messages
+(RFC 2046 §5.1.5), a top-level message/rfc822 is the message, delivery reports
+are text. Nothing here raises on malformed input: problems become entries of
+`defects`, and a tree that cannot be walked shows its text.
 
 Part numbers are IMAP's (RFC 3501 §6.4.5), so an attachment found here can also be
 fetched alone with `BODY[part]`: the children of a multipart are 1, 2, ...; a
@@ -15,10 +19,13 @@ not multipart).
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.message
 import email.policy
 import email.utils
+import quopri
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 from html.parser import HTMLParser
@@ -31,12 +38,10 @@ from posta.mailproto.mime.headers import (
     parse_envelope,
 )
 from posta.mailproto.mime.snippet import make_snippet
+from posta.mailproto.mime.tree import body_of, build_tree, split_raw
 
 __all__ = ["Attachment", "ParsedMessage", "get_part", "html_to_text", "parse_message"]
 
-# Header blocks larger than this skip policy.default: its structured header parsers
-# can take seconds on megabytes of hostile header text, and compat32 reads it raw.
-_HUGE_HEADER = 256 * 1024
 _MAX_DEFECTS = 50
 _MAX_PARTS = 1000  # a message with more parts is listed up to here (zip-bomb shapes)
 
@@ -63,45 +68,47 @@ class ParsedMessage:
     html: str = ""  # the HTML body, unsanitized: sanitize before showing it
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
-    has_attachments: bool = False
+    has_attachments: bool = False  # the list's mark: `downloads` is not empty
     snippet: str = ""
 
-
-def split_raw(raw: bytes) -> tuple[bytes, bytes]:
-    """Split a raw message at the first empty line (RFC 5322 §2.1) into header block
-    (including its final line end) and body. A message without an empty line is all
-    header."""
-    crlf = raw.find(b"\r\n\r\n")
-    lf = raw.find(b"\n\n")
-    found = [(index, size) for index, size in ((crlf, 4), (lf, 2)) if index >= 0]
-    if not found:
-        return raw, b""
-    index, size = min(found)
-    return raw[: index + size], raw[index + size :]
+    @property
+    def downloads(self) -> list[Attachment]:
+        """The attachments the user sees listed: inline images with a Content-ID in
+        an HTML body are shown in place instead (RFC 2392)."""
+        return [
+            a
+            for a in self.attachments
+            if not (a.disposition == "inline" and a.content_id and self.html)
+        ]
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse a raw RFC 5322 message. Never raises."""
+def parse_message(raw: bytes, *, with_envelope: bool = True) -> ParsedMessage:
+    """Parse a raw RFC 5322 message. Never raises.
+
+    The one reading of a message's MIME tree: the list's snippet and attachment mark
+    and the reader's body and attachments all come from here, so they agree.
+    `compat32` reads the structure: it keeps parameters as written (an unquoted
+    `boundary=----=_NextPart_...` or `filename==?utf-8?B?...?=`, which the strict
+    policy cuts at the `=` or a space), and header text is decoded here.
+    Without `with_envelope` (the body mirror, which has the envelope from the
+    header fetch already) the envelope is left empty.
+    """
     header, body = split_raw(raw)
-    envelope = parse_envelope(header)
-    policies: list[email.policy.Policy] = [email.policy.compat32]
-    if len(header) <= _HUGE_HEADER:
-        policies.insert(0, email.policy.default)
-    failures: list[str] = []
-    for policy in policies:
-        try:
-            message = email.message_from_bytes(raw, policy=policy)
-            parsed = _from_message(message, envelope)
-        except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
-            failures.append(f"{type(exc).__name__} with {policy.__class__.__name__}")
-            continue
-        parsed.defects = (failures + parsed.defects)[:_MAX_DEFECTS]
-        return parsed
-    # Neither policy could walk the message: show its body as text.
-    text = decode_bytes(body)
+    envelope = parse_envelope(header) if with_envelope else Envelope()
+    try:
+        return _from_message(_tree(raw), envelope)
+    except Exception as exc:  # noqa: BLE001 - hostile input may break any parser
+        failure = type(exc).__name__
+    # The tree could not be walked: show the body as text.
+    text = decode_bytes(body or raw)
     return ParsedMessage(
-        envelope=envelope, text=text, defects=failures, snippet=make_snippet(text)
+        envelope=envelope, text=text, defects=[failure], snippet=make_snippet(text)
     )
+
+
+def _tree(raw: bytes) -> Message:
+    """The MIME tree as parse_message reads it."""
+    return build_tree(raw)
 
 
 class _Walk:
@@ -113,31 +120,57 @@ class _Walk:
         self.attachments: list[Attachment] = []
         self.defects: list[str] = []
         self.parts = 0
+        # The HTML body has a plain-text alternative (RFC 2046 §5.1.4: the same
+        # content), so the preview may come from the plain text.
+        self.html_has_plain = False
+
+
+# Parts read as text although not text/plain: a bounce's machine-readable report
+# and the returned headers are prose for the reader (RFC 3464 §2, RFC 6522 §4,
+# RFC 8098 §3).
+_REPORT_TEXT = frozenset(
+    (
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+        "text/rfc822-headers",
+        "message/global-headers",
+    )
+)
 
 
 def _from_message(message: Message, envelope: Envelope) -> ParsedMessage:
     walk = _Walk()
     _collect_defects(message, walk)
-    if message.is_multipart() and not _is_message_part(message):
+    if _is_message_part(message):
+        # A top-level message/rfc822 is the message itself, wrapped: its parts are
+        # "1.1", "1.2", ... (RFC 3501 §6.4.5), shown as the body.
+        _walk_children(message, "1", walk)
+    elif _is_container(message) and _children(message):
         _walk_children(message, "", walk)
+    elif _is_container(message):
+        walk.texts.append(_decoded_text(message))  # no parts to find: its text
     else:
-        _visit(message, "1", walk, top=True)
-    text = "\n".join(walk.texts)
+        _visit(message, "1", walk)
+    text = "\n".join(t for t in walk.texts if t.strip())
     if not text.strip() and walk.html:
         text = html_to_text(walk.html)
-    has_attachments = any(
-        item.disposition == "attachment" or not item.content_id or item.is_message
-        for item in walk.attachments
-    )
-    return ParsedMessage(
+    # The preview is of what the reader shows: the HTML body when there is one,
+    # read from its plain alternative when it has one (cheaper, the same words).
+    preview = text
+    if walk.html and not walk.html_has_plain:
+        preview = html_to_text(walk.html)
+    parsed = ParsedMessage(
         envelope=envelope,
         text=text,
         html=walk.html,
         attachments=walk.attachments,
         defects=walk.defects[:_MAX_DEFECTS],
-        has_attachments=has_attachments,
-        snippet=make_snippet(text),
+        snippet=make_snippet(preview),
     )
+    parsed.has_attachments = bool(parsed.downloads)
+    return parsed
 
 
 def _collect_defects(part: Message, walk: _Walk) -> None:
@@ -147,8 +180,55 @@ def _collect_defects(part: Message, walk: _Walk) -> None:
             walk.defects.append(name)
 
 
+def _content_type(part: Message) -> str:
+    """The part's lower-case "type/subtype", read once: `email` scans the header
+    list and its parameters on every call, and the walk asks several times."""
+    known = getattr(part, "posta_content_type", None)
+    if isinstance(known, str):
+        return known
+    found = part.get_content_type()
+    setattr(part, "posta_content_type", found)  # noqa: B010 - Message has no slot for it
+    return found
+
+
 def _is_message_part(part: Message) -> bool:
-    return part.get_content_type() == "message/rfc822"
+    return _content_type(part) == "message/rfc822"
+
+
+def _is_container(part: Message) -> bool:
+    """A multipart to walk into (a broken one included: see _rescued_parts)."""
+    return _content_type(part).startswith("multipart/")
+
+
+# A line that looks like a MIME delimiter (RFC 2046 §5.1.1: "--" and a boundary of
+# up to 70 characters, trailing white space allowed).
+_DELIMITER = re.compile(rb"^--([ -~]{1,70}?)[ \t]*\r?$", re.MULTILINE)
+
+
+def _rescued_parts(part: Message) -> list[Message]:
+    """The parts of a multipart whose boundary parameter is missing or does not
+    match its delimiter lines (so `email` left the body unsplit): the body is split
+    again at the delimiter it really uses, the first line that looks like one and
+    occurs again, as mutt does. [] when there is none: the body is then text."""
+    data = body_of(part)
+    if not data:
+        return []
+    seen: set[bytes] = set()
+    for match in _DELIMITER.finditer(data):
+        boundary = match.group(1)
+        if boundary.endswith(b"--") and boundary[:-2] in seen:
+            boundary = boundary[:-2]
+        if boundary in seen:
+            return _split_at(data, boundary)
+        seen.add(boundary)
+    return []
+
+
+def _split_at(data: bytes, boundary: bytes) -> list[Message]:
+    quoted = boundary.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    wrapper = b'Content-Type: multipart/mixed; boundary="' + quoted + b'"\r\n\r\n' + data
+    payload = build_tree(wrapper).get_payload()
+    return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
 def _children(part: Message) -> list[Message]:
@@ -157,17 +237,22 @@ def _children(part: Message) -> list[Message]:
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
             embedded = inner[0]
-            if embedded.is_multipart():
-                return [p for p in embedded.get_payload() if isinstance(p, Message)]
+            if _is_container(embedded):
+                return _children(embedded)
             return [embedded]
         return []
-    if part.is_multipart():
+    if _is_container(part):
         payload = part.get_payload()
-        return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
+        if isinstance(payload, list):
+            return [p for p in payload if isinstance(p, Message)]
+        return _rescued_parts(part)
     return []
 
 
 def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
+    alternative = _content_type(part) == "multipart/alternative"
+    digest = _content_type(part) == "multipart/digest"
+    plain_seen = False
     for number, child in enumerate(_children(part), start=1):
         walk.parts += 1
         if walk.parts > _MAX_PARTS:
@@ -176,44 +261,81 @@ def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
             return
         _collect_defects(child, walk)
         part_id = f"{prefix}.{number}" if prefix else str(number)
-        if child.is_multipart() and not _is_message_part(child):
-            _walk_children(child, part_id, walk)
-        else:
-            _visit(child, part_id, walk, top=False)
+        if _is_container(child):
+            if _children(child):
+                _walk_children(child, part_id, walk)
+            else:
+                # A multipart with no parts to find: the text that is there.
+                walk.texts.append(_decoded_text(child))
+            continue
+        if alternative and _content_type(child) == "text/plain":
+            # RFC 2046 §5.1.4: alternatives of one content; one plain text is enough.
+            if plain_seen:
+                continue
+            plain_seen = True
+        had_html = bool(walk.html)
+        _visit(child, part_id, walk)
+        if alternative and plain_seen and walk.html and not had_html:
+            walk.html_has_plain = True
+        if digest and _is_message_part(child):
+            # RFC 2046 §5.1.5: a digest is messages to read; each is listed as a
+            # message and its text shown in the body, in order.
+            _digest_entry(child, part_id, walk)
 
 
-def _visit(part: Message, part_id: str, walk: _Walk, *, top: bool) -> None:
+def _digest_entry(part: Message, part_id: str, walk: _Walk) -> None:
+    inner = _Walk()
+    inner.parts = walk.parts
+    _walk_children(part, part_id, inner)
+    walk.parts = inner.parts
+    walk.texts.extend(inner.texts)
+
+
+def _visit(part: Message, part_id: str, walk: _Walk) -> None:
     """A leaf: a body text, or an attachment."""
-    content_type = part.get_content_type()
+    content_type = _content_type(part)
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
-    is_text_body = content_type in ("text/plain", "text/html") and (
-        disposition != "attachment" and not filename
-    )
-    if is_text_body:
+    shown = disposition != "attachment" and not filename
+    if shown and content_type in ("text/plain", "text/html"):
         text = _decoded_text(part)
         if content_type == "text/plain":
             walk.texts.append(text)
         elif not walk.html:
             walk.html = text
         return
+    if shown and content_type in _REPORT_TEXT:
+        walk.texts.append(_report_text(part))
+        return
     if content_type.startswith("multipart/"):
-        # A multipart whose boundary is missing or never occurs: `email` leaves the
-        # body unsplit; show it as text rather than lose it.
         walk.texts.append(_decoded_text(part))
         return
     is_message = content_type == "message/rfc822"
+    content_id = _content_id(part)
+    # RFC 2387: a part of multipart/related named by Content-ID is usually sent
+    # without Content-Disposition; it is inline unless marked as an attachment.
+    inline = disposition == "inline" or (not disposition and bool(content_id))
     walk.attachments.append(
         Attachment(
             part_id=part_id,
             filename=filename,
             content_type=content_type,
             size=_size(part, is_message=is_message),
-            content_id=_content_id(part),
-            disposition="inline" if disposition == "inline" else "attachment",
+            content_id=content_id,
+            disposition="inline" if inline else "attachment",
             is_message=is_message,
         )
     )
+
+
+def _report_text(part: Message) -> str:
+    """A delivery report's text: `email` reads message/delivery-status as a list of
+    header blocks (RFC 3464 §2.1); they are shown as written."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = [str(item).strip() for item in payload if isinstance(item, Message)]
+        return "\n\n".join(block for block in blocks if block)
+    return _decoded_text(part)
 
 
 def _filename(part: Message) -> str:
@@ -227,7 +349,10 @@ def _filename(part: Message) -> str:
     if isinstance(name, tuple):  # compat32 returns RFC 2231 triples undecoded
         name = email.utils.collapse_rfc2231_value(name)
     name = str(name)
-    return decode_words(name).strip() if "=?" in name else name.strip()
+    if "=?" in name:
+        name = decode_words(name)
+    # Unquoted names may carry folding white space: one space between words.
+    return " ".join(name.split())[:255]
 
 
 def _content_id(part: Message) -> str:
@@ -237,24 +362,39 @@ def _content_id(part: Message) -> str:
     return str(value).strip().strip("<>").strip()
 
 
+def _transfer_encoding(part: Message) -> str:
+    return str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+
+
 def _payload(part: Message) -> bytes:
-    payload = part.get_payload(decode=True)
-    if isinstance(payload, bytes):
-        return payload
-    if isinstance(payload, str):
-        return payload.encode("utf-8", "surrogateescape")
-    return b""
+    """The part's body with its transfer encoding (RFC 2045 §6) undone."""
+    data = body_of(part)
+    cte = _transfer_encoding(part)
+    if cte == "base64":
+        try:
+            # Non-strict: characters outside the alphabet are skipped.
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            pass  # broken padding: `email`'s own repair below
+    elif cte == "quoted-printable":
+        return quopri.decodestring(data)
+    elif cte in ("", "7bit", "8bit", "binary"):
+        return data
+    part.set_payload(data.decode("ascii", "surrogateescape"))
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else data
 
 
 def _size(part: Message, *, is_message: bool) -> int:
     if is_message:
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            try:
-                return len(inner[0].as_bytes())
-            except Exception:  # noqa: BLE001 - re-serializing a broken message
-                return 0
-        return 0
+        return len(_message_bytes(part))
+    if _transfer_encoding(part) == "base64":
+        # Counted, not decoded: attachments are most of a mailbox's bytes and the
+        # list only needs to know they are there (RFC 4648 §4: 4 characters for 3
+        # bytes, "=" padding the last group).
+        data = body_of(part)
+        chars = len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
+        return max(chars * 3 // 4 - data.rstrip().count(b"=", -2), 0)
     return len(_payload(part))
 
 
@@ -276,13 +416,13 @@ def get_part(raw: bytes, part_id: str) -> tuple[list[tuple[str, str]], bytes]:
     Raises KeyError when the message has no such part.
     """
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = _tree(raw)
         numbers = [int(n) for n in part_id.split(".")]
     except ValueError as exc:
         raise KeyError(part_id) from exc
     part: Message = message
     for depth, number in enumerate(numbers):
-        if depth == 0 and not part.is_multipart():
+        if depth == 0 and not _is_container(part):
             if number != 1:
                 raise KeyError(part_id)
             continue
@@ -292,11 +432,16 @@ def get_part(raw: bytes, part_id: str) -> tuple[list[tuple[str, str]], bytes]:
         part = children[number - 1]
     headers = [(name, str(value)) for name, value in part.items()]
     if _is_message_part(part):
-        inner = part.get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return headers, inner[0].as_bytes()
-        return headers, b""
+        return headers, _message_bytes(part)
     return headers, _payload(part)
+
+
+def _message_bytes(part: Message) -> bytes:
+    """The embedded message of a message/rfc822 part, as sent (RFC 2046 §5.2.1
+    allows only 7bit, 8bit or binary, but encoded ones are seen and decoded)."""
+    if _transfer_encoding(part) in ("base64", "quoted-printable"):
+        return _payload(part)
+    return body_of(part)
 
 
 # --- HTML to text -----------------------------------------------------------------
