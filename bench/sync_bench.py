@@ -332,7 +332,8 @@ def phase_posta_sync(server: DovecotServer, user: MailUser, work: str) -> dict[s
     from posta.core.crypto import seal
     from posta.mail.models import Location
     from posta.mailproto.imap.session import Session
-    from posta.sync import account_pass, connect
+    from posta.remote import connect
+    from posta.sync import account_pass
 
     call_command("migrate", verbosity=0)
     owner = get_user_model().objects.create_user(username="bench", password="unused-pw-123")
@@ -439,7 +440,8 @@ def phase_posta_bodies(server: DovecotServer, user: MailUser, work: str) -> dict
     from posta.accounts.models import Account
     from posta.mail.models import Message
     from posta.mailproto.imap.session import Session
-    from posta.sync import bodies, connect
+    from posta.remote import connect
+    from posta.sync import bodies
 
     account = Account.objects.get()
     client = connect.open_account(account)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "posta.users",
     "posta.accounts",
     "posta.mail",
+    "posta.remote",
     "posta.sync",
     "posta.delivery",
     "posta.web",

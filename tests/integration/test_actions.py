@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from posta.accounts.models import Folder
+from posta.core import faults
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
 from posta.mailproto.imap.session import Session
-from posta.sync import actions, faults
+from posta.sync import actions
 from posta.sync.account_pass import sync_account_once
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -97,7 +98,7 @@ def test_move_killed_after_the_server_call_happens_once(
 
         def without_move(client: Any) -> Any:
             session = original(client)
-            session.move = False
+            session.can_move = False
             return session
 
         monkeypatch.setattr(Session, "start", without_move)

@@ -18,11 +18,11 @@ import pytest
 from django.test import Client
 
 from posta.accounts.models import Account, Folder
+from posta.core import faults
 from posta.core.crypto import seal
 from posta.delivery import drafts, followups
 from posta.mail import outbox, outbox_models, replies
 from posta.mail.models import Location, Message, OutgoingMessage
-from posta.sync import faults
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.editor_page import open_editor

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from posta.accounts.models import Account, Folder
+from posta.core import faults
 from posta.mail import services
 from posta.mail.models import Location, Message, RemoteAction
-from posta.sync import actions, faults, folder_state, service
+from posta.sync import actions, folder_state, service
 from posta.sync.account_pass import sync_account_once
 from posta.sync.models import SyncLease
 from tests.ingest_subscriber import Recorder

@@ -356,8 +356,8 @@ def test_a_message_opened_before_its_body_arrived_asks_for_it_and_shows_loading(
 ) -> None:
     from posta.mail import signals
     from posta.mailproto.imap.client import close_quietly
+    from posta.remote.connect import open_account
     from posta.sync.account_pass import sync_account
-    from posta.sync.connect import open_account
 
     account = setup_account(dovecot, mail_user, settings)
     dovecot.deliver(mail_user, message("late body", body="Arrives later\n"))

@@ -11,7 +11,7 @@ from pytest_django import Settings as SettingsWrapper
 
 from posta.accounts.models import Account, CompanySettings
 from posta.core.crypto import seal
-from posta.sync.probe import ProbeResult, probe_account
+from posta.remote.probe import ProbeResult, probe_account
 from posta.users.models import User
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer

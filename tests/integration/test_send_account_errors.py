@@ -14,12 +14,10 @@ from django.utils import timezone
 from posta.accounts.models import Account, Folder
 from posta.core.crypto import seal
 from posta.delivery import followups, sending
-from posta.delivery.server_copies import remove_uids
 from posta.mail import outbox, outbox_sentences
 from posta.mail.models import OutgoingMessage
-from posta.mailproto.imap.client import close_quietly
+from posta.remote import connect, copies
 from posta.sync.account_pass import sync_account_once
-from posta.sync.connect import open_account
 from tests.integration.test_send import make_sender, send_now, server_copies, write
 from tests.integration.test_sync_checker import make_account, message
 from tests.servers.dovecot import DovecotServer
@@ -127,12 +125,12 @@ def test_remove_uids_leaves_another_clients_deleted_message_alone(
     sync_account_once(account.pk)
     folder = Folder.objects.get(account=account, name="Drafts")
 
-    client = open_account(account)
+    session = connect.open_imap(account)
     try:
-        assert (b"UIDPLUS" in client.capabilities()) is uidplus
-        remove_uids(client, folder, [ours])
+        assert session.uidplus is uidplus
+        assert copies.remove_copies(session, folder, [ours]) is uidplus
     finally:
-        close_quietly(client)
+        connect.close(session)
 
     left = server.uids(user, "Drafts")
     assert theirs in left  # another client's \Deleted message is never expunged by us

@@ -14,7 +14,8 @@ from posta.mail import services
 from posta.mail.models import Location, Message
 from posta.mailproto.imap.client import close_quietly
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, bodies, connect, folder_state, tasks
+from posta.remote import connect
+from posta.sync import account_pass, bodies, folder_state, tasks
 from tests.integration.test_sync_checker import assert_mirrored, make_account, message
 from tests.servers.dovecot import DovecotServer, MailUser
 

@@ -6,21 +6,21 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posta.delivery.drafts import _appenduid
 from posta.mail.replies import _split_assembled
+from posta.mailproto.imap.session import Appended, parse_appenduid
 from posta.mailproto.mime import compose
 
 
 def test_appenduid_from_the_tagged_reply() -> None:
     # RFC 4315 §3: "A003 OK [APPENDUID 38505 3955] APPEND completed"
-    assert _appenduid(b"[APPENDUID 38505 3955] Append completed.") == 3955
-    assert _appenduid("[appenduid 1 7] done") == 7
+    assert parse_appenduid(b"[APPENDUID 38505 3955] Append completed.") == (38505, 3955)
+    assert parse_appenduid("[appenduid 1 7] done") == Appended(uidvalidity=1, uid=7)
 
 
 def test_no_appenduid_without_uidplus() -> None:
-    assert _appenduid(b"Append completed.") is None
-    assert _appenduid(b"[APPENDUID 38505] broken") is None
-    assert _appenduid(None) is None
+    assert parse_appenduid(b"Append completed.") == (None, None)
+    assert parse_appenduid(b"[APPENDUID 38505] broken") == (None, None)
+    assert parse_appenduid(None) == (None, None)
 
 
 def test_body_and_quote_of_a_draft_copy_come_back_apart() -> None:

@@ -132,8 +132,8 @@ def _fill_defaults(account: Account) -> None:
         account.smtp_host = account.imap_host
 
 
-# The connection test is network code, which this app may not import: the sync app
-# hands it over in its AppConfig.ready() (posta.sync.probe.probe_account).
+# The connection test is network code, which this app may not import: posta.remote
+# hands it over in its AppConfig.ready() (posta.remote.probe.probe_account).
 _connection_probe: list[Callable[..., ProbeResultLike]] = []
 
 
@@ -144,7 +144,7 @@ def register_connection_probe(probe: Callable[..., ProbeResultLike]) -> None:
 
 def _run_probe(account: Account, password: str, smtp_password: str) -> ProbeResultLike:
     if not _connection_probe:
-        raise RuntimeError("no connection probe registered (is posta.sync installed?)")
+        raise RuntimeError("no connection probe registered (is posta.remote installed?)")
     probe = _connection_probe[0]
     return probe(account, password=password, smtp_password=smtp_password or password)
 

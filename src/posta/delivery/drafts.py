@@ -38,18 +38,15 @@ from __future__ import annotations
 
 import email.policy
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 
 from django.db.models import F, Q
 from django.utils import timezone
-from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
+from posta.core import faults
 from posta.delivery.compose import composition_for, sender_mailbox
-from posta.delivery.server_copies import remove_uids
 from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import (
     DRAFT_ID_HEADER,
@@ -57,13 +54,11 @@ from posta.mail.outbox_models import (
     account_blocked,
     new_draft_key,
 )
-from posta.mailproto import errors, failures
-from posta.mailproto.failures import Verdict
-from posta.mailproto.imap.client import close_quietly, imap_errors
+from posta.mailproto import errors
+from posta.mailproto.imap.session import Session
 from posta.mailproto.mime import compose
-from posta.sync import faults
-from posta.sync.account_pass import record_account_error
-from posta.sync.connect import open_account
+from posta.remote.copies import find_header, remove_copies
+from posta.remote.pool import Connections, connections
 
 log = logging.getLogger(__name__)
 
@@ -73,48 +68,6 @@ KILL_AFTER_APPEND = "drafts.after_append"
 KILL_AFTER_REMOVE = "drafts.after_remove"
 # How long after a save the worker stores it: saves in a burst append once.
 DEBOUNCE = timedelta(seconds=2)
-
-
-class Connections:
-    """One logged-in IMAP connection per account, opened when first needed; a
-    connection lent by the caller (`lend`) is used but left open."""
-
-    def __init__(self) -> None:
-        self._open: dict[int, IMAPClient] = {}
-        self._lent: set[int] = set()
-
-    def get(self, account: Account) -> IMAPClient:
-        if account.pk not in self._open:
-            try:
-                self._open[account.pk] = open_account(account)
-            except errors.MailError as exc:
-                # The failure table (posta.mailproto.failures): the account's settings
-                # are the account's to show; the sweep skips its drafts until they
-                # work again. Anything else the sweep simply tries again: the local
-                # draft is the truth, nothing is lost meanwhile.
-                if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
-                    record_account_error(account.pk, exc)
-                raise
-        return self._open[account.pk]
-
-    def lend(self, account: Account, client: IMAPClient) -> None:
-        self._open.setdefault(account.pk, client)
-        self._lent.add(account.pk)
-
-    def close(self) -> None:
-        for account_id, client in self._open.items():
-            if account_id not in self._lent:
-                close_quietly(client)
-        self._open.clear()
-
-
-@contextmanager
-def connections() -> Iterator[Connections]:
-    pool = Connections()
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 # ------------------------------------------------------------------------ building
@@ -181,58 +134,35 @@ def draft_bytes(row: OutgoingMessage, *, revision: int, date: datetime) -> bytes
 # -------------------------------------------------------------------- server side
 
 
-def _search_copies(client: IMAPClient, folder: Folder, key: str) -> list[int]:
-    with imap_errors(host=str(client.host)):
-        client.select_folder(folder.name)
-        found = client.search(["HEADER", DRAFT_ID_HEADER, key])
-    return sorted(int(uid) for uid in found)
+def _search_copies(session: Session, folder: Folder, key: str) -> list[int]:
+    return find_header(session, folder, DRAFT_ID_HEADER, key)
 
 
-def _revision_of(client: IMAPClient, uid: int) -> int | None:
+def _revision_of(session: Session, uid: int) -> int | None:
     """The X-Posta-Draft-Revision of a copy in the selected folder."""
-    with imap_errors(host=str(client.host)):
-        data = client.fetch([uid], [f"BODY.PEEK[HEADER.FIELDS ({DRAFT_REVISION_HEADER})]"])
-    for values in data.values():
-        for name, value in values.items():
-            if not (isinstance(name, bytes) and name.startswith(b"BODY[")):
-                continue
-            raw = value if isinstance(value, bytes) else b""
-            header = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-            try:
-                return int(str(header.get(DRAFT_REVISION_HEADER, "")).strip())
-            except ValueError:
-                return None
-    return None
+    raw = session.header_fields(uid, [DRAFT_REVISION_HEADER])
+    if raw is None:
+        return None
+    header = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    try:
+        return int(str(header.get(DRAFT_REVISION_HEADER, "")).strip())
+    except ValueError:
+        return None
 
 
-def _append(client: IMAPClient, folder: Folder, raw: bytes, key: str) -> int:
+def _append(session: Session, folder: Folder, raw: bytes, key: str) -> int:
     """APPEND a draft copy; its UID from APPENDUID (RFC 4315 §3) or a search."""
-    with imap_errors(host=str(client.host)):
-        reply = client.append(folder.name, raw, flags=[b"\\Draft", b"\\Seen"])
-    uid = _appenduid(reply)
-    if uid is not None:
-        return uid
-    found = _search_copies(client, folder, key)
+    appended = session.append(folder.name, raw, flags=["\\Draft", "\\Seen"])
+    if appended.uid is not None:
+        return appended.uid
+    found = _search_copies(session, folder, key)
     if not found:
-        raise errors.ProtocolError(f"{client.host}: appended draft not found")
+        raise errors.ProtocolError(f"{session.host}: appended draft not found")
     return found[-1]
 
 
-def _appenduid(reply: object) -> int | None:
-    text = reply.decode("ascii", "replace") if isinstance(reply, bytes) else str(reply)
-    marker = "APPENDUID"
-    if marker not in text.upper():
-        return None
-    tail = text[text.upper().index(marker) + len(marker):].strip(" []").split()
-    try:
-        return int(tail[1].rstrip("]"))
-    except (IndexError, ValueError):
-        return None
-
-
-def _remove(client: IMAPClient, folder: Folder, uids: list[int]) -> None:
-    if uids:
-        remove_uids(client, folder, uids)
+def _remove(session: Session, folder: Folder, uids: list[int]) -> None:
+    remove_copies(session, folder, uids)
 
 
 # ------------------------------------------------------------------------ storing
@@ -282,17 +212,17 @@ def _store(outgoing_id: int, pool: Connections) -> bool:
         return False  # the sweep tries again once the account works
     key = _ensure_key(row)
     revision = row.draft_revision
-    client = pool.get(row.account)
-    existing = _search_copies(client, folder, key)
-    if existing and _revision_of(client, existing[-1]) == revision:
+    session = pool.get(row.account)
+    existing = _search_copies(session, folder, key)
+    if existing and _revision_of(session, existing[-1]) == revision:
         uid = existing[-1]  # appended by a run that died before recording it
     else:
         raw = draft_bytes(row, revision=revision, date=timezone.now())
-        uid = _append(client, folder, raw, key)
+        uid = _append(session, folder, raw, key)
         faults.point(KILL_AFTER_APPEND)
-        existing = _search_copies(client, folder, key)
+        existing = _search_copies(session, folder, key)
     newest = max([uid, *existing])
-    _remove(client, folder, [u for u in existing if u != newest])
+    _remove(session, folder, [u for u in existing if u != newest])
     _remove_remembered(row, folder, newest, existing, pool)
     faults.point(KILL_AFTER_REMOVE)
     if newest == uid:
@@ -317,11 +247,11 @@ def _remove_remembered(
         if row.draft_uid is not None and row.draft_uid not in found and row.draft_uid != newest:
             _remove(pool.get(row.account), folder, [row.draft_uid])
         return
-    client = pool.get(old.account)
-    stale = _search_copies(client, old, row.draft_key)
+    session = pool.get(old.account)
+    stale = _search_copies(session, old, row.draft_key)
     if row.draft_uid is not None and row.draft_uid not in stale:
         stale.append(row.draft_uid)
-    _remove(client, old, stale)
+    _remove(session, old, stale)
 
 
 def _record(row: OutgoingMessage, folder: Folder, uid: int, revision: int) -> None:
@@ -346,11 +276,11 @@ def discard_copies(row: OutgoingMessage, pool: Connections | None = None) -> boo
         places[row.draft_folder.pk] = row.draft_folder
     key = row.draft_key
     for place in places.values():
-        client = pool.get(place.account)
-        uids = _search_copies(client, place, key) if key else []
+        session = pool.get(place.account)
+        uids = _search_copies(session, place, key) if key else []
         if place.pk == row.draft_folder_id and row.draft_uid is not None:
             uids.append(row.draft_uid)
-        _remove(client, place, sorted(set(uids)))
+        _remove(session, place, sorted(set(uids)))
     OutgoingMessage.objects.filter(pk=row.pk).update(
         draft_folder=None, draft_uid=None, draft_saved_revision=F("draft_revision")
     )

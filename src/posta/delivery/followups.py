@@ -17,18 +17,18 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
-from imapclient import IMAPClient
 
+from posta.accounts.models import Folder
 from posta.delivery import drafts
-from posta.delivery.server_copies import search_message_id, sent_folder
 from posta.mail import blobs
 from posta.mail.models import Location, OutgoingMessage
 from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
-from posta.mailproto.imap.client import close_quietly as imap_close
-from posta.mailproto.imap.client import imap_errors
-from posta.sync.account_pass import record_account_error
-from posta.sync.connect import open_account
+from posta.mailproto.imap.session import Session
+from posta.remote.account_errors import record_account_error
+from posta.remote.connect import close, open_imap
+from posta.remote.copies import find_message_id, folder_with_role
+from posta.remote.pool import Connections
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,17 @@ FOLLOW_UP_DELAYS = (10, 60, 300, 1800, 3600)
 MAX_FOLLOW_UP_ATTEMPTS = 20
 
 
-def _append_sent_copy(client: IMAPClient, row: OutgoingMessage) -> None:
-    folder = sent_folder(row.account)
+def _append_sent_copy(session: Session, row: OutgoingMessage) -> None:
+    folder = folder_with_role(row.account, Folder.Role.SENT)
     if folder is None:
         return  # no Sent folder mapped: nowhere to file it
-    if search_message_id(client, folder, row.message_id):
+    if find_message_id(session, folder, row.message_id):
         return  # an earlier attempt appended it and died before recording so
     raw = blobs.get(row.raw_blob_key)
-    with imap_errors(host=str(client.host)):
-        client.append(folder.name, raw, flags=[b"\\Seen"], msg_time=row.sent_at)
+    session.append(folder.name, raw, flags=["\\Seen"], date=row.sent_at)
 
 
-def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
+def _mark_original(session: Session, row: OutgoingMessage) -> None:
     forward = row.kind in (OutgoingMessage.Kind.FORWARD, OutgoingMessage.Kind.FORWARD_ATTACHED)
     flag = "$Forwarded" if forward else "\\Answered"
     if row.original_id is None:
@@ -60,9 +59,8 @@ def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
     ).select_related("folder")
     for loc in locations:
         assert loc.uid is not None  # noqa: S101 - filtered above
-        with imap_errors(host=str(client.host)):
-            client.select_folder(loc.folder.name)
-            client.add_flags([loc.uid], [flag.encode()], silent=True)
+        session.select(loc.folder.name)
+        session.set_flags([loc.uid], [flag], on=True)
         if forward:
             if flag not in loc.keywords:
                 loc.keywords = [*loc.keywords, flag]
@@ -72,10 +70,10 @@ def _mark_original(client: IMAPClient, row: OutgoingMessage) -> None:
             loc.save(update_fields=["answered"])
 
 
-def _remove_draft(client: IMAPClient, row: OutgoingMessage) -> None:
+def _remove_draft(session: Session, row: OutgoingMessage) -> None:
     """Every server copy of the draft goes once the message has left."""
-    pool = drafts.Connections()
-    pool.lend(row.account, client)
+    pool = Connections()
+    pool.lend(row.account, session)
     try:
         drafts.discard_copies(row, pool)
     finally:
@@ -102,13 +100,13 @@ def run_follow_ups(outgoing_id: int) -> None:
     pending = [(name, step) for name, step in _STEPS if getattr(row, name) == FollowUp.PENDING]
     if not pending:
         return
-    client: IMAPClient | None = None
+    session: Session | None = None
     verdicts: set[Verdict | None] = set()  # None: an unexpected error
     try:
-        client = open_account(row.account)
+        session = open_imap(row.account)
         for name, step in pending:
             try:
-                step(client, row)
+                step(session, row)
             except errors.MailError as exc:
                 log.warning("outgoing %s: %s failed: %s", row.pk, name, exc)
                 verdict = failures.verdict_for_error(exc)
@@ -121,15 +119,15 @@ def run_follow_ups(outgoing_id: int) -> None:
     except errors.MailError as exc:
         log.warning("outgoing %s: follow-ups cannot connect: %s", row.pk, exc)
         verdict = failures.verdict_for_error(exc)
-        if client is None and verdict is Verdict.ACCOUNT:
+        if session is None and verdict is Verdict.ACCOUNT:
             record_account_error(row.account_id, exc)  # the account's page says what to fix
         verdicts.add(verdict)
     except Exception:
         log.exception("outgoing %s: follow-ups failed", row.pk)
         verdicts.add(None)
     finally:
-        if client is not None:
-            imap_close(client)
+        if session is not None:
+            close(session)
     if verdicts:
         row.refresh_from_db()
         _schedule_follow_up_retry(row, verdicts=verdicts)

@@ -12,7 +12,7 @@ wakes a worker. The contract, in the order things happen:
 3. MAIL FROM, RCPT TO each recipient (refusals recorded one by one), then
    `data_started_at` is committed, then DATA. From this point a crash or a dropped
    connection leaves the outcome unknown: recovery never resends blindly.
-4. After 250 (kill point `delivery.after_accept`, see posta.sync.faults) the row
+4. After 250 (kill point `delivery.after_accept`, see posta.core.faults) the row
    becomes sent; the follow-ups (Sent copy, flag on the original, draft removal)
    are separate steps, each retried alone (posta.delivery.followups).
 
@@ -35,28 +35,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from posta.accounts.models import Account, CompanySettings
+from posta.accounts.models import Folder
 from posta.accounts.presets import PRESETS
-from posta.core.netguard import GuardError, resolve_allowed
+from posta.core import faults
 from posta.delivery.compose import build_message, mailboxes, sender_mailbox
 from posta.delivery.followups import run_follow_ups
-from posta.delivery.server_copies import search_message_id, sent_folder
 from posta.mail import blobs, ingest
 from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import BLOCKED_ACCOUNT_STATES, new_claim_token
 from posta.mailproto import errors
+from posta.mailproto.common import reply_text
 from posta.mailproto.failures import SEND_RETRY_FOR, Verdict, verdict_for_error, verdict_for_reply
-from posta.mailproto.imap.client import close_quietly as imap_close
 from posta.mailproto.mime import compose
-from posta.mailproto.smtp.client import SmtpSettings, connect, smtp_errors
 from posta.mailproto.smtp.client import close_quietly as smtp_close
-from posta.sync import faults
-from posta.sync.connect import open_account, unseal_secret
+from posta.mailproto.smtp.client import connect, smtp_errors
+from posta.remote.connect import close, open_imap, smtp_settings
+from posta.remote.copies import find_message_id, folder_with_role
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +75,6 @@ class SmtpUtf8Missing(errors.CapabilityMissing):
     """An address needs SMTPUTF8 (RFC 6531) and the server does not offer it."""
 
     code = "smtputf8_missing"
-
-
-class HostNotAllowed(errors.SettingsRefused):
-    code = "host_not_allowed"
 
 
 @dataclass
@@ -225,45 +219,12 @@ def _raw_message(row: OutgoingMessage, token: str) -> tuple[bytes, bool]:
     return raw, utf8
 
 
-def smtp_settings(account: Account) -> SmtpSettings:
-    """How to reach the From account's SMTP server (a shared sender: its own)."""
-    allowed = CompanySettings.load().allowed_hosts_list()
-    host = account.smtp_host or account.imap_host
-    try:
-        address = resolve_allowed(host, account.smtp_port, allowed=allowed)
-    except GuardError as exc:
-        if exc.code == "host_not_found":
-            raise errors.HostNotFound(exc.detail) from exc
-        raise HostNotAllowed(exc.detail) from exc
-    oauth = account.auth_method == Account.AuthMethod.OAUTH2
-    password = ""
-    if not oauth:
-        password = unseal_secret(account.smtp_password_secret or account.password_secret)
-    return SmtpSettings(
-        host=host,
-        port=account.smtp_port,
-        security=account.smtp_security,
-        username=account.effective_smtp_username,
-        password=password,
-        auth_required=account.smtp_auth,
-        oauth2_token=unseal_secret(account.oauth_secret) if oauth else "",
-        address=address,
-        timeout=settings.POSTA_NETWORK_TIMEOUT,
-        ca_file=settings.POSTA_EXTRA_CA_FILE or None,
-    )
-
-
-def _reply_text(message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
-    return " ".join(text.split())[:300]
-
-
 def _failure(code: int, message: bytes | str, *, what: str) -> SmtpOutcome:
     return SmtpOutcome(
         accepted=False,
         verdict=verdict_for_reply(code),
         error_code=f"smtp_{code}",
-        error_detail=f"{what}: {code} {_reply_text(message)}"[:500],
+        error_detail=f"{what}: {code} {reply_text(message)[:300]}"[:500],
     )
 
 
@@ -306,7 +267,7 @@ def _dialogue(
                 if code in (250, 251):
                     accepted.append(address)
                 else:
-                    refused.append(Refusal(address, code, _reply_text(message)))
+                    refused.append(Refusal(address, code, reply_text(message)[:300]))
             if not accepted:
                 smtp.rset()
                 return _all_refused(refused)
@@ -495,19 +456,19 @@ def recover_stalled(*, stale_after: timedelta = SENDING_LEASE) -> int:
 
 
 def _found_in_sent(row: OutgoingMessage) -> bool:
-    folder = sent_folder(row.account)
+    folder = folder_with_role(row.account, Folder.Role.SENT)
     if folder is None or not row.message_id:
         return False
     try:
-        client = open_account(row.account)
+        session = open_imap(row.account)
     except errors.MailError:
         return False
     try:
-        return bool(search_message_id(client, folder, row.message_id))
+        return bool(find_message_id(session, folder, row.message_id))
     except errors.MailError:
         return False
     finally:
-        imap_close(client)
+        close(session)
 
 
 def header_message_id(raw: bytes) -> str:

@@ -7,7 +7,7 @@ changed folder up to date (posta.sync.folder_state), then fetches pending bodies
 Entry points: `sync_account_once(account_id)` (a full pass, idempotent, resumable).
 The service (posta.sync.service) calls the lower level `sync_account(client,
 account)` on a connection it keeps for IDLE, opened by
-`posta.sync.connect.open_account(account)`.
+`posta.remote.connect.open_account(account)`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from posta.mail.threads import ThreadIndex
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
+from posta.remote.account_errors import record_failure
+from posta.remote.connect import open_account
 from posta.sync import folder_state
 from posta.sync.bodies import fetch_pending_bodies
-from posta.sync.connect import open_account
 from posta.sync.folder_list import refresh_folders
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
@@ -151,27 +152,4 @@ def record_success(account_id: int) -> None:
         last_error_code="",
         last_error_detail="",
         sync_progress_done=F("sync_progress_total"),
-    )
-
-
-def record_account_error(account_id: int, exc: errors.MailError) -> None:
-    """A worker (remote actions, drafts, a sent message's follow-ups) could not log
-    in for a reason the failure table judges the account's (posta.mailproto.failures,
-    ACCOUNT): record it on the account, so its page says what to fix and links to the
-    settings. A setting only the user can change (host not allowed, secret
-    unreadable) pauses the account, as the sync service does; a refused login is
-    left to the service's count of refusals before it pauses. A paused account stays
-    paused: the user resumes it."""
-    paused = Account.objects.filter(pk=account_id, sync_state=Account.SyncState.PAUSED)
-    pause = isinstance(exc, errors.SettingsRefused) or paused.exists()
-    record_failure(account_id, exc, pause=pause)
-
-
-def record_failure(account_id: int, exc: errors.MailError, *, pause: bool = False) -> None:
-    """Write the failure on the account in codes (shown translated), never a secret."""
-    Account.objects.filter(pk=account_id).update(
-        sync_state=Account.SyncState.PAUSED if pause else Account.SyncState.ERROR,
-        last_error_code=exc.code,
-        last_error_detail=exc.detail[:500],
-        last_error_at=timezone.now(),
     )

@@ -41,7 +41,6 @@ the local state back to what the server has.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -49,16 +48,18 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
+from posta.core import faults
 from posta.mail import blobs, ingest
 from posta.mail.bulk_store import flag_values
 from posta.mail.models import Location, RemoteAction
 from posta.mailproto import errors, failures
 from posta.mailproto.failures import Verdict
-from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.fastfetch import fetch_flags
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, action_failures, claims, faults
-from posta.sync.connect import open_account
+from posta.remote.account_errors import record_account_error
+from posta.remote.connect import close, open_imap
+from posta.remote.copies import find_message_id
+from posta.sync import action_failures, claims
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,10 @@ def run_account_actions(account_id: int) -> int:
         return 0
     account = Account.objects.get(pk=account_id)
     try:
-        client = open_account(account)
+        session = open_imap(account)
     except errors.MailError as exc:
         if failures.verdict_for_error(exc) is Verdict.ACCOUNT:
-            account_pass.record_account_error(account_id, exc)
+            record_account_error(account_id, exc)
         for action_id in due:
             action_failures.retry_or_fail(action_id, exc, claimed=False)
         return 0
@@ -102,7 +103,6 @@ def run_account_actions(account_id: int) -> int:
     finished = 0
     tried: set[int] = set()
     try:
-        session = Session.start(client)
         with claims.Heartbeat(owner):
             while due:
                 tried.update(due)
@@ -112,7 +112,7 @@ def run_account_actions(account_id: int) -> int:
                     break  # the connection is unusable; the rest waits for next time
                 due = [a for a in _due(account_id) if a not in tried]
     finally:
-        close_quietly(client)
+        close(session)
     return finished
 
 
@@ -158,30 +158,9 @@ def _select_source(session: Session, action: RemoteAction, folder: Folder) -> No
     that its UIDVALIDITY is still the one the action's UID belongs to. The check
     holds for the commands that follow on this selection: a UID "MUST NOT change
     during the session" (RFC 3501 §2.3.1.1)."""
-    with imap_errors(host=session.host):
-        answer = session.client.select_folder(folder.name)
-    session.selected = folder.name
-    current = answer.get(b"UIDVALIDITY")
-    now = int(current) if isinstance(current, int) else None
+    now = session.select(folder.name)
     if action.source_uidvalidity is None or now != action.source_uidvalidity:
         raise action_failures.UidValidityChanged(folder_id=folder.pk, uidvalidity=now)
-
-
-def _has_uid(session: Session, uid: int) -> bool:
-    with imap_errors(host=session.host):
-        found = session.client.search(["UID", str(uid)])
-    return uid in {int(u) for u in found}
-
-
-def _uids_with_message_id(session: Session, folder: Folder, message_id: str) -> list[int]:
-    """UIDs in `folder` whose Message-ID header is `message_id` (RFC 3501 §6.4.4)."""
-    if not message_id:
-        return []
-    with imap_errors(host=session.host):
-        session.client.select_folder(folder.name, readonly=True)
-        found = session.client.search(["HEADER", "Message-ID", f"<{message_id}>"])
-    session.selected = folder.name
-    return sorted(int(u) for u in found)
 
 
 class _NotYet(Exception):
@@ -231,35 +210,19 @@ def _execute(session: Session, action: RemoteAction) -> None:
     if action.kind in _FLAG_OF:
         flag, on = _FLAG_OF[RemoteAction.Kind(action.kind)]
         _select_source(session, action, source)
-        with imap_errors(host=session.host):
-            if on:
-                session.client.add_flags([uid], [flag], silent=True)
-            else:
-                session.client.remove_flags([uid], [flag], silent=True)
+        session.set_flags([uid], [flag], on=on)
         faults.point("action_after_server")
         _finish(action, leaves=(source, uid))
     elif action.kind in {Kind.MOVE, Kind.DELETE} and action.target_folder is not None:
         _move(session, action, source, uid, action.target_folder)
     elif action.kind in {Kind.EXPUNGE, Kind.DELETE}:
         _select_source(session, action, source)
-        if _has_uid(session, uid):
-            _expunge_one(session, uid)
+        if session.has_uid(uid):
+            session.expunge_uids([uid])
         faults.point("action_after_server")
         _finish(action)
     else:
         raise errors.ProtocolError(f"action {action.kind} is not supported")
-
-
-def _expunge_one(session: Session, uid: int) -> None:
-    if not session.uidplus:
-        # Without UID EXPUNGE a plain EXPUNGE would remove every \Deleted message,
-        # other clients' too: leave ours marked \Deleted instead.
-        with imap_errors(host=session.host):
-            session.client.add_flags([uid], ["\\Deleted"], silent=True)
-        return
-    with imap_errors(host=session.host):
-        session.client.add_flags([uid], ["\\Deleted"], silent=True)
-        session.client.uid_expunge([uid])
 
 
 def _move(
@@ -267,28 +230,23 @@ def _move(
 ) -> None:
     mid = action.message_id_header
     _select_source(session, action, source)
-    still_there = _has_uid(session, uid)
-    in_target = _uids_with_message_id(session, target, mid)
+    still_there = session.has_uid(uid)
+    in_target = find_message_id(session, target, mid)
     if still_there:
         _select_source(session, action, source)  # a new selection: check again
         try:
-            with imap_errors(host=session.host):
-                if in_target:
-                    pass  # copied before a kill: do not copy again
-                elif session.move:
-                    session.client.move([uid], target.name)
-                else:
-                    session.client.copy([uid], target.name)
+            if in_target:
+                # Copied before a kill: do not copy again, only remove the original.
+                session.expunge_uids([uid])
+            elif not session.move(uids=[uid], target=target.name):
+                log.info("action %s: the original stays \\Deleted (no UIDPLUS)", action.pk)
         except errors.ProtocolError:
             # The copy left the source between the SEARCH and the MOVE (RFC 5530
             # EXPUNGEISSUED): another session moved it. Done if it is in the target.
             if not _moved_meanwhile(session, action, source, uid, target, mid):
                 raise
-        else:
-            if in_target or not session.move:
-                _expunge_one(session, uid)
         faults.point("action_after_server")
-        in_target = _uids_with_message_id(session, target, mid)
+        in_target = find_message_id(session, target, mid)
     _attach_new_uid(session, action, target, in_target)
     _finish(action, leaves=(target, in_target[-1]) if in_target else None)
 
@@ -302,10 +260,7 @@ def _moved_meanwhile(
     mid: str,
 ) -> bool:
     _select_source(session, action, source)
-    return not _has_uid(session, uid) and bool(_uids_with_message_id(session, target, mid))
-
-
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+    return not session.has_uid(uid) and bool(find_message_id(session, target, mid))
 
 
 def _append(session: Session, action: RemoteAction, target: Folder) -> None:
@@ -316,16 +271,14 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
     loc.refresh_from_db()
     raw = blobs.get(action.blob_key)
     mid = action.message_id_header
-    uids = _uids_with_message_id(session, target, mid)
+    uids = find_message_id(session, target, mid)
     if not uids:
-        with imap_errors(host=session.host):
-            response = session.client.append(target.name, raw, flags=_flags_of(loc))
+        appended = session.append(target.name, raw, flags=_flags_of(loc))
         faults.point("action_after_server")
-        found = _APPENDUID.search(response if isinstance(response, bytes) else b"")
-        if found is not None and int(found.group(1)) == target.uidvalidity:
-            uids = [int(found.group(2))]
+        if appended.uid is not None and appended.uidvalidity == target.uidvalidity:
+            uids = [appended.uid]
         else:
-            uids = _uids_with_message_id(session, target, mid)
+            uids = find_message_id(session, target, mid)
     _attach_new_uid(session, action, target, uids)
     if action.message is not None:
         ingest.do_settle_appended(action.message, raw, folder_id=target.pk)

@@ -8,12 +8,8 @@ class SyncConfig(AppConfig):
     def ready(self) -> None:
         # posta.mail announces work through signals and never imports this app
         # (import-linter contract "mail never imports sync"); listen here.
-        from posta.accounts.services import register_connection_probe
         from posta.mail import signals
         from posta.sync import tasks
-        from posta.sync.probe import probe_account
-
-        register_connection_probe(probe_account)
 
         signals.actions_created.connect(tasks.on_actions_created, dispatch_uid="posta-sync-actions")
         signals.body_fetch_requested.connect(

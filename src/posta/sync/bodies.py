@@ -17,7 +17,7 @@ from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly
 from posta.mailproto.imap.fastfetch import fetch_bodies
 from posta.mailproto.imap.session import Session
-from posta.sync.connect import open_account
+from posta.remote.connect import open_account
 from posta.sync.parsing import summarize_body
 from posta.sync.pipeline import pipelined
 

@@ -9,8 +9,6 @@ the whole batch, its cursor and its announcement, or none of them.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,11 +17,13 @@ from typing import TypeVar
 from django.db import transaction
 
 from posta.accounts.models import Folder
+from posta.core import faults
 from posta.mail import ingest
 from posta.mail.threads import ThreadIndex
+from posta.mailproto.common import gc_paused
 from posta.mailproto.imap.fastfetch import HeaderRecord, fetch_headers, uid_set_from
 from posta.mailproto.imap.session import Session
-from posta.sync import faults, rebind
+from posta.sync import rebind
 from posta.sync.models import FolderSyncState
 from posta.sync.progress import Progress
 
@@ -85,20 +85,6 @@ def pipelined(
             yield chunk, result
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while a batch becomes rows: it allocates tens of
-    thousands of acyclic objects, and each burst would trigger collections that
-    walk every live object (the thread index included)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def store_records(
     folder: Folder,
     records: list[HeaderRecord],
@@ -113,12 +99,12 @@ def store_records(
     """Store a batch of header records with the folder's new cursor in one
     transaction: a kill leaves either the whole batch or none of it. `source`
     tells the messages_stored subscribers why it was stored."""
-    with _gc_paused():
+    with gc_paused():
         parsed = ingest.parse_copies(records)
     faults.point("sync_batch_fetched")
     for attempt in range(1, _STORE_ATTEMPTS + 1):
         try:
-            with _gc_paused(), transaction.atomic():
+            with gc_paused(), transaction.atomic():
                 stored = ingest.store_copies(
                     folder, parsed, index, source=source, stale=rebind.stale_actions(folder)
                 )

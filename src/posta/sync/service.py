@@ -75,7 +75,9 @@ from posta.accounts.models import Account, Folder
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
-from posta.sync import account_pass, bodies, connect, folder_state, leases, reconnect
+from posta.remote import connect
+from posta.remote.account_errors import record_failure
+from posta.sync import account_pass, bodies, folder_state, leases, reconnect
 from posta.sync.watchers import (
     FOLDER_LOCKS,
     FolderWatcher,
@@ -152,21 +154,21 @@ class AccountWorker(Reconnecting):
             # The failure table's ACCOUNT verdict that retrying cannot change (the
             # secret cannot be decrypted, the host is not allowed): pause until the
             # user fixes the settings.
-            account_pass.record_failure(self.account_id, exc, pause=True)
+            record_failure(self.account_id, exc, pause=True)
             log.warning("account %s: settings refused (%s)", self.account_id, exc.code)
             return None
         except errors.AuthenticationFailed as exc:
             self.auth_failures += 1
             pause = self.auth_failures >= AUTH_FAILURES_TO_PAUSE
-            account_pass.record_failure(self.account_id, exc, pause=pause)
+            record_failure(self.account_id, exc, pause=pause)
             log.warning("account %s: login refused (%s)", self.account_id, exc.code)
             return None if pause else self._backoff(exc)
         except errors.ServerBusy as exc:
-            account_pass.record_failure(self.account_id, exc)
+            record_failure(self.account_id, exc)
             self.failures += 2  # throttled: slow down more than for a network error
             return self._backoff(exc)
         except errors.MailError as exc:
-            account_pass.record_failure(self.account_id, exc)
+            record_failure(self.account_id, exc)
             log.info("account %s: %s", self.account_id, exc)
             return self._backoff(exc)
         except Exception as exc:

@@ -30,7 +30,8 @@ from posta.mail.models import Location
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
-from posta.sync import bodies, connect, folder_state, reconnect
+from posta.remote import connect
+from posta.sync import bodies, folder_state, reconnect
 from posta.sync.reconnect import HOST_WAKEUPS
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from imapclient import IMAPClient
 from imapclient import exceptions as imapclient_errors
 
 from posta.mailproto import errors
+from posta.mailproto.common import redact
 from posta.mailproto.imap import utf7
 from posta.mailproto.tls import make_context
 
@@ -114,6 +115,10 @@ class _PinnedIMAP4TLS(_PinnedIMAP4):
             raise
 
 
+class PlainExpungeRefused(RuntimeError):
+    """A plain EXPUNGE or a CLOSE was asked for: a fault in Posta, never sent."""
+
+
 class _Client(IMAPClient):  # type: ignore[misc]  # IMAPClient is untyped
     """IMAPClient whose socket goes to a pinned address (see module docstring).
 
@@ -130,6 +135,19 @@ class _Client(IMAPClient):  # type: ignore[misc]  # IMAPClient is untyped
             ssl_context=context,
             timeout=settings.timeout,
         )
+
+    def expunge(self, messages: Any = None) -> Any:
+        """Only ever UID EXPUNGE of the given UIDs (RFC 4315 §2.1). A plain EXPUNGE
+        (RFC 3501 §6.4.3) removes every \\Deleted message of the folder, also those
+        another client marked and has not expunged yet: Posta never sends one."""
+        if not messages:
+            raise PlainExpungeRefused("a plain EXPUNGE would remove other clients' mail")
+        return self.uid_expunge(messages)
+
+    def close_folder(self) -> Any:
+        """CLOSE expunges every \\Deleted message as a side effect (RFC 3501
+        §6.4.2), the same harm as a plain EXPUNGE: refused like it."""
+        raise PlainExpungeRefused("CLOSE would expunge other clients' mail")
 
     def _create_IMAP4(self) -> imaplib.IMAP4:
         settings = self._posta_settings
@@ -170,13 +188,6 @@ def _text(exc: BaseException) -> str:
     return _BYTES_REPR.sub(lambda m: m.group(2), text)
 
 
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text[:400]
-
-
 def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) -> errors.MailError:
     """The MailError for an exception raised by IMAPClient, imaplib or the socket.
 
@@ -186,7 +197,7 @@ def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) ->
         return exc
     if isinstance(exc, OSError):  # includes ssl.SSLError, socket.gaierror, timeouts
         return errors.classify_os_error(exc, host=host)
-    text = _redact(_text(exc), secrets)
+    text = redact(_text(exc), secrets)
     codes = _response_codes(text)
     if codes & _BUSY_CODES:
         return errors.ServerBusy(f"{host}: {text}")

@@ -36,13 +36,12 @@ state and must be dropped by the caller.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import imaplib
 import io
 from collections.abc import Iterable, Iterator
 from typing import Protocol, cast
 
+from posta.mailproto.common import gc_paused
 from posta.mailproto.errors import ProtocolError, ServerBusy, TemporaryNetworkError
 from posta.mailproto.imap.fetch_items import (
     FETCH_START,
@@ -268,7 +267,7 @@ def fetch_headers(
         _imap_of(client), f"UID FETCH {uid_set} ({' '.join(items)})".encode("ascii")
     )
     records = []
-    with _gc_paused():
+    with gc_paused():
         for segments in command.responses():
             record = fast_header_record(segments)
             if record is False:
@@ -279,21 +278,6 @@ def fetch_headers(
             if isinstance(record, HeaderRecord):
                 records.append(record)
     return records
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a bulk response is turned into
-    objects. Those objects hold no cycles, yet each allocation burst triggers
-    collections that traverse every live object: on a 100,000-message FETCH that
-    was a third of the parse time. Reference counting still frees everything."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def fetch_flags(

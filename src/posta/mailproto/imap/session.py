@@ -5,8 +5,14 @@ after login: the extensions ENABLEd (CONDSTORE, QRESYNC, RFC 7162), the capabili
 flags the callers branch on, and which folder is selected. Commands IMAPClient
 lacks (EXAMINE with the QRESYNC parameter, ESEARCH COUNT) are sent here on its
 imaplib connection; new commands of that kind belong here too, as methods, so
-that the rest of Posta never touches `client._imap`. (Some callers still send
-commands on `session.client` themselves; they move here as they are touched.)
+that the rest of Posta never touches `client._imap`. The commands that change a
+mailbox are here as well, each written once: search by header, APPEND with its
+APPENDUID, MOVE (or its COPY fallback), flag changes and the expunge of given
+UIDs. There is no plain EXPUNGE (RFC 3501 §6.4.3): it would remove every
+\\Deleted message of the folder, other clients' too, so the session expunges by
+UID where UIDPLUS allows it (RFC 4315 §2.1) and otherwise leaves the copy marked
+\\Deleted; the client itself refuses a plain EXPUNGE and CLOSE
+(posta.mailproto.imap.client.PlainExpungeRefused).
 
 No Django here: the callers turn what the session answers into rows.
 """
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
 
 from imapclient import IMAPClient
 
@@ -31,6 +39,15 @@ _FETCH_UID = re.compile(rb"\bUID (\d+)", re.I)
 _FETCH_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)", re.I)
 _FETCH_MODSEQ = re.compile(rb"\bMODSEQ \((\d+)\)", re.I)
 _ESEARCH_COUNT = re.compile(rb"\bCOUNT (\d+)", re.I)
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
+
+
+class Appended(NamedTuple):
+    """Where an APPEND put the message, from its APPENDUID response code (RFC 4315
+    §3): both None when the server does not send one (no UIDPLUS)."""
+
+    uidvalidity: int | None
+    uid: int | None
 
 
 @dataclass
@@ -57,7 +74,7 @@ class Session:
     condstore: bool
     gmail: bool
     idle: bool
-    move: bool
+    can_move: bool  # MOVE, RFC 6851
     uidplus: bool
     qresync: bool = False
     esearch: bool = False
@@ -93,7 +110,7 @@ class Session:
             condstore=condstore,
             gmail="X-GM-EXT-1" in caps,
             idle="IDLE" in caps,
-            move="MOVE" in caps,
+            can_move="MOVE" in caps,
             uidplus="UIDPLUS" in caps,
             qresync=qresync,
             esearch="ESEARCH" in caps,
@@ -158,6 +175,128 @@ class Session:
                     if found is not None:
                         return int(found.group(1))
         return len(fetch_uids(self.client, "1:*"))
+
+    # --- commands that change a mailbox --------------------------------------
+
+    def select(self, name: str) -> int | None:
+        """SELECT `name` read-write, for the commands that change it; returns its
+        UIDVALIDITY (None when the server sent none). UIDs of this selection stay
+        valid for the whole session (RFC 3501 §2.3.1.1)."""
+        with imap_errors(host=self.host):
+            answer = self.client.select_folder(name)
+        self.selected = name
+        value = answer.get(b"UIDVALIDITY")
+        return int(value) if isinstance(value, int) else None
+
+    def has_uid(self, uid: int) -> bool:
+        """Whether the selected folder still holds `uid` (UID SEARCH UID)."""
+        with imap_errors(host=self.host):
+            found = self.client.search(["UID", str(uid)])
+        return uid in {int(u) for u in found}
+
+    def search_header(self, name: str, value: str) -> list[int]:
+        """UIDs in the selected folder whose header `name` contains `value`
+        (SEARCH HEADER, RFC 3501 §6.4.4), ascending. An empty value would match
+        every message with that header, so it matches none here. The value goes as
+        a quoted string (backslash and quote escaped) or, when not ASCII, with
+        CHARSET UTF-8. No RETURN option is sent, so the answer is a plain SEARCH
+        response even where ESEARCH is offered (RFC 4731 §3.1)."""
+        if not value:
+            return []
+        charset = None if value.isascii() else "UTF-8"
+        with imap_errors(host=self.host):
+            found = self.client.search(["HEADER", name, value], charset=charset)
+        return sorted(int(u) for u in found)
+
+    def search_message_id(self, message_id: str) -> list[int]:
+        """UIDs in the selected folder whose Message-ID is `message_id` (given
+        without the angle brackets of RFC 5322 §3.6.4)."""
+        if not message_id:
+            return []
+        return self.search_header("Message-ID", f"<{message_id}>")
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes,
+        *,
+        flags: Sequence[str] = (),
+        date: datetime | None = None,
+    ) -> Appended:
+        """APPEND `raw` to `folder` with `flags` and, when given, `date` as its
+        INTERNALDATE. Where the message went comes from APPENDUID (RFC 4315 §3);
+        without UIDPLUS the caller finds it by a header search."""
+        with imap_errors(host=self.host):
+            reply = self.client.append(folder, raw, flags=list(flags), msg_time=date)
+        return parse_appenduid(reply)
+
+    def set_flags(self, uids: Sequence[int], flags: Sequence[str], *, on: bool) -> None:
+        """UID STORE +FLAGS.SILENT / -FLAGS.SILENT in the selected folder: it sets
+        a state, so repeating it changes nothing."""
+        with imap_errors(host=self.host):
+            if on:
+                self.client.add_flags(list(uids), list(flags), silent=True)
+            else:
+                self.client.remove_flags(list(uids), list(flags), silent=True)
+
+    def expunge_uids(self, uids: Sequence[int]) -> bool:
+        """Remove `uids` of the selected folder: \\Deleted, then UID EXPUNGE of
+        exactly those (RFC 4315 §2.1). Without UIDPLUS they stay marked \\Deleted
+        and False is returned: a plain EXPUNGE would take other clients' \\Deleted
+        mail with them. True when they are gone."""
+        if not uids:
+            return True
+        self.set_flags(uids, ["\\Deleted"], on=True)
+        if not self.uidplus:
+            return False
+        with imap_errors(host=self.host):
+            self.client.uid_expunge(list(uids))
+        return True
+
+    def copy(self, uids: Sequence[int], target: str) -> None:
+        """UID COPY `uids` of the selected folder to `target`."""
+        with imap_errors(host=self.host):
+            self.client.copy(list(uids), target)
+
+    def move(self, uids: Sequence[int], target: str) -> bool:
+        """Move `uids` of the selected folder to `target`: UID MOVE (RFC 6851)
+        where offered, else UID COPY and the expunge of those UIDs only
+        (`expunge_uids`). Returns False when the originals could not be expunged
+        (no UIDPLUS): they stay in the source marked \\Deleted, which other
+        clients show as deleted. True when they left the source."""
+        if not uids:
+            return True
+        if self.can_move:
+            with imap_errors(host=self.host):
+                self.client.move(list(uids), target)
+            return True
+        self.copy(uids, target)
+        return self.expunge_uids(uids)
+
+    def header_fields(self, uid: int, names: Sequence[str]) -> bytes | None:
+        """The raw header fields `names` of message `uid` in the selected folder,
+        without setting \\Seen (BODY.PEEK, RFC 3501 §6.4.5); None when the folder
+        no longer holds it."""
+        item = f"BODY.PEEK[HEADER.FIELDS ({' '.join(names)})]"
+        with imap_errors(host=self.host):
+            data = self.client.fetch([uid], [item])
+        for values in data.values():
+            for key, value in values.items():
+                if isinstance(key, bytes) and key.startswith(b"BODY[") and isinstance(value, bytes):
+                    return value
+        return None
+
+
+
+def parse_appenduid(reply: object) -> Appended:
+    """The APPENDUID response code of an APPEND's tagged OK (RFC 4315 §3:
+    "A003 OK [APPENDUID 38505 3955] APPEND completed"), the one parser of it."""
+    if isinstance(reply, str):
+        reply = reply.encode("ascii", "replace")
+    found = _APPENDUID.search(reply if isinstance(reply, bytes) else b"")
+    if found is None:
+        return Appended(None, None)
+    return Appended(int(found.group(1)), int(found.group(2)))
 
 
 def _resync_from(fetched: list[object], vanished: list[object]) -> Resync:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from posta.mailproto import errors
+from posta.mailproto.common import redact, reply_text
 from posta.mailproto.tls import make_context
 
 NONE = "none"
@@ -86,12 +87,6 @@ class _PinnedSMTP(smtplib.SMTP):
 # Failure classification: one table for SMTP replies (RFC 5321 §4.2.1).
 
 
-def _reply_text(message: bytes | str) -> str:
-    if isinstance(message, bytes):
-        return message.decode("utf-8", "replace")
-    return str(message)
-
-
 def classify_reply(
     code: int, message: bytes | str, *, host: str, secrets: tuple[str, ...] = ()
 ) -> errors.MailError:
@@ -102,7 +97,7 @@ def classify_reply(
     535/534/530: AuthenticationFailed (RFC 4954 §6). 504: CapabilityMissing.
     Any other 5xx: ProtocolError (the server refused what we did).
     """
-    text = _redact(_reply_text(message), secrets)
+    text = redact(reply_text(message), secrets)
     detail = f"{host}: {code} {text}".strip()
     lowered = text.lower()
     if 400 <= code < 500:
@@ -114,13 +109,6 @@ def classify_reply(
     if code == 504:
         return errors.CapabilityMissing(detail)
     return errors.ProtocolError(detail)
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text[:400]
 
 
 def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) -> errors.MailError:
@@ -139,7 +127,7 @@ def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) ->
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return errors.CapabilityMissing(f"{host}: {exc}")
     if isinstance(exc, smtplib.SMTPException):
-        text = _redact(str(exc), secrets)
+        text = redact(str(exc), secrets)
         if "authentication method" in text:  # "No suitable authentication method found."
             return errors.CapabilityMissing(f"{host}: {text}")
         return errors.ProtocolError(f"{host}: {text}")

@@ -1,6 +1,6 @@
 """The account test: can Posta log in to this account's IMAP and SMTP servers?
 
-Used by the Account form when it is saved (registered by SyncConfig.ready()), the one
+Used by the Account form when it is saved (registered by RemoteConfig.ready()), the one
 place where a web request talks to a mail server (DESIGN §2). It reports, never
 raises, for anything a server or the network does; the screen turns the codes into
 sentences in the user's language:
@@ -30,19 +30,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
-from posta.accounts.models import Account, CompanySettings
-from posta.accounts.presets import PRESETS
-from posta.core import netguard
+from posta.accounts.models import Account
 from posta.core.crypto import unseal
 from posta.core.errors import PostaError
 from posta.mailproto.errors import MailError
 from posta.mailproto.imap import client as imap
-from posta.mailproto.imap.client import FolderInfo, ImapSettings
+from posta.mailproto.imap.client import FolderInfo
 from posta.mailproto.imap.roles import detect_roles
 from posta.mailproto.smtp import client as smtp
-from posta.mailproto.smtp.client import SmtpSettings
+from posta.remote.connect import imap_settings, pinned_address, smtp_settings
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +86,6 @@ def probe_account(
     IMAP password when empty. Hosts go through the address guard with the company's
     allow list; connections use POSTA_NETWORK_TIMEOUT and POSTA_EXTRA_CA_FILE.
     """
-    allowed = CompanySettings.load().allowed_hosts_list()
-    timeout = float(settings.POSTA_NETWORK_TIMEOUT)
-    ca_file = settings.POSTA_EXTRA_CA_FILE or None
     result = ProbeResult(imap=None, smtp=None)
 
     imap_password: str | None = None  # stays None when the stored one is unreadable
@@ -100,7 +93,7 @@ def probe_account(
         imap_password = (
             password if password is not None else _unseal(account.password_secret, IMAP)
         )
-        _probe_imap(account, imap_password, allowed, timeout, ca_file, result)
+        _probe_imap(account, imap_password, result)
     except _Failed as failed:
         result.imap = failed.failure
     except Exception:
@@ -117,7 +110,7 @@ def probe_account(
             if imap_password is None and account.smtp_auth:
                 raise _Failed(ProbeFailure(SMTP, "secret_unreadable", ""))
             secret = imap_password or ""
-        _probe_smtp(account, secret, allowed, timeout, ca_file)
+        _probe_smtp(account, secret)
     except _Failed as failed:
         result.smtp = failed.failure
     except Exception:
@@ -140,35 +133,10 @@ def _unseal(token: str, protocol: str) -> str:
         raise _Failed(ProbeFailure(protocol, exc.code, "")) from exc
 
 
-def _pin(protocol: str, host: str, port: int, allowed: list[str]) -> str:
+def _probe_imap(account: Account, password: str, result: ProbeResult) -> None:
     try:
-        return netguard.resolve_allowed(host, port, allowed=allowed)
-    except netguard.GuardError as exc:
-        raise _Failed(ProbeFailure(protocol, exc.code, exc.detail)) from exc
-
-
-def _probe_imap(
-    account: Account,
-    password: str,
-    allowed: list[str],
-    timeout: float,
-    ca_file: str | None,
-    result: ProbeResult,
-) -> None:
-    host = account.imap_host.strip()
-    address = _pin(IMAP, host, account.imap_port, allowed)
-    imap_settings = ImapSettings(
-        host=host,
-        port=account.imap_port,
-        security=account.imap_security,
-        username=account.username,
-        password=password,
-        address=address,
-        timeout=timeout,
-        ca_file=ca_file,
-    )
-    try:
-        client = imap.connect(imap_settings)
+        address = pinned_address(account.imap_host.strip(), account.imap_port)
+        client = imap.connect(imap_settings(account, password=password, address=address))
         try:
             result.capabilities = imap.capabilities(client)
             result.folders = imap.list_folders(client)
@@ -179,36 +147,8 @@ def _probe_imap(
     result.roles = detect_roles(result.folders)
 
 
-def smtp_host_of(account: Account) -> str:
-    """The SMTP server of an account: its own `smtp_host`, else its administrator-
-    defined server's, else its preset's, else the IMAP host (one-box servers)."""
-    if account.smtp_host.strip():
-        return account.smtp_host.strip()
-    if account.server_id is not None and account.server is not None:
-        return account.server.smtp_host.strip()
-    preset = PRESETS.get(account.preset)
-    if preset is not None:
-        return preset.smtp_host
-    return account.imap_host.strip()
-
-
-def _probe_smtp(
-    account: Account, password: str, allowed: list[str], timeout: float, ca_file: str | None
-) -> None:
-    host = smtp_host_of(account)
-    address = _pin(SMTP, host, account.smtp_port, allowed)
-    smtp_settings = SmtpSettings(
-        host=host,
-        port=account.smtp_port,
-        security=account.smtp_security,
-        username=account.effective_smtp_username,
-        password=password,
-        auth_required=account.smtp_auth,
-        address=address,
-        timeout=timeout,
-        ca_file=ca_file,
-    )
+def _probe_smtp(account: Account, password: str) -> None:
     try:
-        smtp.check_login(smtp_settings)
+        smtp.check_login(smtp_settings(account, password=password))
     except MailError as exc:
         raise _Failed(ProbeFailure(SMTP, exc.code, exc.detail)) from exc
