@@ -117,6 +117,21 @@ _redirect_loaded_settings()
 # ---------------------------------------------------------------------- Dovecot
 
 
+@pytest.fixture(autouse=True)
+def _default_language_and_zone() -> Iterator[None]:
+    """Each test starts in the default language and time zone. Django's
+    LocaleMiddleware activates the request's language for the thread and never
+    resets it (each request of a server activates its own); a test client's
+    Italian request would otherwise leave Italian to the next test's worker code."""
+    from django.utils import timezone, translation
+
+    translation.deactivate()
+    timezone.deactivate()
+    yield
+    translation.deactivate()
+    timezone.deactivate()
+
+
 @pytest.fixture(scope="session")
 def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
     """One private Dovecot for the whole session (per xdist worker)."""
