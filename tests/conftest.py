@@ -9,9 +9,13 @@ the settings derived from those variables are re-pointed too (``_redirect_loaded
 Fixtures (see tests/servers/ for the full API of each object):
 - ``dovecot``: a private Dovecot per session and worker; isolate with ``add_user()``.
 - ``mail_user``: a new user on ``dovecot``.
-- ``dovecot_factory(tls=False, extra_config="")``: more instances, stopped at teardown.
+- ``dovecot_factory(tls=False, extra_config="", oauth2_introspection_url="")``: more
+  instances, stopped at teardown (the URL adds OAuth2 logins checked there).
+- ``oauth_server``: a local OAuth2 authorization server per test (tests/servers/oauth.py).
 - ``smtp_server``: a fresh aiosmtpd server per test.
 - ``smtp_factory(tls="none"|"starttls"|"implicit", tls_files=None)``: more of them.
+- ``pop3_factory(messages=[...], uidl=True, password="secret")``: small POP3 servers
+  of tests/servers/pop3.py (no UIDL, a drop mid-RETR), stopped at teardown.
 - ``browser`` (session), ``page`` (en-US), ``page_it`` (it-IT), ``new_page(locale=...)``.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -48,6 +53,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  
 
 from tests.servers.browser import launch_browser, new_context  # noqa: E402
 from tests.servers.dovecot import DovecotServer, MailUser, start_dovecot  # noqa: E402
+from tests.servers.oauth import OAuthServer, start_oauth_server  # noqa: E402
+from tests.servers.pop3 import Pop3Server, start_pop3  # noqa: E402
 from tests.servers.smtp import SmtpServer, TlsMode, start_smtp  # noqa: E402
 from tests.servers.tls import TlsFiles  # noqa: E402
 
@@ -151,15 +158,47 @@ def dovecot_factory(tmp_path: Path) -> Iterator[Callable[..., DovecotServer]]:
     """Start extra Dovecot instances: ``dovecot_factory(tls=True, extra_config="...")``."""
     started: list[DovecotServer] = []
 
-    def factory(*, tls: bool = False, extra_config: str = "") -> DovecotServer:
+    def factory(
+        *, tls: bool = False, extra_config: str = "", oauth2_introspection_url: str = "",
+        oauth2_mechanisms: str = "xoauth2 oauthbearer",
+    ) -> DovecotServer:
         server = start_dovecot(tmp_path / f"dovecot-{len(started)}", tls=tls,
-                               extra_config=extra_config)
+                               extra_config=extra_config,
+                               oauth2_introspection_url=oauth2_introspection_url,
+                               oauth2_mechanisms=oauth2_mechanisms)
         started.append(server)
         return server
 
     yield factory
     for server in started:
         server.stop()
+
+
+# ----------------------------------------------------------------------- OAuth2
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[OAuthServer]:
+    """A fresh local authorization server for this test (tests/servers/oauth.py)."""
+    server = start_oauth_server()
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------------- network
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP connections and never says a word (no
+    greeting): what a hung server looks like to a client."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
 
 
 # ------------------------------------------------------------------------- SMTP
@@ -181,6 +220,24 @@ def smtp_factory(tmp_path: Path) -> Iterator[Callable[..., SmtpServer]]:
     def factory(*, tls: TlsMode = "none", tls_files: TlsFiles | None = None) -> SmtpServer:
         cert_dir = tmp_path / f"smtp-{len(started)}"
         server = start_smtp(tls=tls, tls_files=tls_files, cert_dir=cert_dir)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+# ------------------------------------------------------------------------- POP3
+
+
+@pytest.fixture
+def pop3_factory() -> Iterator[Callable[..., Pop3Server]]:
+    """Start small POP3 servers: ``pop3_factory(messages=[...], uidl=False)``."""
+    started: list[Pop3Server] = []
+
+    def factory(**options: Any) -> Pop3Server:
+        server = start_pop3(**options)
         started.append(server)
         return server
 

@@ -133,7 +133,7 @@ DIGEST = Case(
     has_attachments=True,
     subject="weekly digest",
     body=("First digest message.", "Second digest message."),
-    filenames=("", ""),
+    filenames=("first item.eml", "second item.eml"),
 )
 
 TOP_MESSAGE = Case(
@@ -298,6 +298,27 @@ OLD_DATE = Case(
     year=1969,
 )
 
+FOLDED_SUBJECT = Case(
+    # RFC 5322 §4.5: a folded line that does not start with white space (obs-FWS
+    # written without its space) is still the Subject's.
+    name="folded_subject",
+    raw=(
+        b"From: Anna <anna@example.test>\r\n"
+        b"To: bob@example.test\r\n"
+        b"Subject: folded without\r\n"
+        b"white space\r\n"
+        b"Date: Mon, 02 Mar 2026 10:00:00 +0100\r\n"
+        b"Message-ID: <folded@example.test>\r\n"
+        b"\r\n"
+        b"The subject is whole.\r\n"
+    ),
+    snippet="The subject is whole.",
+    has_attachments=False,
+    subject="folded without white space",
+    body=("The subject is whole.",),
+    not_body=("white space",),
+)
+
 CASES = (
     BOUNDARY_EQUALS,
     NO_BOUNDARY,
@@ -315,4 +336,5 @@ CASES = (
     COMMENTED_SENDER,
     BARE_NAME_SENDER,
     OLD_DATE,
+    FOLDED_SUBJECT,
 )

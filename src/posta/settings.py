@@ -48,10 +48,13 @@ INSTALLED_APPS = [
     "posta.core",
     "posta.users",
     "posta.accounts",
+    "posta.crm",
     "posta.mail",
     "posta.remote",
     "posta.sync",
     "posta.delivery",
+    "posta.rules",
+    "posta.shares",
     "posta.web",
 ]
 
@@ -137,12 +140,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
-# Posta's own editor extension (posta.web.forms.SIGNATURE_EXTENSIONS): Enter makes a
-# line break in signatures. It allows no markup beyond HardBreak's <br>.
+# Posta's own editor extensions (posta.web.forms.SIGNATURE_EXTENSIONS): Enter makes a
+# line break in signatures, and a menu inserts merge fields. They allow no markup
+# beyond HardBreak's <br>.
 DJANGO_PROSE_EDITOR_EXTENSIONS = [
     {
-        "js": [lazy(static, str)("posta/signature_lines.js")],
-        "extensions": {"SignatureLines": html_tags([])},
+        "js": [
+            lazy(static, str)("posta/signature_lines.js"),
+            lazy(static, str)("posta/merge_fields.js"),
+        ],
+        "extensions": {"SignatureLines": html_tags([]), "MergeFields": html_tags([])},
     }
 ]
 STORAGES: dict[str, dict[str, Any]] = {
@@ -218,6 +225,7 @@ POSTA_IMAGE_PROXY_PORTS = [
 POSTA_NETWORK_TIMEOUT = float(os.environ.get("POSTA_NETWORK_TIMEOUT", "15"))
 # How long a worker's claim on a remote action lasts without its heartbeat.
 POSTA_ACTION_LEASE_SECONDS = float(os.environ.get("POSTA_ACTION_LEASE_SECONDS", "30"))
+POSTA_AUTOREPLY_LEASE_SECONDS = float(os.environ.get("POSTA_AUTOREPLY_LEASE_SECONDS", "300"))
 # Extra connections per account that wait with IDLE on folders other than INBOX
 # (posta.sync.service); 0 turns them off. Servers limit connections per user
 # (Dovecot: 10 by default), and opening a message may need one more.
@@ -227,6 +235,10 @@ POSTA_IDLE_FOLDERS = max(0, int(os.environ.get("POSTA_IDLE_FOLDERS", "2")))
 POSTA_SYNC_RECONNECT_CAP = float(os.environ.get("POSTA_SYNC_RECONNECT_CAP", "60"))
 # CA bundle to trust in addition to the system's (tests, on-premise private CAs).
 POSTA_EXTRA_CA_FILE = os.environ.get("POSTA_EXTRA_CA_FILE", "")
+# How long a worker's hold on a POP3 source lasts without its heartbeat, and how
+# many messages one POP3 session takes before it ends (QUIT) and lets other jobs run.
+POSTA_POP3_LEASE_SECONDS = float(os.environ.get("POSTA_POP3_LEASE_SECONDS", "60"))
+POSTA_POP3_BATCH = int(os.environ.get("POSTA_POP3_BATCH", "500"))
 
 REDIS_URL = os.environ.get("POSTA_REDIS_URL", "")
 HUEY: dict[str, Any] = {

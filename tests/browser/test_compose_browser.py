@@ -109,6 +109,11 @@ def test_schedule_appears_in_scheduled_and_leaves_at_its_time(
 
     page.goto(f"{base}/compose/")
     fill_message(page, to="carla@example.test", subject="Later", body="See you")
+    # The scheduling fields wait behind the Send button's menu.
+    expect(page.locator("#schedule-fields")).to_be_hidden()
+    page.click("#send-menu > summary")
+    page.click("#schedule-open")
+    expect(page.locator("#schedule-fields")).to_be_visible()
     when = timezone.localtime(timezone.now() + timedelta(seconds=6), outbox.user_timezone(user))
     page.fill("#id_send_at", when.strftime("%Y-%m-%dT%H:%M:%S"))
     page.click("#schedule-button")

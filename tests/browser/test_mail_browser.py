@@ -56,6 +56,7 @@ def test_unified_inbox_threads_actions_and_live_mail(
     account = setup_account(dovecot, mail_user, settings)
     user = account.user
     user.thread_view = False
+    user.undo_send_seconds = 0  # no undo window: the worker may run each move at once
     user.save()
     dovecot.deliver(mail_user, message("Budget 2026", body="Numbers for the budget\n"))
     dovecot.deliver(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from posta.accounts.models import Account
 from posta.mail.remote_images import USER_AGENT
 from posta.sync.account_pass import sync_account_once
 from tests.integration.test_mail_screen import CountingServer, setup_account
@@ -27,6 +28,24 @@ def counting_server() -> Iterator[CountingServer]:
     server = CountingServer()
     yield server
     server.stop()
+
+
+def proxied_account(
+    dovecot: DovecotServer, mail_user: MailUser, settings: Any, counting_server: CountingServer
+) -> Account:
+    """A synced account whose image proxy may reach the counting server."""
+    account = setup_account(dovecot, mail_user, settings)
+    # The image proxy's own allowance for the loopback server (not the mail hosts').
+    settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.POSTA_IMAGE_PROXY_PORTS = [counting_server.port]
+    return account
+
+
+def sign_in(page: Page, site: str, username: str) -> None:
+    page.goto(f"{site}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
 
 
 def hostile_html(base: str) -> str:
@@ -64,19 +83,13 @@ def test_hostile_mail_runs_no_script_and_loads_nothing_until_allowed(
     counting_server: CountingServer,
 ) -> None:
     site = str(live_server)
-    account = setup_account(dovecot, mail_user, settings)
-    # The image proxy's own allowance for the loopback server (not the mail hosts').
-    settings.POSTA_IMAGE_PROXY_ALLOWED_HOSTS = ["127.0.0.1"]
-    settings.POSTA_IMAGE_PROXY_PORTS = [counting_server.port]
+    account = proxied_account(dovecot, mail_user, settings, counting_server)
     dovecot.deliver(mail_user, hostile_message(counting_server.url("")))
     sync_account_once(account.pk)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
-    page.goto(f"{site}/login/")
-    page.fill("#id_username", account.user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, site, account.user.username)
     page.locator("#msglist li.msg", has_text="Hostile offer").locator("a.open").click()
     frame_element = page.locator("iframe.body-frame")
     expect(frame_element).to_be_visible()

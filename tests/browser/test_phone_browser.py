@@ -68,6 +68,7 @@ def test_phone_layout_opens_a_message_and_back_keeps_the_scroll_position(
     seen = Violations(page)
     log_in(page, str(live_server), user.username)
     expect(row(page, "Ordine 40")).to_be_visible()
+    page.wait_for_load_state("load")  # every stylesheet applied
 
     # One pane: the list fills the screen; the reader and the folders are not shown.
     expect(page.locator(".mail-reader")).to_be_hidden()

@@ -25,6 +25,7 @@ DESKTOP = {"width": 1440, "height": 900}
 
 
 def list_width(page: Page) -> float:
+    page.wait_for_load_state("load")  # measured with every stylesheet applied
     box = page.locator("#mail-list").bounding_box()
     assert box is not None
     return float(box["width"])

@@ -220,7 +220,7 @@ def test_a_live_workers_claim_is_renewed_and_a_dead_ones_runs_out(
     assert claims.claim(action.pk, "live-worker")
     first = RemoteAction.objects.get(pk=action.pk).lease_until
     assert first is not None
-    with claims.Heartbeat("live-worker"):
+    with claims.heartbeat("live-worker"):
         deadline = time.monotonic() + 30
         renewed = first
         while renewed <= first and time.monotonic() < deadline:

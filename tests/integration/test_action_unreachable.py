@@ -5,7 +5,6 @@ table, posta.mailproto.failures)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,18 +27,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def no_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     """The test runs the executor itself; the queue is not consumed here."""
     monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word (no greeting)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
 
 
 def _free_port() -> int:

@@ -27,12 +27,21 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
 from posta.accounts.models import Account, Folder, MailServer
-from posta.mail import outbox
-from posta.mail.models import Message, OutgoingMessage
+from posta.crm import importing
+from posta.crm import services as crm
+from posta.crm.models import Contact
+from posta.mail import outbox, undo
+from posta.mail.models import Location, Message, OutgoingMessage
+from posta.rules import filters, scan
+from posta.rules.pop3_models import Pop3Source
+from posta.shares import comments
+from posta.shares import services as shares
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
+from tests.integration.pop3_setup import make_source
 from tests.integration.test_mail_screen import rich_message, setup_account
 from tests.servers.dovecot import DovecotServer, MailUser
+from tests.servers.pop3 import Pop3Server
 from tests.wakeups import recorded_wakeups
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +70,11 @@ KNOWN_NAMES = [
     "threads", "action", "target", "next", "send_at", "quick", "to", "cc", "bcc",
     "subject", "body", "body_text", "plain_text", "company_signature", "username",
     "password", "language", "account_type", "imap_port", "max_attachment_mb",
+    "record", "conversation", "confirm", "email", "kind", "after", "direction", "duplicate",
+    "first_name", "last_name", "emails", "phones", "name", "domains", "visibility",
+    "phone_region", "auto_link", "file", "files", "back", "map_first_name", "map_emails",
+    "people", "everyone", "follow", "comment", "recipient", "parent", "kind", "share",
+    "email_notice", "share_with",
 ]  # fmt: skip
 
 ALLOWED = {200, 204, 302, 400, 403, 404, 405, 413}
@@ -104,6 +118,16 @@ class World:
     draft: OutgoingMessage
     attachment_id: int
     server: MailServer
+    record: Contact
+    duplicate: Contact
+    record_import: int
+    pop3_source: Pop3Source
+    pop3_form: dict[str, str]
+    share_id: int = 0
+    comment_id: int = 0
+    recipient_id: int = 0
+    rule_id: int = 0
+    job_id: int = 0
 
     def valid(self, parameter: str) -> str:
         values: dict[str, Any] = {
@@ -115,13 +139,27 @@ class World:
             "attachment_id": self.attachment_id,
             "user_id": self.user.pk,
             "server_id": self.server.pk,
+            "source_id": self.pop3_source.pk,
             "role": "inbox",
             "name": "flagged",
             "part_id": "2",
             "action": "reschedule",
+            "rule_id": self.rule_id,
+            "job_id": self.job_id,
+            "record_kind": "contact",
+            "record_id": self.record.pk,
+            "import_id": self.record_import,
+            "share_id": self.share_id,
+            "comment_id": self.comment_id,
+            "kind": "custom",
         }
         assert parameter in values, f"no valid value for the path parameter {parameter}"
         return str(values[parameter])
+
+    def undo_ticket(self) -> str:
+        """A ticket of the toast's Undo, for the message's inbox copy."""
+        copy = Location.objects.filter(message=self.message).first()
+        return undo.ticket_for(self.user, [(copy.pk, self.inbox.pk)]) if copy else ""
 
     def base(self, route: str) -> dict[str, str]:
         """Values that take a view past its first checks, so the bad one is reached."""
@@ -129,12 +167,34 @@ class World:
         # The first POST of an editor page that stored nothing yet (a reply).
         start = {"origin": "reply", "source": str(self.message.pk), "draft_key": "a" * 32}
         return {
-            "mail_act": {"action": "move", "ids": str(self.message.pk)},
+            "mail_act": {"action": "move", "ids": str(self.message.pk), "undo": "1"},
+            "mail_undo": {"ticket": self.undo_ticket()},
             "compose_edit": {"account": account, "action": "schedule"},
             "compose_autosave": {"account": account},
             "compose_start": {**start, "account": account, "action": "schedule"},
             "compose_start_autosave": {**start, "account": account},
             "compose_start_attach": start,
+            "filter_new": {"name": "A filter", "cond_field": "from", "cond_op": "contains",
+                           "cond_value": "x", "act_kind": "seen", "enabled": "1"},
+            "filter_edit": {"name": "A filter", "cond_field": "from", "cond_op": "contains",
+                            "cond_value": "x", "act_kind": "seen", "enabled": "1"},
+            "filter_scan": {"folder": str(self.inbox.pk)},
+            "filter_order": {"ids": ""},
+            "crm_panel_link": {"record": self.record.ref},
+            "crm_panel_unlink": {"record": self.record.ref},
+            "crm_panel_create": {"kind": "contact", "email": self.message.from_email},
+            "crm_merge": {"duplicate": self.duplicate.ref},
+            "crm_new": {"first_name": "Ada", "emails": "ada@example.test"},
+            "crm_import_job": {"map_first_name": "0", "map_emails": "1"},
+            "crm_edit": {"first_name": "Ada", "emails": "ada@example.test"},
+            "share_new": {"people": self.admin.username, "access": "read"},
+            "share_manage": {"action": "access", "recipient": str(self.recipient_id),
+                             "access": "reply"},
+            "share_comment": {"body": "A comment"},
+            "share_comment_edit": {"body": "An edit"},
+            "share_reply": {"kind": "reply"},
+            "pop3_new": self.pop3_form,
+            "pop3_edit": self.pop3_form,
         }.get(route, {})
 
 
@@ -147,7 +207,7 @@ def quiet_queue() -> Iterator[None]:
 
 @pytest.fixture
 def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any,
-          monkeypatch: pytest.MonkeyPatch) -> World:
+          monkeypatch: pytest.MonkeyPatch, pop3_factory: Callable[..., Pop3Server]) -> World:
     monkeypatch.setattr("posta.sync.tasks.enqueue_account_actions", lambda ids: None)
     # Password checks (login, password change) at test speed.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -161,7 +221,23 @@ def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any,
     attachment = outbox.check_add_attachment(
         account.user, draft, filename="a.txt", content_type="text/plain", data=b"a"
     )
+    inbox = Folder.objects.get(account=account, role=Folder.Role.INBOX)
+    rule = filters.check_save_rule(account.user, None, filters.RuleData(
+        name="Acme", conditions=[{"field": "from", "op": "contains", "value": "@acme.it"}],
+        actions=[{"kind": "move", "folder": str(inbox.pk)}],
+    ))
+    job = scan.do_start_scan(account.user, inbox.pk)
+    shared = shares.do_share(account.user, message, people=[admin], access="reply")
+    comment = comments.check_comment(shares.access_share(account.user, shared.pk), "Hello")
+    # A POP3 server that takes any password: a save's test logs in at once, where
+    # Dovecot would slow down every login from the address after a refused one.
+    pop3 = pop3_factory(password=None)
     return World(
+        share_id=shared.pk,
+        comment_id=comment.comment.pk,
+        recipient_id=shared.recipients.get().pk,
+        rule_id=rule.pk,
+        job_id=job.pk,
         admin=admin,
         user=account.user,
         account=account,
@@ -170,7 +246,26 @@ def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any,
         draft=draft,
         attachment_id=attachment.pk,
         server=MailServer.objects.create(name="Office", imap_host="mail.example.test"),
+        record=_contact(account.user, "Ada", message.from_email),
+        duplicate=_contact(account.user, "Ada", "ada.two@example.test"),
+        record_import=importing.check_start_import(
+            account.user, "contact", "people.csv", b"Name,Email\nBea,bea@example.test\n"
+        ).pk,
+        pop3_source=make_source(account, host=pop3.host, port=pop3.port,
+                                username=pop3.username, password="secret"),
+        pop3_form={
+            "host": pop3.host, "port": str(pop3.port), "security": "none",
+            "username": pop3.username, "password": "secret",
+            "target": str(Folder.objects.get(account=account, role="inbox").pk),
+            "interval_minutes": "5", "active": "on",
+        },
     )
+
+
+def _contact(owner: User, name: str, email: str) -> Contact:
+    record = crm.do_save_record(Contact(owner=owner, first_name=name), emails=[email])
+    assert isinstance(record, Contact)
+    return record
 
 
 @pytest.fixture

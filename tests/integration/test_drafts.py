@@ -11,11 +11,13 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.core import faults
@@ -26,6 +28,7 @@ from posta.mail.models import Location, Message, OutgoingMessage
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
 from tests.integration.editor_page import open_editor
+from tests.integration.test_probe import closed_port
 from tests.integration.test_send import make_sender, parsed, send_now, write
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.smtp import SmtpServer
@@ -413,3 +416,48 @@ def test_worker_process_killed_while_saving_a_draft(
     assert parsed(raw)["Subject"] == "v2"
     row.refresh_from_db()
     assert row.draft_saved_revision == row.draft_revision
+
+
+def test_a_draft_the_server_refuses_is_not_retried_and_the_editor_says_why(
+    dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    mail_a = dovecot.add_user()
+    a = make_sender(dovecot, smtp_server, mail_a)
+    row = save(outbox.do_new_draft(a.user, account=a), subject="Refused")
+    # Another client removed the folder: SELECT and APPEND get NO, for good.
+    dovecot.delete_folder(mail_a, "Drafts")
+    later = timezone.now() + timedelta(minutes=5)
+    assert row.pk in drafts.drafts_due(now=later)
+    assert not drafts.store_draft(row.pk)
+    row.refresh_from_db()
+    assert row.error_code == outbox_models.DRAFT_REFUSED and row.error_detail
+    assert row.pk not in drafts.drafts_due(now=later)  # the sweep stops asking
+    client = logged_in(a.user)
+    page = client.get(f"/compose/{row.pk}/").content.decode()
+    assert "The server refused to keep this draft in its Drafts folder" in page
+    italian = client.get(f"/compose/{row.pk}/", HTTP_ACCEPT_LANGUAGE="it").content.decode()
+    assert "Il server ha rifiutato di conservare questa bozza" in italian
+
+    # The next save asks again; once a copy is stored the words are gone.
+    dovecot.create_folder(mail_a, "Drafts")
+    row = save(row, subject="Accepted")
+    assert row.pk in drafts.drafts_due(now=later)
+    assert drafts.store_draft(row.pk)
+    row.refresh_from_db()
+    assert (row.error_code, row.error_detail) == ("", "")
+    (raw,) = copies(dovecot, mail_a)
+    assert parsed(raw)["Subject"] == "Accepted"
+    assert "refused to keep" not in client.get(f"/compose/{row.pk}/").content.decode()
+
+
+def test_a_server_out_of_reach_is_still_retried(
+    dovecot: DovecotServer, smtp_server: SmtpServer
+) -> None:
+    mail_a = dovecot.add_user()
+    a = make_sender(dovecot, smtp_server, mail_a)
+    row = save(outbox.do_new_draft(a.user, account=a), subject="Later")
+    Account.objects.filter(pk=a.pk).update(imap_port=closed_port())
+    assert not drafts.store_draft(row.pk)
+    row.refresh_from_db()
+    assert row.error_code == "" and row.draft_saved_revision < row.draft_revision
+    assert row.pk in drafts.drafts_due(now=timezone.now() + timedelta(minutes=5))

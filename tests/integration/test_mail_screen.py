@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from posta.accounts.models import Account, CompanySettings, Folder
+from posta.mail import undo
 from posta.mail.models import Location, Message, RemoteAction
 from posta.sync import actions
 from posta.sync.account_pass import sync_account_once
@@ -158,13 +159,16 @@ def test_reader_frame_is_sanitized_sandboxed_and_blocks_remote_content(
 
     reader = client.get(reverse("mail_message", args=[msg.pk]), HTTP_HX_REQUEST="true")
     text = reader.content.decode()
-    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in text
+    assert 'sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox"' in text
+    assert "allow-scripts" not in text
     assert "Show images" in text
     assert "preventivo 2026.pdf" in text
 
     body = client.get(reverse("mail_body", args=[msg.pk]))
     csp = body["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "script-src" not in csp and "sandbox" in csp
+    assert "default-src 'none'" in csp and "script-src 'none'" in csp
+    # Same origin for the page's script to measure the body, never with script.
+    assert "sandbox allow-same-origin" in csp and "allow-scripts" not in csp
     doc = body.content.decode()
     assert "<script" not in doc and "onclick" not in doc and "javascript:" not in doc
     assert remote not in doc
@@ -196,6 +200,7 @@ def test_reader_frame_is_sanitized_sandboxed_and_blocks_remote_content(
     assert b"Subject: rich one" in eml.content
     printed = client.get(reverse("mail_print", args=[msg.pk]))
     assert printed.status_code == 200 and "<script>alert" not in printed.content.decode()
+    assert '<meta http-equiv="x-dns-prefetch-control" content="off">' in printed.content.decode()
 
 
 def test_another_user_gets_404_for_every_url(
@@ -223,6 +228,8 @@ def test_another_user_gets_404_for_every_url(
         reverse("mail_eml", args=[msg.pk]),
         reverse("mail_print", args=[msg.pk]),
         image_url.group(1).replace("&amp;", "&"),
+        reverse("crm_panel", args=[msg.pk]),
+        reverse("account_delete", args=[account.pk]),
     ]
     if msg.thread_id:
         urls.append(reverse("mail_thread", args=[msg.thread_id]))
@@ -233,7 +240,15 @@ def test_another_user_gets_404_for_every_url(
     for url in partials:
         assert client.get(url, HTTP_HX_REQUEST="true").status_code == 404, url
     assert client.post(reverse("mail_sync_now", args=[account.pk])).status_code == 404
+    for name in ("crm_panel_link", "crm_panel_unlink", "crm_panel_create", "account_delete"):
+        target = msg.pk if name.startswith("crm") else account.pk
+        assert client.post(reverse(name, args=[target])).status_code == 404, name
+    assert client.post(reverse("account_signin_again", args=[account.pk])).status_code == 404
     assert client.post(reverse("mail_empty", args=[folder.pk])).status_code == 404
+    # The owner's Undo ticket is not found for another user.
+    loc = Location.objects.get(message=msg)
+    ticket = undo.ticket_for(owner, [(loc.pk, folder.pk)])
+    assert client.post(reverse("mail_undo"), {"ticket": ticket}).status_code == 404
     # Acting on another user's ids changes nothing.
     client.post(reverse("mail_act"), {"action": "delete", "ids": str(msg.pk)})
     client.post(reverse("mail_act"), {"action": "move", "ids": str(msg.pk), "target": folder.pk})

@@ -12,10 +12,17 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from posta.accounts.models import Account, Folder, MailServer
+from posta.crm import importing
+from posta.crm import services as crm
+from posta.crm.models import Contact
 from posta.mail import outbox
 from posta.mail.models import Message
+from posta.rules import filters, scan
+from posta.shares import comments
+from posta.shares import services as shares
 from posta.sync.account_pass import sync_account_once
 from posta.users.models import User
+from tests.integration.pop3_setup import make_source
 from tests.integration.test_mail_screen import PNG, rich_message, setup_account
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -94,7 +101,21 @@ def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any) -> dict[st
         name="Office", imap_host="mail.example.test", smtp_host="mail.example.test"
     )
     inbox = Folder.objects.get(account=account, role="inbox")
+    rule = filters.check_save_rule(user, None, filters.RuleData(
+        name="Acme", conditions=[{"field": "from", "op": "contains", "value": "@acme.it"}],
+        actions=[{"kind": "move", "folder": str(inbox.pk)}],
+    ))
+    job = scan.do_start_scan(user, inbox.pk)
+    pop_user = dovecot.add_user()
+    pop3_source = make_source(account, host=dovecot.host, port=dovecot.pop3_port,
+                              username=pop_user.name, password=pop_user.password)
     assert rich.thread_id is not None
+    record = crm.do_save_record(
+        Contact(owner=user, first_name="Ada"), emails=[rich.from_email]
+    )
+    colleague = User.objects.create_user("colleague", password="pw-unused-123")
+    shared = shares.do_share(user, rich, people=[colleague], access="reply")
+    comment = comments.check_comment(shares.access_share(user, shared.pk), "See https://x.test")
     return {
         "account": account,
         "rich": rich,
@@ -109,10 +130,23 @@ def world(dovecot: DovecotServer, mail_user: MailUser, settings: Any) -> dict[st
             "user_id": user.pk,
             "account_id": account.pk,
             "server_id": server.pk,
+            "source_id": pop3_source.pk,
             "outgoing_id": draft.pk,
             "attachment_id": attachment.pk,
             "action": "cancel",
+            "rule_id": rule.pk,
+            "job_id": job.pk,
+            "record_kind": "contact",
+            "record_id": record.pk,
+            "import_id": importing.check_start_import(
+                user, "contact", "people.csv", b"Name,Email\nBea,bea@example.test\n"
+            ).pk,
+            "share_id": shared.pk,
+            "comment_id": comment.comment.pk,
+            "kind": "custom",
         },
+        "share": shared,
+        "colleague": colleague,
     }
 
 
@@ -126,7 +160,8 @@ def fill(route: str, values: dict[str, Any]) -> str:
 # Views that serve something other than a page of Posta's (mail content, downloads,
 # the image proxy) and set a stricter policy of their own.
 OWN_POLICY = {
-    "mail_body", "mail_part", "mail_zip", "mail_eml", "mail_print", "mail_image", "mail_image_root"
+    "mail_body", "mail_part", "mail_zip", "mail_eml", "mail_print", "mail_image", "mail_image_root",
+    "share_body", "share_part",
 }
 
 
@@ -149,6 +184,11 @@ def test_every_url_answers_with_a_content_security_policy(
             if pattern.name in OWN_POLICY and response.status_code == 200:
                 assert "default-src 'none'" in policy, (url, policy)
                 assert "'self'" not in directives(policy).get("script-src", []), (url, policy)
+                # A document may be same-origin (for the page to measure it) or run
+                # script, never both: together they would let it lift its sandbox.
+                sandbox = directives(policy).get("sandbox", [])
+                both = {"allow-same-origin", "allow-scripts"} <= set(sandbox)
+                assert not both, (url, policy)
             else:
                 assert_page_policy(policy, url)
                 seen_pages += response.status_code == 200
@@ -176,7 +216,28 @@ def test_pages_have_no_inline_script_or_style_attribute(
         reverse("compose_edit", args=[world["values"]["outgoing_id"]]),
         reverse("admin_company"),
         reverse("admin_users"),
+        reverse("admin_signin"),
+        reverse("admin_signin_edit", args=["microsoft"]),
+        reverse("account_new"),
         reverse("profile"),
+        reverse("crm_list", args=["contact"]),
+        reverse("crm_new", args=["organization"]),
+        reverse("crm_record", args=["contact", world["values"]["record_id"]]),
+        reverse("crm_link_existing", args=["contact", world["values"]["record_id"]]),
+        reverse("crm_panel", args=[rich.pk]),
+        reverse("crm_admin"),
+        reverse("crm_prefs"),
+        reverse("mail_special", args=["imported"]),
+        reverse("crm_import", args=["contact"]),
+        reverse("crm_import_job", args=[world["values"]["import_id"]]),
+        reverse("share_new", args=[world["picture"].pk]),
+        reverse("share_people", args=[world["share"].pk]),
+        reverse("share_settings"),
+        reverse("mail_special", args=["shared"]) + f"?share={world['share'].pk}",
+        reverse("autoreply"),
+        reverse("pop3_sources"),
+        reverse("pop3_new"),
+        reverse("pop3_edit", args=[world["values"]["source_id"]]),
     ]
     inline_handler = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
     for url in urls:
@@ -189,6 +250,11 @@ def test_pages_have_no_inline_script_or_style_attribute(
             assert "src=" in script or 'type="application/json"' in script or (
                 'type="importmap"' in script and "nonce=" in script
             ), (url, script)
+    client.force_login(world["colleague"])
+    html = client.get(reverse("mail_special", args=["shared"]) + f"?share={world['share'].pk}")
+    page = html.content.decode()
+    assert "Hello" in page or "rich one" in page
+    assert not inline_handler.search(page) and " style=" not in page
     client.logout()
     login = client.get(reverse("login")).content.decode()
     assert not inline_handler.search(login)

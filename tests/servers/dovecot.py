@@ -154,11 +154,22 @@ class DovecotServer:
         tls: bool = False,
         extra_config: str = "",
         log_copy_dir: Path | None = None,
+        oauth2_introspection_url: str = "",
+        oauth2_mechanisms: str = "xoauth2 oauthbearer",
     ) -> None:
-        """Prepare (not start) an instance living in ``root``; ``start()`` runs it."""
+        """Prepare (not start) an instance living in ``root``; ``start()`` runs it.
+
+        ``oauth2_introspection_url`` (``http://client:secret@host:port/introspect``)
+        also accepts SASL XOAUTH2 and OAUTHBEARER logins, checked by Dovecot's
+        ``oauth2`` passdb at that RFC 7662 introspection endpoint; passwords keep
+        working through the passwd-file passdb. ``oauth2_mechanisms`` limits which
+        of the two it announces.
+        """
         self.root = root
         self.tls = tls
         self.extra_config = extra_config
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_mechanisms = oauth2_mechanisms
         self.log_copy_dir = log_copy_dir
         self.config_path = str(root / "dovecot.conf")
         self.base_dir = root / "run"
@@ -288,7 +299,32 @@ class DovecotServer:
 
     # ------------------------------------------------------------------- config
 
+    def _oauth2_config(self) -> tuple[str, str, str]:
+        """The auth mechanisms, the passwd-file passdb's mechanism limit, and the
+        oauth2 passdb (both empty without an introspection URL)."""
+        if not self.oauth2_introspection_url:
+            return "plain login", "", ""
+        ext = self.root / "dovecot-oauth2.conf.ext"
+        ext.write_text(
+            f"introspection_url = {self.oauth2_introspection_url}\n"
+            "introspection_mode = post\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+        )
+        ext.chmod(0o644)
+        passdb = (
+            "passdb {\n"
+            "  driver = oauth2\n"
+            f"  mechanisms = {self.oauth2_mechanisms}\n"
+            f"  args = {ext}\n"
+            "}\n"
+        )
+        return f"plain login {self.oauth2_mechanisms}", "  mechanisms = plain login\n", passdb
+
     def _config_text(self) -> str:
+        mechanisms, passwd_mechanisms, oauth2_passdb = self._oauth2_config()
         mailboxes = "\n".join(
             f'  mailbox "{name}" {{\n    special_use = {flag}\n    auto = no\n  }}'
             for name, flag in SPECIAL_USE.items()
@@ -317,7 +353,7 @@ postmaster_address = postmaster@example.test
 
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_verbose = yes
 # A wrong password answers at once: tests of bad credentials need not wait.
 auth_failure_delay = 0
@@ -327,8 +363,8 @@ auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
-}}
-userdb {{
+{passwd_mechanisms}}}
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {self.passwd_dir}/%u
 }}
@@ -615,7 +651,12 @@ def _wait_dead(pid: int, *, timeout: float) -> bool:
 
 
 def start_dovecot(
-    tmp_path: Path | None = None, *, tls: bool = False, extra_config: str = ""
+    tmp_path: Path | None = None,
+    *,
+    tls: bool = False,
+    extra_config: str = "",
+    oauth2_introspection_url: str = "",
+    oauth2_mechanisms: str = "xoauth2 oauthbearer",
 ) -> DovecotServer:
     """Start a private Dovecot and return it running; the caller must ``stop()`` it.
 
@@ -626,9 +667,17 @@ def start_dovecot(
     TLS ports; ``extra_config`` is appended to the generated config. Sieve's vacation and
     redirect send through ``/usr/sbin/sendmail`` unless told otherwise; to catch them,
     start with ``extra_config=f"submission_host = 127.0.0.1:{smtp_server.port}"``.
+    ``oauth2_introspection_url`` adds OAuth2 logins (see ``DovecotServer``).
     """
     root = Path(tempfile.mkdtemp(prefix="posta-dovecot-"))
-    server = DovecotServer(root, tls=tls, extra_config=extra_config, log_copy_dir=tmp_path)
+    server = DovecotServer(
+        root,
+        tls=tls,
+        extra_config=extra_config,
+        log_copy_dir=tmp_path,
+        oauth2_introspection_url=oauth2_introspection_url,
+        oauth2_mechanisms=oauth2_mechanisms,
+    )
     try:
         server.start()
     except BaseException:

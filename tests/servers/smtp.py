@@ -1,6 +1,7 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd) that records what it is sent.
 
-It can demand AUTH (PLAIN/LOGIN, allowed without TLS on loopback), answer chosen
+It can demand AUTH (PLAIN/LOGIN, allowed without TLS on loopback; XOAUTH2 with a
+token checked at an RFC 7662 introspection endpoint, ``accept_oauth2``), answer chosen
 codes at MAIL, RCPT or DATA, offer STARTTLS or implicit TLS with the test CA, and hand
 every accepted message to Dovecot's LMTP so that sent mail really arrives.
 """
@@ -8,14 +9,18 @@ every accepted message to Dovecot's LMTP so that sent mail really arrives.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.message
 import email.policy
+import json
 import logging
 import smtplib
 import ssl
 import threading
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -112,6 +117,8 @@ class _Controller(Controller):
             # requirement can change while the server runs.
             auth_require_tls=False,
             authenticator=self.owner._authenticate,
+            # XOAUTH2 is offered only once the test asks for it (accept_oauth2).
+            auth_exclude_mechanism=[] if self.owner._oauth2 else ["XOAUTH2"],
         )
 
 
@@ -134,6 +141,8 @@ class SmtpServer:
         self._messages: list[ReceivedMail] = []
         self._replies: list[_Reply] = []
         self._credentials: tuple[str, str] | None = None
+        self._oauth2: tuple[str, str, str] | None = None
+        self.oauth2_logins: list[str] = []
         self._relay: DovecotServer | None = None
         self._controller: _Controller | None = None
 
@@ -170,6 +179,13 @@ class SmtpServer:
                 self._credentials = None
             else:
                 self._credentials = (username, password or "")
+
+    def accept_oauth2(self, introspection_url: str, client_id: str, client_secret: str) -> None:
+        """Offer and demand AUTH XOAUTH2, each token checked at ``introspection_url``
+        (RFC 7662, as the client ``client_id``): it must be active and name the user
+        who logs in. Users who logged in so are recorded in ``oauth2_logins``."""
+        with self._lock:
+            self._oauth2 = (introspection_url, client_id, client_secret)
 
     def reply_with(
         self,
@@ -251,6 +267,30 @@ class SmtpServer:
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=auth_data)
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 with its initial response: "user=U^Aauth=Bearer T^A^A"."""
+        with self._lock:
+            oauth2 = self._oauth2
+        if oauth2 is None or len(args) < 2:
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+        try:
+            fields = dict(
+                part.split("=", 1)
+                for part in base64.b64decode(args[1]).decode().split("\x01")
+                if "=" in part
+            )
+        except ValueError:
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        loop = asyncio.get_running_loop()
+        owner = await loop.run_in_executor(None, _introspect, oauth2, token)
+        if not user or owner != user:
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+        with self._lock:
+            self.oauth2_logins.append(user)
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
     def _take_reply(self, stage: Stage, recipient: str | None = None) -> str | None:
         with self._lock:
             for reply in self._replies:
@@ -275,7 +315,7 @@ class SmtpServer:
         mail_options: list[str],
     ) -> str:
         with self._lock:
-            needs_auth = self._credentials is not None
+            needs_auth = self._credentials is not None or self._oauth2 is not None
         if needs_auth and not session.authenticated:
             return "530 5.7.0 Authentication required"
         reply = self._take_reply("MAIL")
@@ -341,6 +381,23 @@ def _uses_tls(server: SMTP, session: Session) -> bool:
         return True
     transport = server.transport
     return transport is not None and transport.get_extra_info("ssl_object") is not None
+
+
+def _introspect(oauth2: tuple[str, str, str], token: str) -> str:
+    """The user an active token belongs to, asked at the introspection endpoint; ""."""
+    url, client_id, secret = oauth2
+    credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 - the test's own http URL
+        url,
+        data=urllib.parse.urlencode({"token": token}).encode(),
+        headers={"Authorization": f"Basic {credentials}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except (OSError, ValueError):
+        return ""
+    return str(answer.get("username", "")) if answer.get("active") else ""
 
 
 def _relay(dovecot: DovecotServer, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:

@@ -134,14 +134,15 @@ def test_only_administrators_share_a_sender() -> None:
     assert not Account.objects.exists()
 
 
-def test_oauth2_is_refused_plainly_until_it_exists() -> None:
+def test_an_oauth2_account_is_not_saved_before_its_sign_in() -> None:
     user = make_user()
     account = Account(preset="gmail", username="u@gmail.com", auth_method="oauth2")
     with pytest.raises(PostaError) as caught:
         check_save_account(
             user, account, password="x", smtp_password=None, make_main=False, shared_sender=False
         )
-    assert caught.value.code == "oauth2_pending"
+    assert caught.value.code == "oauth2_signin_needed"
+    assert not Account.objects.exists()
 
 
 def test_one_main_account_per_user_is_enforced_by_the_database() -> None:

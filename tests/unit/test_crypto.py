@@ -56,3 +56,36 @@ def test_rotate_keys_command_reencrypts_every_account_secret() -> None:
     with override_settings(POSTA_ENCRYPTION_KEYS=[new]):
         assert crypto.unseal(account.password_secret) == "imap-pw"
         assert crypto.unseal(account.smtp_password_secret) == "smtp-pw"
+
+
+@pytest.mark.django_db
+def test_rotate_keys_reencrypts_sign_in_tokens_and_client_secrets() -> None:
+    from django.core.management import call_command
+
+    from posta.accounts.models import Account, OAuthProvider, OAuthToken
+    from posta.users.models import User
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    user = User.objects.create_user("t", "t@example.test", "pw-12345678")
+    with override_settings(POSTA_ENCRYPTION_KEYS=[old]):
+        account = Account.objects.create(
+            user=user, username="t", email="t@example.test", description="t",
+            imap_host="imap.example.test", auth_method="oauth2",
+        )
+        token = OAuthToken.objects.create(
+            account=account, provider="custom",
+            access_secret=crypto.seal("access-1"), refresh_secret=crypto.seal("refresh-1"),
+        )
+        provider = OAuthProvider.objects.create(
+            kind="custom", client_id="c", client_secret_secret=crypto.seal("client-secret"),
+            authorization_endpoint="https://sso.example.test/a",
+            token_endpoint="https://sso.example.test/t", scopes="openid",
+        )
+    with override_settings(POSTA_ENCRYPTION_KEYS=[new, old]):
+        call_command("rotate_keys", stdout=io.StringIO())
+    token.refresh_from_db()
+    provider.refresh_from_db()
+    with override_settings(POSTA_ENCRYPTION_KEYS=[new]):
+        assert crypto.unseal(token.access_secret) == "access-1"
+        assert crypto.unseal(token.refresh_secret) == "refresh-1"
+        assert crypto.unseal(provider.client_secret_secret) == "client-secret"

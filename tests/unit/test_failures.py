@@ -54,6 +54,9 @@ EXPECTED = {
     "settings_refused": Verdict.ACCOUNT,
     "host_not_allowed": Verdict.ACCOUNT,
     "secret_unreadable": Verdict.ACCOUNT,
+    "target_folder_missing": Verdict.ACCOUNT,  # a POP3 source's folder is gone
+    "oauth2_signin_required": Verdict.ACCOUNT,  # a refused grant: sign in again
+    "oauth2_refused": Verdict.ACCOUNT,  # the provider settings are wrong
     "protocol_error": Verdict.PERMANENT,
 }
 

@@ -129,3 +129,14 @@ def test_never_raises(data: bytes) -> None:
 @given(st.text(max_size=200))
 def test_decode_words_never_raises(text: str) -> None:
     decode_words(text)
+
+
+def test_fields_of_a_block_mixing_charsets_are_decoded_one_by_one() -> None:
+    # A relay's Latin-1 Received line above the sender's UTF-8 fields.
+    env = parse_envelope(
+        b"Received: from caf\xe9.example\r\nFrom: Zo\xc3\xab <z@example.test>\r\n"
+        b"Subject: Gr\xc3\xbc\xc3\x9fe\r\nTo: Jos\xe9 <j@example.test>\r\n\r\n"
+    )
+    assert env.subject == "Grüße"
+    assert env.from_[0].name == "Zoë"
+    assert env.to[0].name == "José"

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from posta.mailproto import errors
+from posta.mailproto import errors, failures
+from posta.mailproto.failures import Verdict
 from posta.sync import reconnect
 from posta.sync.reconnect import Failure, HostWakeups
 
@@ -71,9 +72,29 @@ def test_failures_are_classified_by_what_they_say_about_the_server() -> None:
     assert reconnect.failure_kind(errors.ServerBusy("x")) is Failure.THROTTLED
     assert reconnect.failure_kind(errors.AuthenticationFailed("x")) is Failure.REFUSED
     assert reconnect.failure_kind(errors.TlsRequired("x")) is Failure.REFUSED
-    assert reconnect.failure_kind(errors.CertificateError("x")) is Failure.OTHER
+    assert reconnect.failure_kind(errors.CertificateError("x")) is Failure.REFUSED
+    assert reconnect.failure_kind(errors.SettingsRefused("x")) is Failure.REFUSED
     assert reconnect.failure_kind(errors.ProtocolError("x")) is Failure.OTHER
     assert reconnect.failure_kind(RuntimeError("bug")) is Failure.OTHER
+
+
+def _subclasses(cls: type[errors.MailError]) -> list[type[errors.MailError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]
+
+
+def test_every_failure_kind_follows_the_failure_table() -> None:
+    for cls in _subclasses(errors.MailError):
+        exc = cls.__new__(cls)  # some take other arguments; the class is what counts
+        rule = failures.rule_for_error(exc)
+        kind = reconnect.failure_kind(exc)
+        if rule.slow_down:
+            assert kind is Failure.THROTTLED, cls
+        elif rule.verdict is Verdict.RETRY:
+            assert kind is Failure.OUTAGE, cls
+        elif rule.verdict is Verdict.ACCOUNT:
+            assert kind is Failure.REFUSED, cls
+        else:
+            assert kind is Failure.OTHER, cls
 
 
 def test_healthy_means_a_recent_completed_sync() -> None:

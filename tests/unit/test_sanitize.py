@@ -174,3 +174,102 @@ def test_malformed_messages_are_shown_not_raised(raw: bytes) -> None:
     readable = read_message(raw)
     html = document(text_html=text_to_html(readable.text))
     assert html.startswith("<!doctype html>")
+
+
+# --- holes found with the hostile corpus (tests/unit/test_sanitize_corpus.py) -------
+
+
+@pytest.mark.parametrize(
+    "css",
+    [
+        "background:url(https://t.test/open.png",  # CSS Syntax: end of input closes url(
+        "background:url('https://t.test/open-string.png",
+        "background-image:image-set('https://t.test/set.png' 1x)",
+        "background-image:-webkit-image-set(\"//t.test/wset.png\" 2x)",
+        "background:src('https://t.test/src.png')",
+        "background:image('https://t.test/image.png')",
+        "--x:'https://t.test/var.png';background:image-set(var(--x) 1x)",
+        "background:u/**/rl(https://t.test/comment.png)",
+    ],
+)
+def test_css_loads_nothing_however_the_address_is_given(css: str) -> None:
+    safe = sanitize_html(f'<p style="{css}">x</p><style>p {{ {css} }}</style>',
+                         images={}, proxy=None)
+    for text in (safe.body, safe.css):
+        assert not re.search(r"url\(|image-set|\bsrc\(|\bimage\(|//", text), text
+
+
+def test_css_comments_cannot_hide_words() -> None:
+    out = clean("<p style=\"width:expr/**/ession(alert(1))\">x</p>"
+                "<style>@im/**/port 'https://t.test/i.css'; p{color:gre/**/en}</style>")
+    assert "expression" not in out and "@import" not in out and "t.test" not in out
+    assert "color:green" in out
+
+
+def test_links_are_http_or_mailto_only() -> None:
+    out = clean('<a href="cid:logo@x">a</a><a href="data:text/html,x">b</a>'
+                '<a href="h\ntt\tps://ok.test/">c</a><a href="mailto:a@ok.test">d</a>')
+    assert "cid:" not in out and "data:" not in out
+    assert out.count("href=") == 2
+
+
+def test_only_the_messages_own_images_are_data_uris() -> None:
+    out = clean('<img src="data:image/png;base64,BBBB"><img src="cid:logo@x">'
+                '<p style="background:url(data:image/svg+xml,x)">x</p>')
+    assert "bbbb" not in out and "svg" not in out
+    assert out.count("data:image/png;base64,aaaa") == 1
+
+
+NEWSLETTER = """<html><head><style type="text/css"><!--
+body { margin:0 } .btn { padding: 10px 18px; font: 15px/1.4 Helvetica, Arial, sans-serif }
+@media only screen and (max-width: 600px) { .col { width: 100% !important } }
+--></style></head><body>
+<!--[if mso]><table><tr><td><![endif]-->
+<table width="600" cellpadding="0" cellspacing="0" align="center" bgcolor="#ffffff"
+ style="border-collapse:collapse;max-width:600px">
+<tr><td class="col" style="padding:16px 24px;color:#333333;font-family:Georgia,serif">
+<img src="cid:logo@x" width="120" alt="Logo" style="display:block;border:0">
+<h1 style="margin:0 0 8px;font-size:22px">Spring offers</h1>
+<p>Read <a href="https://news.example.test/a?id=1&amp;u=2" style="color:#0a66c2">more</a>.</p>
+<td background="https://news.example.test/bg.png" style="background:#0a66c2 url(https://news.example.test/bg.png)">
+<a class="btn" href="https://news.example.test/buy">Buy</a></td></tr></table></body></html>"""
+
+
+def test_newsletters_keep_their_layout() -> None:
+    safe = sanitize_html(NEWSLETTER, images={"logo@x": "data:image/png;base64,AAAA"},
+                         proxy=None)
+    body = safe.body
+    assert '<table width="600" cellpadding="0" cellspacing="0" align="center" bgcolor="#ffffff"' \
+        in body
+    assert 'style="padding:16px 24px;color:#333333;font-family:Georgia,serif"' in body
+    assert 'src="data:image/png;base64,AAAA" width="120" alt="Logo"' in body
+    assert ('<a href="https://news.example.test/a?id=1&amp;u=2" style="color:#0a66c2" '
+            'target="_blank" rel="noopener noreferrer">more</a>') in body
+    assert 'style="background:#0a66c2 none"' in body  # the remote image waits for the user
+    assert safe.blocked == 2
+    # The <style> block, its CSS whole: comment marks gone, not the first rule with them.
+    assert safe.css.split() == (
+        "body { margin:0 } .btn { padding: 10px 18px; font: 15px/1.4 Helvetica, Arial, "
+        "sans-serif } @media only screen and (max-width: 600px) { .col { width: 100% "
+        "!important } }"
+    ).split()
+
+
+def test_the_frame_document_turns_link_dns_prefetch_off() -> None:
+    assert '<meta http-equiv="x-dns-prefetch-control" content="off">' in document(
+        sanitize_html("<p>x</p>", images={}, proxy=None)
+    )
+
+
+def test_css_urls_never_shown_are_dropped_not_counted() -> None:
+    safe = sanitize_html(
+        '<p style="filter:url(https://t.test/f.svg#f) blur(1px);color:red">x</p>'
+        '<p style="-webkit-mask-image:url(https://t.test/m.png);shape-outside:url(x.png)">x</p>'
+        "<style>.a{-webkit-clip-path:url(https://t.test/c.svg#c)} .fill:hover{color:blue}"
+        " .b{filter:blur(2px);marker-end:url(#m)}</style>",
+        images={},
+        proxy=proxy,
+    )
+    assert "t.test" not in safe.body + safe.css and safe.blocked == 0
+    assert 'style="filter:none;color:red"' in safe.body
+    assert ".fill:hover{color:blue}" in safe.css and "filter:blur(2px)" in safe.css

@@ -49,8 +49,13 @@ def connection_error_message(code: str, *, protocol: str, host: str, detail: str
         "network_error": _("The connection to %(server)s was interrupted."),
         "throttled": _("The server %(server)s asked Posta to slow down; it will try again later."),
         "secret_unreadable": _("The stored password can no longer be read; enter it again."),
-        "oauth2_pending": _(
-            "OAuth2 sign-in is not available yet: choose Password as the authentication method."
+        "oauth2_signin_required": _(
+            "The sign-in of this account has expired or was withdrawn (a revoked permission "
+            "or a changed password): sign in again."
+        ),
+        "oauth2_refused": _(
+            "The sign-in provider refused Posta's request: an administrator should check "
+            "the client ID, the client secret and the redirect URI."
         ),
     }
     template = messages.get(code, _("The connection to %(server)s failed."))

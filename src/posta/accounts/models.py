@@ -217,3 +217,10 @@ class Folder(models.Model):
         if not self.delimiter:
             return self.display_name
         return self.display_name.rsplit(self.delimiter, 1)[-1]
+
+
+# The sign-in models live in their own module; imported here so Django loads them
+# with the app.
+from posta.accounts.oauth_models import OAuthProvider, OAuthToken  # noqa: E402
+
+__all__ = ["Account", "CompanySettings", "Folder", "MailServer", "OAuthProvider", "OAuthToken"]

@@ -55,7 +55,11 @@ PRESETS: dict[str, Preset] = {
                     "Since 30 May 2022 Google accepts only an app password here: turn on "
                     "two-step verification, then create an app password for Posta."
                 ),
-                _("OAuth2 sign-in is available for Google Workspace accounts only."),
+                _(
+                    "OAuth2 for Google needs Google Workspace configuration by the "
+                    "administrator, and does not work for free Gmail accounts without an "
+                    "app registration."
+                ),
             ),
         ),
         Preset(

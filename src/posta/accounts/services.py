@@ -17,7 +17,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.errors import connection_error_message
-from posta.accounts.models import Account, Folder, MailServer
+from posta.accounts.models import Account, Folder, MailServer, OAuthToken
+from posta.accounts.oauth import (
+    TokenGrant,
+    do_store_tokens,
+    provider_kind_for,
+)
 from posta.accounts.presets import CUSTOM, PRESETS, Preset
 from posta.core.crypto import seal
 from posta.core.errors import PostaError, not_found
@@ -142,11 +147,19 @@ def register_connection_probe(probe: Callable[..., ProbeResultLike]) -> None:
     _connection_probe[:] = [probe]
 
 
-def _run_probe(account: Account, password: str, smtp_password: str) -> ProbeResultLike:
+def _run_probe(
+    account: Account, password: str | None, smtp_password: str | None
+) -> ProbeResultLike:
     if not _connection_probe:
         raise RuntimeError("no connection probe registered (is posta.remote installed?)")
     probe = _connection_probe[0]
     return probe(account, password=password, smtp_password=smtp_password or password)
+
+
+def run_connection_probe(account: Account, password: str, smtp_password: str) -> ProbeResultLike:
+    """The account form's connection test, for other services of this app (the
+    wizard's tries): `account` need not be saved."""
+    return _run_probe(account, password, smtp_password)
 
 
 def _probe_messages(account: Account, result: ProbeResultLike) -> dict[str, str]:
@@ -173,12 +186,17 @@ def check_save_account(
     save_anyway: bool = False,
     current_password: str = "",
     current_smtp_password: str = "",
+    oauth_grant: TokenGrant | None = None,
 ) -> SaveOutcome:
     """Test the account against its servers, then save it unless the test failed.
 
     `password`/`smtp_password` of None keep the stored ones (the form leaves them
     empty on edit). A failed test saves only with `save_anyway`; the account then
     shows the error until a sync succeeds.
+
+    An OAuth2 account logs in with `oauth_grant`, the tokens of a sign-in just
+    finished (stored with the account), or else with its stored tokens; its user
+    name is the one the provider named, when it named one.
     """
     if shared_sender and not user.is_administrator:
         raise PostaError(
@@ -187,16 +205,24 @@ def check_save_account(
             status=403,
             field="is_shared_sender",
         )
-    if account.auth_method == Account.AuthMethod.OAUTH2:
-        raise PostaError(
-            "oauth2_pending",
-            _("OAuth2 sign-in is not available yet: choose Password and use an app password."),
-            field="auth_method",
-        )
+    oauth = account.auth_method == Account.AuthMethod.OAUTH2
+    if oauth:
+        if oauth_grant is None and not OAuthToken.objects.filter(account_id=account.pk).exists():
+            raise PostaError(
+                "oauth2_signin_needed", _("Sign in with the provider first."), field="auth_method"
+            )
+        if oauth_grant is not None and oauth_grant.username:
+            account.username = oauth_grant.username
+        password = smtp_password = None
     apply_account_type(account)
     _fill_defaults(account)
-    imap_password = password if password is not None else current_password
-    smtp_pw = smtp_password if smtp_password is not None else current_smtp_password
+    imap_password: str | None
+    if oauth:
+        imap_password = oauth_grant.access_token if oauth_grant is not None else None
+        smtp_pw: str | None = imap_password
+    else:
+        imap_password = password if password is not None else current_password
+        smtp_pw = smtp_password if smtp_password is not None else current_smtp_password
     result = _run_probe(account, imap_password, smtp_pw)
     by_protocol = _probe_messages(account, result)
     errors = list(by_protocol.values())
@@ -220,6 +246,8 @@ def check_save_account(
         account.user = user
         account.is_main = wants_main or (account.pk is not None and account.is_main)
         account.save()
+        if oauth_grant is not None:
+            do_store_tokens(account, provider_kind_for(account), oauth_grant)
         if result.imap is None:
             do_apply_folder_list(account, result.folders, result.roles)
     return SaveOutcome(account=account, saved=True, errors=errors, errors_by_protocol=by_protocol)

@@ -32,6 +32,12 @@ says so and the next run appends again.
 
 When the message is sent (posta.delivery.followups, step "draft_cleanup") or the
 draft cancelled, every copy is removed.
+
+A revision the server refuses for good (a PERMANENT verdict of
+posta.mailproto.failures: a NO to the APPEND, the folder gone) is not retried by
+the sweep: the row records `error_code` DRAFT_REFUSED with the server's words,
+which the editor shows, and the next save tries again (and clears it once a copy
+is stored). Failures that may pass (the server unreachable, busy) are retried.
 """
 
 from __future__ import annotations
@@ -50,11 +56,13 @@ from posta.delivery.compose import composition_for, sender_mailbox
 from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import (
     DRAFT_ID_HEADER,
+    DRAFT_REFUSED,
     DRAFT_REVISION_HEADER,
     account_blocked,
     new_draft_key,
 )
 from posta.mailproto import errors
+from posta.mailproto.failures import Verdict, verdict_for_error
 from posta.mailproto.imap.session import Session
 from posta.mailproto.mime import compose
 from posta.remote.copies import find_header, remove_copies
@@ -210,6 +218,17 @@ def _store(outgoing_id: int, pool: Connections) -> bool:
         return False
     if account_blocked(row.account):
         return False  # the sweep tries again once the account works
+    try:
+        return _replace_copy(row, folder, pool)
+    except errors.MailError as exc:
+        if verdict_for_error(exc) is not Verdict.PERMANENT:
+            raise  # logged by store_draft; the sweep tries again
+        _refused(row, row.draft_revision, exc)
+        return False
+
+
+def _replace_copy(row: OutgoingMessage, folder: Folder, pool: Connections) -> bool:
+    """The server side of `store_draft` for a draft: append, remove, record."""
     key = _ensure_key(row)
     revision = row.draft_revision
     session = pool.get(row.account)
@@ -255,10 +274,26 @@ def _remove_remembered(
 
 
 def _record(row: OutgoingMessage, folder: Folder, uid: int, revision: int) -> None:
-    """Remember the copy, unless a newer one was recorded meanwhile."""
+    """Remember the copy, unless a newer one was recorded meanwhile; a refusal of
+    an earlier revision no longer stands."""
     newer = Q(draft_folder=folder, draft_uid__gt=uid)
     OutgoingMessage.objects.filter(pk=row.pk).exclude(newer).update(
         draft_folder=folder, draft_uid=uid, draft_saved_revision=revision
+    )
+    OutgoingMessage.objects.filter(pk=row.pk, error_code=DRAFT_REFUSED).update(
+        error_code="", error_detail=""
+    )
+
+
+def _refused(row: OutgoingMessage, revision: int, exc: errors.MailError) -> None:
+    """The server refused this revision for good (posta.mailproto.failures): the
+    sweep stops asking (the revision counts as done, the copy on the server stays
+    what it was) and the draft says why. The next save tries again."""
+    log.warning("draft %s: the server refused revision %s: %s", row.pk, revision, exc)
+    OutgoingMessage.objects.filter(
+        pk=row.pk, state=State.DRAFT, draft_revision=revision
+    ).update(
+        draft_saved_revision=revision, error_code=DRAFT_REFUSED, error_detail=exc.detail[:500]
     )
 
 

@@ -52,8 +52,8 @@ from posta.mailproto.common import reply_text
 from posta.mailproto.failures import SEND_RETRY_FOR, Verdict, verdict_for_error, verdict_for_reply
 from posta.mailproto.mime import compose
 from posta.mailproto.smtp.client import close_quietly as smtp_close
-from posta.mailproto.smtp.client import connect, smtp_errors
-from posta.remote.connect import close, open_imap, smtp_settings
+from posta.mailproto.smtp.client import smtp_errors
+from posta.remote.connect import close, open_imap, open_smtp
 from posta.remote.copies import find_message_id, folder_with_role
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,7 @@ def _failure(code: int, message: bytes | str, *, what: str) -> SmtpOutcome:
 
 def _smtp_send(row: OutgoingMessage, token: str, raw: bytes, *, utf8: bool) -> SmtpOutcome:
     try:
-        config = smtp_settings(row.account)
-        smtp = connect(config)
+        smtp, config = open_smtp(row.account)
     except errors.MailError as exc:
         return SmtpOutcome(
             accepted=False, verdict=verdict_for_error(exc), error_code=exc.code,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.core.files.base import ContentFile
@@ -30,7 +32,7 @@ def key_for(data: bytes) -> str:
 def put(data: bytes) -> str:
     """Store `data` (if not stored yet) and return its key. Idempotent."""
     key = key_for(data)
-    if default_storage.exists(key):
+    if default_storage.exists(key) and _touch(key):
         return key
     saved = default_storage.save(key, ContentFile(data))
     if saved != key:
@@ -69,9 +71,9 @@ def _write_once(path: Path, data: bytes) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        if path.stat().st_size == len(data):
+        if path.stat().st_size == len(data) and _touch_path(path):
             return
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 
@@ -85,3 +87,61 @@ def get(key: str) -> bytes:
 
 def exists(key: str) -> bool:
     return bool(key) and default_storage.exists(key)
+
+
+def _touch_path(path: Path) -> bool:
+    """Mark a blob just reused (its mtime), so a concurrent letting go keeps it
+    (`remove_unless_fresh`); False when it vanished meanwhile: write it again."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _touch(key: str) -> bool:
+    if isinstance(default_storage, FileSystemStorage):
+        return _touch_path(Path(default_storage.path(key)))
+    return True  # other storages: the object's own modification time is all there is
+
+
+def remove_unless_fresh(key: str, fresh_since: datetime) -> bool:
+    """Remove the blob unless it was written or reused at or after `fresh_since`
+    (a writer storing a new copy of the same bytes may not have committed the row
+    naming it yet); True when it is gone.
+
+    On the filesystem the file is first renamed aside, atomically, and its mtime
+    read there: a writer reusing it before the rename left a fresh mtime (the file
+    is put back), and one coming after it finds no file and writes it anew."""
+    if not key:
+        return True
+    if not isinstance(default_storage, FileSystemStorage):
+        if not default_storage.exists(key):
+            return True
+        if default_storage.get_modified_time(key) >= fresh_since:
+            return False
+        default_storage.delete(key)
+        return True
+    path = Path(default_storage.path(key))
+    aside = path.with_name(f"{path.name}.gone-{secrets.token_hex(4)}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True
+    try:
+        if datetime.fromtimestamp(aside.stat().st_mtime, tz=UTC) < fresh_since:
+            return True
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # a writer wrote it again meanwhile: the same bytes
+        return False
+    finally:
+        aside.unlink()
+
+
+def delete(key: str) -> None:
+    """Remove the blob stored under `key` (nothing if there is none). Only
+    posta.mail.keepers calls it, once no row stores the key any more."""
+    if key and default_storage.exists(key):
+        default_storage.delete(key)

@@ -19,6 +19,11 @@ preparing each object than SQLite spends storing it):
    any: after a UIDVALIDITY change or during a move), with the actions waiting on
    copies of an older numbering (`StaleCopies`, the sync's re-pairing), else
 5. INSERT the locations (executemany, ON CONFLICT DO NOTHING on (folder, uid)).
+   A copy that joins a message stored before it (another folder, another account,
+   another copy in the batch) is marked `content_pending`: the identity's fields
+   agree, but whether the content does is known only once its body is downloaded
+   (posta.mail.copies). A Gmail label of the same X-GM-MSGID is the same message
+   and is not marked.
 
 The caller runs all of it in the batch's transaction (posta.mail.ingest).
 """
@@ -139,6 +144,7 @@ _LOCATION_COLUMNS = (
     "user_id",
     "role",
     "date",
+    "content_pending",
 )
 
 
@@ -195,10 +201,20 @@ def flag_values(flags: Iterable[str]) -> dict[str, object]:
 
 
 def _ids_of(user_id: int, identities: list[str]) -> dict[str, int]:
-    rows = rawsql.select_in(
-        Message, ("identity", "id"), user_id=user_id, column="identity", values=identities
+    return {identity: pk for identity, pk, _gm in _known_of(user_id, identities)}
+
+
+def _known_of(user_id: int, identities: list[str]) -> list[tuple[str, int, int | None]]:
+    """(identity, id, X-GM-MSGID) of the user's messages of these identities."""
+    return list(
+        rawsql.select_in(
+            Message,
+            ("identity", "id", "gm_msgid"),
+            user_id=user_id,
+            column="identity",
+            values=identities,
+        )
     )
-    return {identity: pk for identity, pk in rows}
 
 
 class _AddressJson:
@@ -258,11 +274,17 @@ def write_batch(
     for item in parsed:
         item.when = adapt.when(item.date)
     user_id = index.user_id
-    ids = _ids_of(user_id, list({p.identity for p in parsed}))
+    known = _known_of(user_id, list({p.identity for p in parsed}))
+    ids = {identity: pk for identity, pk, _gm in known}
+    # The X-GM-MSGID of the copy each identity's Message was made from.
+    made_from: dict[str, int | None] = {identity: gm for identity, _pk, gm in known}
     new: dict[str, ParsedCopy] = {}
     for item in parsed:
         if item.identity not in ids and item.identity not in new:
             new[item.identity] = item
+    makers = {id(item) for item in new.values()}
+    for item in new.values():
+        made_from[item.identity] = item.record.gm_msgid
     created: list[int] = []
     if new:
         written = _insert_messages(user_id, list(new.values()), index, adapt)
@@ -312,6 +334,7 @@ def write_batch(
                 user_id,
                 folder.role,
                 item.when,
+                id(item) not in makers and not _same_gmail_message(item, made_from),
             )
         )
     if adopted and stale is not None:
@@ -323,6 +346,13 @@ def write_batch(
         rawsql.insert_sql(Location, _LOCATION_COLUMNS, ignore_conflicts=True), rows
     )
     return Stored(copies=len(rows) + len(adopted), new_message_ids=created)
+
+
+def _same_gmail_message(item: ParsedCopy, made_from: dict[str, int | None]) -> bool:
+    """Gmail names one message by one X-GM-MSGID in every label: a further copy
+    of it needs no comparison of contents."""
+    gm_msgid = item.record.gm_msgid
+    return gm_msgid is not None and made_from.get(item.identity) == gm_msgid
 
 
 def _insert_messages(

@@ -12,7 +12,12 @@ module only normalizes what the database keys on:
   dates before 1970 are real (RFC 5322 §A.1 dates its examples 1969);
 - a message's identity (DESIGN §5: Message-ID plus a few fields, since some
   servers reuse Message-IDs): the key that makes every copy of one message, in
-  any folder of any account of the user, one Message row.
+  any folder of any account of the user, one Message row;
+- a copy's content hash (its body and its header fields but the trace and
+  delivery ones), which tells, once a copy's body is known, a true copy (Sent and
+  INBOX, a Gmail label, the same bytes delivered along another route) from a
+  different message that happens to share the identity's fields; and the
+  identity such a different message is stored under (posta.mail.copies).
 
 Nothing here raises on malformed input.
 """
@@ -20,6 +25,7 @@ Nothing here raises on malformed input.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 
 from posta.mailproto.mime import headers
@@ -101,6 +107,18 @@ def identity(env: Envelope, size: int) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()
 
 
+def whole_subject(raw: bytes) -> str | None:
+    """The Subject of the message's whole header block when that block has
+    obsolete syntax (RFC 5322 §4.5: a folded line that does not start with white
+    space), else None. A server's HEADER.FIELDS answer (what the sync lists
+    from) may cut such a field where the whole block read by the one MIME reader
+    does not: once the body is known, the list shows what the reader shows."""
+    block = header_block(raw)
+    if not headers.has_obsolete_lines(block):
+        return None
+    return parse_envelope(block).subject
+
+
 def header_block(raw: bytes) -> bytes:
     """The header block of raw message bytes (up to the first empty line)."""
     end = raw.find(b"\r\n\r\n")
@@ -108,3 +126,59 @@ def header_block(raw: bytes) -> bytes:
         return raw[: end + 4]
     end = raw.find(b"\n\n")
     return raw if end < 0 else raw[: end + 2]
+
+
+# Fields that the route a message took adds or changes, not its author: trace
+# fields (RFC 5322 §3.6.7, RFC 5321 §4.4), delivery fields (RFC 9228
+# Delivered-To, X-Original-To, Envelope-To), the receiving side's verdicts
+# (RFC 8601 Authentication-Results, RFC 7208 Received-SPF, RFC 8617 ARC,
+# spam and virus scanners), the mailbox store's own (mbox Status, Content-Length,
+# Lines) and Bcc, which only the sender's copy keeps (RFC 5322 §3.6.3).
+_TRACE_FIELDS = frozenset(
+    {
+        "received", "return-path", "delivered-to", "x-original-to", "x-delivered-to",
+        "envelope-to", "x-envelope-to", "x-envelope-from", "x-received",
+        "authentication-results", "received-spf", "dkim-signature",
+        "x-google-dkim-signature", "domainkey-signature", "status", "x-status",
+        "x-keywords", "x-uid", "content-length", "lines", "bcc", "x-rcpt-to",
+        "x-original-arrival-time", "x-forwarded-to", "x-forwarded-for",
+        "x-gm-message-state", "x-google-smtp-source", "x-mozilla-status",
+        "x-mozilla-status2", "x-mozilla-keys", "x-virus-scanned", "x-originating-ip",
+    }
+)  # fmt: skip
+_TRACE_PREFIXES = ("arc-", "x-spam", "x-ms-exchange-", "x-microsoft-antispam", "x-ham-")
+_HEADER_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.MULTILINE)
+_WHITE = re.compile(rb"[ \t\r\n]+")
+
+
+def _is_trace(name: str) -> bool:
+    return name in _TRACE_FIELDS or name.startswith(_TRACE_PREFIXES)
+
+
+def content_hash(raw: bytes) -> str:
+    """A hash of what the author of `raw` wrote: the body and every header field
+    but the trace and delivery ones, so two copies of one message hash alike
+    whatever route brought each, and two different messages do not.
+
+    Field order and folding are not content (a relay may refold), nor are line
+    endings (a server may store LF and serve CRLF): fields are compared unfolded,
+    white space collapsed, sorted; the body with LF line ends.
+    """
+    block = header_block(raw)
+    body = raw[len(block) :].replace(b"\r\n", b"\n")
+    fields = []
+    for name, value in _HEADER_FIELD.findall(headers.repair_header_block(block)):
+        lower = name.decode("ascii").lower()
+        if not _is_trace(lower):
+            fields.append(lower.encode() + b":" + _WHITE.sub(b" ", value).strip())
+    fields.sort()
+    digest = hashlib.sha256(b"\n".join(fields))
+    digest.update(b"\n\n")
+    digest.update(body.rstrip(b"\n"))
+    return digest.hexdigest()
+
+
+def content_identity(base: str, content: str) -> str:
+    """The identity of a message that shares the identity `base` with another but
+    whose content (content_hash) differs: each such message has a row of its own."""
+    return hashlib.sha256(f"content\x1f{base}\x1f{content}".encode()).hexdigest()

@@ -10,6 +10,9 @@ Four paths store messages, and all of them come through here:
     "appended"  the user saved it into a folder from Posta         do_store_appended,
                 (APPEND, RFC 3501 §6.3.11), once the server has   do_settle_appended
                 the copy
+    "sync"      a copy whose downloaded content proves it a       check_copy_contents
+                different message from the one its identity
+                named (posta.mail.copies)
 
 Each registers, with `transaction.on_commit`, one
 `posta.mail.signals.messages_stored` per stored batch naming the Message rows it
@@ -38,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from posta.accounts.models import Folder
-from posta.mail import signals
+from posta.mail import autolink_queue, blobs, copies, signals
 from posta.mail.bulk_store import (
     ParsedCopy,
     ServerCopy,
@@ -48,22 +51,32 @@ from posta.mail.bulk_store import (
     parse_records,
     write_batch,
 )
-from posta.mail.identity import header_block, identity, parse_envelope
+from posta.mail.envelope_rows import message_from_raw
+from posta.mail.identity import (
+    content_hash,
+    content_identity,
+    header_block,
+    identity,
+    parse_envelope,
+)
 from posta.mail.models import Location, Message, RemoteAction
 from posta.mail.threads import ThreadIndex, assign_threads
 
-Source = Literal["sync", "idle", "sent", "appended"]
-SOURCES: tuple[Source, ...] = ("sync", "idle", "sent", "appended")
+Source = Literal["sync", "idle", "sent", "appended", "imported"]
+SOURCES: tuple[Source, ...] = ("sync", "idle", "sent", "appended", "imported")
 
 __all__ = [
     "SOURCES",
+    "Checked",
     "ParsedCopy",
     "ServerCopy",
     "StaleCopies",
     "Source",
     "StoreRaced",
     "Stored",
+    "check_copy_contents",
     "do_settle_appended",
+    "do_store_imported",
     "do_store_appended",
     "do_store_sent",
     "parse_copies",
@@ -71,6 +84,7 @@ __all__ = [
 ]
 
 parse_copies = parse_records  # the CPU part of a batch, before its transaction opens
+Checked = copies.Checked
 
 
 def _announce(
@@ -78,6 +92,9 @@ def _announce(
 ) -> None:
     if not message_ids:
         return
+    # In the storing transaction: the batch and its row for CRM linking commit
+    # together (posta.mail.autolink_queue); the worker is woken after the commit.
+    autolink_queue.do_record_batch(user_id, message_ids)
     signals.notify_after_commit(
         signals.messages_stored,
         sender=Message,
@@ -117,6 +134,17 @@ def store_copies(
     return stored
 
 
+def check_copy_contents(*, user_id: int, downloaded: Sequence[tuple[int, bytes]]) -> Checked:
+    """Compare copies marked `content_pending` (location id, raw bytes) with their
+    messages, splitting off those whose content differs (posta.mail.copies), and
+    announce the messages split off: to the user they are new mail."""
+
+    def announce(folder_id: int, message_id: int) -> None:
+        _announce(user_id=user_id, message_ids=[message_id], folder_id=folder_id, source="sync")
+
+    return copies.do_check_copies(downloaded, on_created=announce)
+
+
 # --- mail sent from Posta ---------------------------------------------------------
 
 
@@ -129,22 +157,8 @@ def do_store_sent(*, user_id: int, raw: bytes, blob_key: str, now: datetime) -> 
     key = identity(env, len(raw))
     if Message.objects.filter(user_id=user_id, identity=key).exists():
         return None
-    sender = env.from_[0] if env.from_ else ("", "")
-    message = Message(
-        user_id=user_id,
-        identity=key,
-        message_id=env.message_id,
-        subject=env.subject,
-        from_name=sender[0][:500],
-        from_email=sender[1][:500],
-        to=[list(a) for a in env.to],
-        cc=[list(a) for a in env.cc],
-        date=env.date or now,
-        in_reply_to=env.in_reply_to,
-        references=env.references,
-        size=len(raw),
-        blob_key=blob_key,
-        body_state=Message.BodyState.STORED,
+    message = message_from_raw(
+        raw, user_id=user_id, identity=key, blob_key=blob_key, date=now, env=env
     )
     assign_threads(user_id, [message])
     message.save()
@@ -212,8 +226,25 @@ def do_settle_appended(provisional: Message, raw: bytes, *, folder_id: int | Non
             .exclude(pk=provisional.pk)
             .first()
         )
+        same: bool | None = True
         if twin is not None:
-            Location.objects.filter(message=provisional).update(message=twin)
+            # The bytes are known: a different message that shares the identity's
+            # fields gets a Message of its own (posta.mail.copies).
+            same = copies.same_content(twin, raw)
+            if same is False:
+                real = content_identity(real, content_hash(raw))
+                twin = (
+                    Message.objects.filter(user_id=provisional.user_id, identity=real)
+                    .exclude(pk=provisional.pk)
+                    .first()
+                )
+                same = True
+        if twin is not None:
+            # Not comparable yet (the twin's body is still to come): the copies
+            # are compared once it is (posta.sync.bodies).
+            Location.objects.filter(message=provisional).update(
+                message=twin, content_pending=same is None
+            )
             RemoteAction.objects.filter(message=provisional).update(message=twin)
             provisional.delete()
         elif not Location.objects.filter(message=provisional).exists():
@@ -229,3 +260,25 @@ def do_settle_appended(provisional: Message, raw: bytes, *, folder_id: int | Non
                     folder_id=folder_id,
                     source="appended",
                 )
+
+
+# --- mail brought in from outside -------------------------------------------------
+
+
+def do_store_imported(*, user_id: int, raw: bytes) -> tuple[Message, bool]:
+    """Store a message brought in as a file (posta.mail.imports), with no location;
+    returns it and whether it is new. A new one is announced (source "imported",
+    no folder) once the caller's transaction commits; one the user's store holds
+    already (by identity) is returned as it is."""
+    env = parse_envelope(header_block(raw))
+    key = identity(env, len(raw))
+    known = Message.objects.filter(user_id=user_id, identity=key).first()
+    if known is not None:
+        return known, False
+    message = message_from_raw(
+        raw, user_id=user_id, identity=key, blob_key=blobs.put(raw), date=timezone.now(), env=env
+    )
+    assign_threads(user_id, [message])
+    message.save()
+    _announce(user_id=user_id, message_ids=[message.pk], folder_id=None, source="imported")
+    return message, True

@@ -36,8 +36,11 @@ from django.utils.translation import gettext_lazy as _
 
 from posta.accounts.models import Account, Folder
 
-# The outbox tables have a module of their own; importing them here is how Django
-# finds them in the mail app (and how the rest of the code may name them).
+# The outbox and auto-linking tables have modules of their own; importing them
+# here is how Django finds them in the mail app (and how the rest of the code may
+# name them).
+from posta.mail.autolink_models import LinkBatch as LinkBatch
+from posta.mail.autolink_models import RecordLinkJob as RecordLinkJob
 from posta.mail.outbox_models import OutgoingAttachment as OutgoingAttachment
 from posta.mail.outbox_models import OutgoingMessage as OutgoingMessage
 
@@ -118,6 +121,9 @@ class Message(models.Model):
     defects = models.JSONField(default=list)  # names of email.errors defects found
     gm_thrid = models.BigIntegerField(null=True, blank=True)
     gm_msgid = models.BigIntegerField(null=True, blank=True)
+    # When the periodic sweep first found the message in no mailbox
+    # (posta.mail.keepers); cleared when it has a copy again.
+    orphan_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -164,6 +170,10 @@ class Location(models.Model):
     deleted = models.BooleanField(default=False)
     keywords = models.JSONField(default=list)  # other flags, e.g. $Forwarded, $Junk
     modseq = models.BigIntegerField(null=True, blank=True)
+    # The copy joined a Message that was already stored (same identity) and its
+    # content has not been compared with that message's yet: once its body is
+    # downloaded, posta.mail.copies keeps it or splits it into a message of its own.
+    content_pending = models.BooleanField(default=False)
     # Copies for the list screens (see the module docstring).
     # No index of its own either: (user, role, -date, -id) starts with it.
     user = models.ForeignKey(
@@ -189,6 +199,10 @@ class Location(models.Model):
             ),
             models.Index(
                 fields=["folder"], name="loc_folder_unread", condition=Q(seen=False)
+            ),
+            # The copies whose content is still to be compared (posta.sync.bodies).
+            models.Index(
+                fields=["folder"], name="loc_content_pending", condition=Q(content_pending=True)
             ),
         ]
 
@@ -328,3 +342,15 @@ class RemoteContentSender(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+
+class BlobToDrop(models.Model):
+    """A blob no row stored any more when its last message was let go, but written
+    or reused too recently to remove then (a new copy of the same bytes may be on
+    its way: posta.mail.keepers); the sweep looks at it again later."""
+
+    key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -443,3 +443,13 @@ def quick_schedule_choices(
         choices.append((str(_("Monday morning")), monday))
     # Wall-clock times in the zone: re-attach so that DST changes are honoured.
     return [(label, when.replace(tzinfo=None).replace(tzinfo=tz)) for label, when in choices]
+
+
+def do_send_waiting_now(user: User, account: Account) -> int:
+    """The account works again (its user signed in again): the messages that were
+    waiting for its settings leave now rather than at their next slow retry.
+    Returns how many were released."""
+    waiting = OutgoingMessage.objects.filter(
+        user=user, account=account, state=OutgoingMessage.State.QUEUED
+    ).exclude(error_code="")
+    return sum(do_send_now(user, row) for row in waiting)

@@ -57,6 +57,8 @@ from posta.accounts.models import Account, Folder
 # and which save of it.
 DRAFT_ID_HEADER = "X-Posta-Draft-Id"
 DRAFT_REVISION_HEADER = "X-Posta-Draft-Revision"
+# error_code of a draft whose server copy the server refused for good.
+DRAFT_REFUSED = "draft_refused"
 # Account states in which nothing is sent from the account: the message waits.
 BLOCKED_ACCOUNT_STATES = ("paused", "error")
 
@@ -147,6 +149,10 @@ class OutgoingMessage(models.Model):
     draft_cleanup = models.CharField(max_length=10, choices=FollowUp.choices, default="none")
     follow_up_attempts = models.PositiveSmallIntegerField(default=0)
     follow_up_at = models.DateTimeField(null=True, blank=True)
+
+    # CRM records ("contact:12") the message is linked to once it is sent
+    # (compose's "Link to"; posta.mail.links).
+    crm_links = models.JSONField(default=list, blank=True)
 
     # The draft's copy on the server (Drafts folder), replaced at every autosave.
     draft_folder = models.ForeignKey(

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from posta.accounts.errors import connection_error_message
 from posta.accounts.models import Account
 from posta.mail.models import OutgoingMessage
-from posta.mail.outbox_models import account_blocked
+from posta.mail.outbox_models import DRAFT_REFUSED, account_blocked
 from posta.users.models import User
 
 # Error codes meaning the From account's settings must change (the ACCOUNT verdicts
@@ -17,7 +17,7 @@ ACCOUNT_ERRORS = frozenset(
     {
         "auth_failed", "tls_required", "certificate_invalid", "tls_failed",
         "starttls_missing", "capability_missing", "host_not_allowed",
-        "smtputf8_missing", "secret_unreadable",
+        "smtputf8_missing", "secret_unreadable", "oauth2_signin_required", "oauth2_refused",
     }
 )
 
@@ -63,6 +63,19 @@ def outgoing_error_message(outgoing: OutgoingMessage) -> str:
     if code in ACCOUNT_ERRORS:
         text = f"{text} {_('The message waits until the account settings are fixed.')}"
     return text
+
+
+def draft_error_message(outgoing: OutgoingMessage) -> str:
+    """Why the draft has no up-to-date copy on the server, in words, or ""."""
+    if outgoing.state != OutgoingMessage.State.DRAFT or outgoing.error_code != DRAFT_REFUSED:
+        return ""
+    return str(
+        _(
+            "The server refused to keep this draft in its Drafts folder (%(detail)s). "
+            "It is saved in Posta; the server is asked again when you change it."
+        )
+        % {"detail": outgoing.error_detail}
+    )
 
 
 def leads_to_settings(outgoing: OutgoingMessage) -> bool:

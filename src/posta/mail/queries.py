@@ -22,6 +22,7 @@ from django.utils.translation import pgettext_lazy
 
 from posta.accounts.models import Account, Folder
 from posta.core.errors import not_found
+from posta.mail import keepers
 from posta.mail.models import (
     Location,
     Message,
@@ -85,6 +86,7 @@ class Sidebar:
     accounts: list[AccountTree]
     inbox_unread: int
     failed_actions: int
+    shared_unread: int = 0  # filled by the web layer (posta.shares sits above mail)
 
 
 def sidebar(user: User) -> Sidebar:
@@ -196,9 +198,9 @@ class Scope:
 class Row:
     """One line of the message list: a copy, or a conversation in thread view."""
 
-    location: Location
+    location: Location  # unsaved, for a kept message of Imported (no copy)
     message: Message
-    account: Account
+    account: Account | None  # None: the Imported folder's, in no mailbox
     thread_count: int = 1
     participants: list[str] = field(default_factory=list)
     action_state: str = ""  # "pending" or "failed" when the user's change is open
@@ -207,7 +209,7 @@ class Row:
     @property
     def account_hue(self) -> int:
         """A colour for the account badge of unified lists, stable per account."""
-        return (self.account.pk * 67) % 360
+        return (self.account.pk * 67) % 360 if self.account else 0
 
     @property
     def is_outgoing(self) -> bool:
@@ -279,22 +281,46 @@ def _after(rows: QuerySet[Location], cursor: str) -> QuerySet[Location]:
 
 def message_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAGE_SIZE) -> Page:
     """One page of copies, newest first. In unified lists a message held by several
-    folders of the scope (Gmail labels, Flagged) is listed once."""
+    folders of the scope (Gmail labels, Flagged) is listed once across the pages:
+    a copy is left out when the message has a copy listed earlier on this page or
+    above the cursor (its copies may fall on either side of a page boundary), and
+    the page is filled up from further copies."""
     if scope.kind == "search":
         return search_page(user, scope.query, cursor=cursor, limit=limit)
-    rows = list(_rows(_after(_base(user, scope), cursor)).order_by("-date", "-id")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
+    base = _base(user, scope)
     seen: set[int] = set()
     out: list[Row] = []
-    for loc in rows:
-        if scope.unified and loc.message_id in seen:
-            continue
-        seen.add(loc.message_id)
-        out.append(Row(loc, loc.message, loc.folder.account))
+    position = cursor
+    next_cursor = ""
+    for _round in range(10):
+        want = limit - len(out)
+        rows = list(_rows(_after(base, position)).order_by("-date", "-id")[: want + 1])
+        shown = _shown_above(base, cursor, rows) if scope.unified and cursor else set()
+        for loc in rows[:want]:
+            position = encode_cursor(loc.date, loc.pk)
+            if scope.unified and (loc.message_id in seen or loc.message_id in shown):
+                continue
+            seen.add(loc.message_id)
+            out.append(Row(loc, loc.message, loc.folder.account))
+        next_cursor = position if len(rows) > want else ""
+        if not next_cursor or len(out) == limit:
+            break
     _attach_action_states(user, out)
-    next_cursor = encode_cursor(rows[-1].date, rows[-1].pk) if more and rows else ""
     return Page(out, next_cursor)
+
+
+def _shown_above(base: QuerySet[Location], cursor: str, rows: list[Location]) -> set[int]:
+    """The messages among `rows` with a copy in the scope at or above the cursor,
+    i.e. listed on an earlier page."""
+    decoded = decode_cursor(cursor)
+    if decoded is None or not rows:
+        return set()
+    date, pk = decoded
+    return set(
+        base.filter(Q(date__gt=date) | Q(date=date, id__gte=pk))
+        .filter(message_id__in={loc.message_id for loc in rows})
+        .values_list("message_id", flat=True)
+    )
 
 
 def thread_page(user: User, scope: Scope, *, cursor: str = "", limit: int = PAGE_SIZE) -> Page:
@@ -378,9 +404,11 @@ def _drop_shown_threads(
 
 def search_page(user: User, query: str, *, cursor: str = "", limit: int = PAGE_SIZE) -> Page:
     """Messages of every account whose sender, recipients, subject or snippet
-    contain every word of `query`, newest first (full-text body search comes later)."""
+    contain every word of `query`, newest first (full-text body search comes later);
+    with them the kept mail of the Imported folder (in no mailbox, shown without an
+    account), which "all mail" includes too."""
     words = query.split()[:8]
-    rows = Message.objects.filter(user=user, locations__isnull=False)
+    rows = Message.objects.filter(user=user)
     for word in words:
         rows = rows.filter(
             Q(from_name__icontains=word)
@@ -405,7 +433,16 @@ def search_page(user: User, query: str, *, cursor: str = "", limit: int = PAGE_S
         .order_by("id")
     ):
         first.setdefault(loc.message_id, loc)
-    out = [Row(first[m.pk], m, first[m.pk].folder.account) for m in messages if m.pk in first]
+    # A message in no mailbox is listed while a keeper of Imported needs it (the
+    # others are orphans the sweep lets go): the page may come out shorter.
+    kept = keepers.needed(user.pk, [m.pk for m in messages if m.pk not in first], shown_only=True)
+    out = [
+        Row(first[m.pk], m, first[m.pk].folder.account)
+        if m.pk in first
+        else Row(Location(message=m, user=user, seen=True, date=m.date), m, None)
+        for m in messages
+        if m.pk in first or m.pk in kept
+    ]
     _attach_action_states(user, out)
     next_cursor = encode_cursor(messages[-1].date, messages[-1].pk) if more else ""
     return Page(out, next_cursor)

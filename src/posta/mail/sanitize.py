@@ -14,9 +14,10 @@ Three jobs, in this order, each in one place:
    URLs dropped (they would point at Posta itself). Remote content — `img src`,
    `background`, CSS `url()` and `@import` — is rewritten *during* sanitizing, by
    the attribute filter: removed while blocked, or pointed at the image proxy once
-   the user allowed it. `cid:` images become `data:` URIs from the message's own
-   parts, so the sandboxed frame never has to ask the server for them. Nothing edits
-   the HTML after it is sanitized.
+   the user allowed it; CSS, in styles and `<style>` blocks, is cleaned by
+   posta.mail.mail_css. `cid:` images become `data:` URIs from the message's own
+   parts, so the sandboxed frame never has to ask the server for them; no other
+   `data:` URI passes. Nothing edits the HTML after it is sanitized.
 3. **Plain text** (`text_to_html`): escaped first, then http(s) links made clickable.
 
 The document this produces is served by the web layer inside an `<iframe sandbox>`
@@ -36,6 +37,7 @@ from datetime import datetime
 
 import nh3
 
+from posta.mail import mail_css
 from posta.mailproto.mime import parse
 from posta.mailproto.mime.headers import Address
 
@@ -192,10 +194,14 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "td": {"headers", "scope"},
     "th": {"headers", "scope"},
 }
-_URL_SCHEMES = {"http", "https", "mailto", "cid"}
-_CSS_URL = re.compile(r"url\s*\(\s*(['\"]?)(.*?)\1\s*\)", re.I | re.S)
-_CSS_IMPORT = re.compile(r"@import[^;]*;?", re.I)
-_CSS_DANGER = re.compile(r"expression\s*\(|behavior\s*:|-moz-binding|javascript:", re.I)
+# `data:` and `cid:` reach the attribute filter, which alone decides them: a link is
+# http(s) or mailto only; an image is one of the message's own or goes by the proxy.
+_URL_SCHEMES = {"http", "https", "mailto", "cid", "data"}
+_LINK_PREFIXES = ("http://", "https://", "mailto:")
+# WHATWG URL: a browser drops ASCII tab and newline anywhere in a URL and C0
+# controls and spaces around it, so the scheme is judged on what is left.
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_URL_EDGES = "".join(chr(c) for c in range(0x21))
 _STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style\s*>", re.I | re.S)
 
 
@@ -208,17 +214,24 @@ class SafeHtml:
     blocked: int  # remote items left out because remote content is not allowed
 
 
+def _url_text(value: str) -> str:
+    return _URL_IGNORED.sub("", value).strip(_URL_EDGES)
+
+
 class _Rewriter:
     """The attribute filter: every URL an attribute or a style carries, decided once."""
 
     def __init__(self, images: dict[str, str], proxy: Callable[[str], str] | None) -> None:
         self.images = images
+        self.ours = set(images.values())
         self.proxy = proxy
         self.blocked = 0
 
-    def remote(self, url: str) -> str | None:
-        url = url.strip()
+    def remote(self, value: str) -> str | None:
+        url = _url_text(value)
         lowered = url.lower()
+        if url in self.ours:  # already one of the message's own images (a second pass)
+            return url
         if lowered.startswith("cid:"):
             return self.images.get(url[4:].strip("<>").lower())
         if not lowered.startswith(("http://", "https://")):
@@ -229,26 +242,19 @@ class _Rewriter:
         return self.proxy(url)
 
     def css(self, text: str) -> str:
-        """CSS with no way out: no escapes (which could spell `url`), no `<`, no
-        @import, no legacy script hooks; url() only to cid images or the proxy."""
-        text = text.replace("\\", "").replace("<", "")
-        imports = len(_CSS_IMPORT.findall(text))
-        if imports:
-            self.blocked += imports
-            text = _CSS_IMPORT.sub("", text)
-        text = _CSS_DANGER.sub("invalid", text)
-
-        def repl(match: re.Match[str]) -> str:
-            target = self.remote(match.group(2))
-            return f'url("{target}")' if target and '"' not in target else "none"
-
-        return _CSS_URL.sub(repl, text)
+        """CSS that loads nothing but through `remote` and runs nothing
+        (posta.mail.mail_css)."""
+        cleaned, imports = mail_css.clean_css(text, rewrite=self.remote)
+        self.blocked += imports
+        return cleaned
 
     def __call__(self, element: str, attribute: str, value: str) -> str | None:
         if attribute == "style":
             return self.css(value)
         if (element == "img" and attribute == "src") or attribute == "background":
             return self.remote(value)
+        if attribute == "href":
+            return value if _url_text(value).lower().startswith(_LINK_PREFIXES) else None
         return value
 
 
@@ -318,6 +324,9 @@ def document(safe: SafeHtml | None = None, *, text_html: str = "") -> str:
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         '<base target="_blank">'
+        # No DNS look-up of the hosts that links name before a click: a sender's
+        # name server would learn that, and when, the message was read.
+        '<meta http-equiv="x-dns-prefetch-control" content="off">'
         f"<style>{_BASE_CSS}</style><style>{css}</style></head>"
         f"<body>{body}</body></html>"
     )

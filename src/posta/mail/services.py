@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -31,11 +32,13 @@ from posta.users.models import User
 Kind = RemoteAction.Kind
 
 
-def _wake_worker(account_ids: Iterable[int]) -> None:
+def _wake_worker(account_ids: Iterable[int], *, hold: datetime | None = None) -> None:
     ids = sorted(set(account_ids))
     if not ids:
         return
-    signals.notify_after_commit(signals.actions_created, sender=RemoteAction, account_ids=ids)
+    signals.notify_after_commit(
+        signals.actions_created, sender=RemoteAction, account_ids=ids, not_before=hold
+    )
 
 
 def request_body_fetch(user: User, message_id: int) -> bool:
@@ -88,10 +91,12 @@ def _action(
     *,
     target: Folder | None = None,
     after: RemoteAction | None = None,
+    hold: datetime | None = None,
 ) -> RemoteAction:
     """The intent for one copy. After an open action on the same copy it waits
     for that one; without a UID yet its source is handed over when the earlier
-    action lands (posta.sync.actions)."""
+    action lands (posta.sync.actions). With `hold` no worker takes it before that
+    time (the undo window: an undone move is then simply never sent)."""
     return RemoteAction(
         user_id=loc.user_id,
         account_id=loc.folder.account_id,
@@ -107,6 +112,7 @@ def _action(
         target_folder=target,
         message_id_header=loc.message.message_id,
         after=after,
+        next_attempt_at=hold,
     )
 
 
@@ -157,14 +163,27 @@ def do_set_flagged(user: User, message_ids: Iterable[int], flagged: bool) -> int
     return len(copies)
 
 
-def _move_local(copies: list[Location], target: Folder, kind: str) -> list[RemoteAction]:
+def _move_local(
+    copies: list[Location],
+    target: Folder,
+    kind: str,
+    *,
+    hold: datetime | None = None,
+    moved: list[tuple[int, int]] | None = None,
+) -> list[RemoteAction]:
+    """Move `copies` into `target` locally and write their intents (held until
+    `hold`); each copy's (Location id, folder it left) is added to `moved`."""
     tails = chains.open_tails(copies)
     actions: list[RemoteAction] = []
     back: set[int] = set()  # an unsent move undone: the copy has its old UID again
     for c in copies:
+        if moved is not None:
+            moved.append((c.pk, c.folder_id))
         folded = chains.fold_move(tails.get(c.pk), c, target, kind=kind)
         if folded is chains.Fold.NONE:
-            actions.append(_action(c, kind, target=target, after=tails.get(c.pk)))
+            actions.append(
+                _action(c, kind, target=target, after=tails.get(c.pk), hold=hold)
+            )
         elif folded is chains.Fold.CANCELLED:
             back.add(c.pk)
     RemoteAction.objects.bulk_create(actions)
@@ -180,12 +199,26 @@ def _move_local(copies: list[Location], target: Folder, kind: str) -> list[Remot
     return actions
 
 
+def move_copies_back(copies: list[Location], home: Folder) -> int:
+    """Undo: move `copies` (locked by the caller's transaction) back into `home`,
+    the folder they left. An unsent move folds away; returns how many intents were
+    written (moves back after a move the worker already took)."""
+    return len(_move_local(copies, home, Kind.MOVE))
+
+
+def wake_worker(account_ids: Iterable[int]) -> None:
+    """Wake the worker for the accounts once the caller's transaction commits."""
+    _wake_worker(account_ids)
+
+
 def do_move(
     user: User,
     message_ids: Iterable[int],
     target_folder: Folder,
     *,
     from_folders: Collection[int] | None = None,
+    hold: datetime | None = None,
+    moved: list[tuple[int, int]] | None = None,
 ) -> int:
     """Move the messages' copies of the target's account into `target_folder`.
 
@@ -195,6 +228,9 @@ def do_move(
     other folders stay where they are. None moves every copy (of that account).
     The copies show in the target at once (without a UID until the server's move is
     done). Copies already there, and copies in other accounts, are left alone.
+    With `hold` no worker carries the move out before that time, and `moved`
+    receives each copy's (Location id, folder it left): what posta.mail.undo needs
+    to put them back.
     """
     with transaction.atomic():
         copies = [
@@ -202,17 +238,24 @@ def do_move(
             for c in _copies(user, message_ids, from_folders)
             if c.folder.account_id == target_folder.account_id and c.folder_id != target_folder.pk
         ]
-        _move_local(copies, target_folder, Kind.MOVE)
-        _wake_worker([target_folder.account_id] if copies else [])
+        _move_local(copies, target_folder, Kind.MOVE, hold=hold, moved=moved)
+        _wake_worker([target_folder.account_id] if copies else [], hold=hold)
     return len(copies)
 
 
 def do_delete(
-    user: User, message_ids: Iterable[int], *, from_folders: Collection[int] | None = None
+    user: User,
+    message_ids: Iterable[int],
+    *,
+    from_folders: Collection[int] | None = None,
+    hold: datetime | None = None,
+    moved: list[tuple[int, int]] | None = None,
 ) -> int:
     """Delete the messages' copies in `from_folders` (every copy when None, as in
     do_move): they go to their account's Trash; copies already in Trash (or in an
-    account without one) are deleted for good (EXPUNGE)."""
+    account without one) are deleted for good (EXPUNGE). `hold` and `moved` as in
+    do_move, for the copies that go to Trash (deleting for good is never held:
+    there is nothing left to put back)."""
     with transaction.atomic():
         copies = _copies(user, message_ids, from_folders)
         accounts = {c.folder.account_id for c in copies}
@@ -229,9 +272,12 @@ def do_delete(
             else:
                 to_trash.setdefault(bin_.pk, []).append(c)
         for group in to_trash.values():
-            _move_local(group, trash[group[0].folder.account_id], Kind.DELETE)
+            _move_local(
+                group, trash[group[0].folder.account_id], Kind.DELETE, hold=hold, moved=moved
+            )
         _expunge(expunge)
-        _wake_worker(accounts)
+        _wake_worker({c.folder.account_id for c in expunge})
+        _wake_worker({g[0].folder.account_id for g in to_trash.values()}, hold=hold)
     return len(copies)
 
 

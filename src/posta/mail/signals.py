@@ -20,7 +20,9 @@ from django.dispatch import Signal
 
 log = logging.getLogger(__name__)
 
-#: RemoteAction rows were written; kwargs: `account_ids` (sorted list of int).
+#: RemoteAction rows were written; kwargs: `account_ids` (sorted list of int) and
+#: `not_before` (aware datetime or None): the actions are held until then (the undo
+#: window of a move or delete), so a worker is best woken at that time.
 actions_created = Signal()
 
 #: The user opened messages whose body is not stored yet; kwargs: `account_id`
@@ -50,7 +52,9 @@ outgoing_queued = Signal()
 #: - `source` (str): why it was stored: "sync" (a sync pass: first sync, resync,
 #:   a hole refetched), "idle" (news on a watched folder, IMAP IDLE), "sent"
 #:   (sent from Posta), "appended" (saved into a folder from Posta, announced
-#:   once the server holds the copy and the message has its real identity).
+#:   once the server holds the copy and the message has its real identity),
+#:   "imported" (a file brought in from outside, e.g. an .eml dropped on a CRM
+#:   record: no folder, kept by its CRM link in the Imported folder).
 #:
 #: Receivers run in the process that stored the mail, after commit: a slow one
 #: delays that process, so it should write a row or queue a job and return. A

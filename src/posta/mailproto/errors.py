@@ -9,9 +9,12 @@ token (callers build it from server replies and OS errors only).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import ssl
+from collections.abc import Iterator
+from typing import Protocol
 
 
 class MailError(Exception):
@@ -157,3 +160,25 @@ def classify_os_error(
     if exc.errno in _UNREACHABLE:
         return TemporaryNetworkError(f"{host}: {exc.strerror}")
     return TemporaryNetworkError(f"{host}: {exc.strerror or exc}")
+
+
+class Classifier(Protocol):
+    """A protocol client's `classify`: the MailError for what its library raised."""
+
+    def __call__(
+        self, exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()
+    ) -> MailError: ...
+
+
+@contextlib.contextmanager
+def translated(
+    classify: Classifier, *, host: str, secrets: tuple[str, ...] = ()
+) -> Iterator[None]:
+    """Turn any exception inside the block into the MailError `classify` names,
+    `secrets` removed from its words; MailErrors pass through unchanged."""
+    try:
+        yield
+    except MailError:
+        raise
+    except Exception as exc:
+        raise classify(exc, host=host, secrets=secrets) from exc

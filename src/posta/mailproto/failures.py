@@ -39,10 +39,13 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
-    """A verdict, and for RETRY how long after the work was asked for it is retried."""
+    """A verdict, and for RETRY how long after the work was asked for it is
+    retried; `slow_down` when the server asked us to (RFC 5530), so a reconnect
+    keeps its full backoff (posta.sync.reconnect)."""
 
     verdict: Verdict
     retry_for: timedelta | None = None
+    slow_down: bool = False
 
 
 # How long a server-side step (a remote action, a Sent copy, a draft's copy) is
@@ -54,6 +57,7 @@ SERVER_RETRY_FOR = timedelta(hours=24)
 SEND_RETRY_FOR = timedelta(days=2)
 
 _RETRY = Rule(Verdict.RETRY, SERVER_RETRY_FOR)
+_BUSY = Rule(Verdict.RETRY, SERVER_RETRY_FOR, slow_down=True)
 _ACCOUNT = Rule(Verdict.ACCOUNT)
 _PERMANENT = Rule(Verdict.PERMANENT)
 
@@ -63,7 +67,7 @@ ERROR_TABLE: dict[type[errors.MailError], Rule] = {
     errors.ConnectionRefused: _RETRY,  # a server restarting refuses for a while
     errors.ConnectTimeout: _RETRY,
     errors.TemporaryNetworkError: _RETRY,
-    errors.ServerBusy: _RETRY,  # RFC 5530 [THROTTLED], [UNAVAILABLE], [INUSE]
+    errors.ServerBusy: _BUSY,  # RFC 5530 [THROTTLED], [UNAVAILABLE], [INUSE]
     errors.NumberingChanged: _RETRY,  # waits for the sync to pair the copy again
     # The settings must change: the user is told and the work waits for them.
     errors.AuthenticationFailed: _ACCOUNT,

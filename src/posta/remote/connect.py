@@ -9,41 +9,31 @@ subclasses only.
 
 from __future__ import annotations
 
+import smtplib
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from django.conf import settings
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, CompanySettings
 from posta.accounts.presets import PRESETS
-from posta.core.crypto import unseal
-from posta.core.errors import PostaError
 from posta.core.netguard import GuardError, resolve_allowed
 from posta.mailproto import errors
 from posta.mailproto.imap.client import ImapSettings, close_quietly, connect
 from posta.mailproto.imap.session import Session
 from posta.mailproto.smtp.client import SmtpSettings
+from posta.mailproto.smtp.client import connect as smtp_connect
+from posta.remote.sealed import SecretUnreadable, unsealed
+from posta.remote.tokens import access_token, expire_access_token
+
+__all__ = ["Endpoint", "HostRefused", "SecretUnreadable", "endpoint", "unsealed"]
 
 
 class HostRefused(errors.SettingsRefused):
     """The account's host is an internal address not in the allow list."""
 
     code = "host_not_allowed"
-
-
-class SecretUnreadable(errors.SettingsRefused):
-    """The stored password or token cannot be decrypted (the key changed): the
-    user must enter it again. Retrying cannot help, so it pauses the account."""
-
-    code = "secret_unreadable"
-
-
-def unsealed(token: str) -> str:
-    """The stored secret `token` in clear; SecretUnreadable when the key changed."""
-    try:
-        return unseal(token)
-    except PostaError as exc:
-        if exc.code == "secret_unreadable":
-            raise SecretUnreadable("the stored secret cannot be decrypted") from exc
-        raise
 
 
 def pinned_address(host: str, port: int) -> str:
@@ -58,20 +48,52 @@ def pinned_address(host: str, port: int) -> str:
         raise HostRefused(exc.detail) from exc
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a protocol client connects, as its settings dataclass names it: the
+    host as typed (TLS's SNI and the certificate's name), the port, the address
+    the guard allowed, and the company's timeout and extra CA file."""
+
+    host: str
+    port: int
+    address: str
+    timeout: float
+    ca_file: str | None
+
+    def fields(self) -> dict[str, Any]:
+        """Keyword arguments for ImapSettings, SmtpSettings, Pop3Settings,
+        SieveSettings."""
+        return asdict(self)
+
+
+def endpoint(host: str, port: int, *, address: str | None = None) -> Endpoint:
+    """The guarded endpoint of `host`:`port` (pinned_address: HostNotFound or
+    HostRefused when the guard says no); `address` when the caller pinned it
+    already (a login tried twice connects to the same address)."""
+    host = host.strip()
+    return Endpoint(
+        host=host,
+        port=port,
+        address=address or pinned_address(host, port),
+        timeout=float(settings.POSTA_NETWORK_TIMEOUT),
+        ca_file=settings.POSTA_EXTRA_CA_FILE or None,
+    )
+
+
+def is_oauth(account: Account) -> bool:
+    return account.auth_method == Account.AuthMethod.OAUTH2
+
+
 def imap_settings(account: Account, *, password: str, address: str) -> ImapSettings:
-    """The IMAP login of `account` with `password` (or, for OAuth2 accounts, the
-    stored token), to the pinned `address`."""
-    oauth = account.auth_method == Account.AuthMethod.OAUTH2
+    """The IMAP login of `account` with `password`, which for OAuth2 accounts is
+    the access token (posta.remote.tokens.access_token), to the pinned `address`."""
+    oauth = is_oauth(account)
     return ImapSettings(
-        host=account.imap_host.strip(),
-        port=account.imap_port,
         security=account.imap_security,
         username=account.username,
         password="" if oauth else password,
-        oauth2_token=unsealed(account.oauth_secret) if oauth else "",
-        address=address,
-        timeout=float(settings.POSTA_NETWORK_TIMEOUT),
-        ca_file=settings.POSTA_EXTRA_CA_FILE or None,
+        oauth2_token=password if oauth else "",
+        **endpoint(account.imap_host, account.imap_port, address=address).fields(),
     )
 
 
@@ -82,12 +104,25 @@ def open_account(account: Account) -> IMAPClient:
     everyone else calls `open_imap`. Raises MailError subclasses only.
     """
     address = pinned_address(account.imap_host.strip(), account.imap_port)
-    oauth = account.auth_method == Account.AuthMethod.OAUTH2
-    password = "" if oauth else unsealed(account.password_secret)
-    client = connect(imap_settings(account, password=password, address=address))
+    if is_oauth(account):
+        client = _token_login(account, address)
+    else:
+        password = unsealed(account.password_secret)
+        client = connect(imap_settings(account, password=password, address=address))
     # Aware datetimes for INTERNALDATE, never the machine's local time.
     client.normalise_times = False
     return client
+
+
+def _token_login(account: Account, address: str) -> IMAPClient:
+    """Log in with a current access token. A token refused while it should still
+    be good (revoked early, a clock off) is refreshed once and tried again; a
+    refused refresh is SignInRequired (posta.remote.tokens)."""
+    try:
+        return connect(imap_settings(account, password=access_token(account), address=address))
+    except errors.AuthenticationFailed:
+        expire_access_token(account.pk)
+    return connect(imap_settings(account, password=access_token(account), address=address))
 
 
 def open_imap(account: Account) -> Session:
@@ -120,23 +155,35 @@ def smtp_settings(account: Account, *, password: str | None = None) -> SmtpSetti
 
     `password` overrides the stored secret (the account form's unsaved input);
     by default the SMTP password, or the IMAP one when no SMTP password is stored.
+    For OAuth2 accounts it is the access token, by default a current one.
     """
-    host = smtp_host_of(account)
-    address = pinned_address(host, account.smtp_port)
-    oauth = account.auth_method == Account.AuthMethod.OAUTH2
-    if oauth:
-        password = ""
-    elif password is None:
-        password = unsealed(account.smtp_password_secret or account.password_secret)
+    where = endpoint(smtp_host_of(account), account.smtp_port)
+    oauth = is_oauth(account)
+    if password is None:
+        if oauth:
+            password = access_token(account)
+        else:
+            password = unsealed(account.smtp_password_secret or account.password_secret)
     return SmtpSettings(
-        host=host,
-        port=account.smtp_port,
         security=account.smtp_security,
         username=account.effective_smtp_username,
-        password=password,
+        password="" if oauth else password,
         auth_required=account.smtp_auth,
-        oauth2_token=unsealed(account.oauth_secret) if oauth else "",
-        address=address,
-        timeout=float(settings.POSTA_NETWORK_TIMEOUT),
-        ca_file=settings.POSTA_EXTRA_CA_FILE or None,
+        oauth2_token=password if oauth else "",
+        **where.fields(),
     )
+
+
+def open_smtp(account: Account) -> tuple[smtplib.SMTP, SmtpSettings]:
+    """A logged-in SMTP session of `account`, and the settings it used. For an
+    OAuth2 account, a token refused while it should still be good is refreshed
+    once and tried again, as for IMAP. Raises MailError subclasses only."""
+    config = smtp_settings(account)
+    try:
+        return smtp_connect(config), config
+    except errors.AuthenticationFailed:
+        if not is_oauth(account) or not config.auth_required:
+            raise
+        expire_access_token(account.pk)
+    config = smtp_settings(account)
+    return smtp_connect(config), config

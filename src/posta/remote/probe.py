@@ -38,7 +38,8 @@ from posta.mailproto.imap import client as imap
 from posta.mailproto.imap.client import FolderInfo
 from posta.mailproto.imap.roles import detect_roles
 from posta.mailproto.smtp import client as smtp
-from posta.remote.connect import imap_settings, pinned_address, smtp_settings
+from posta.remote.connect import imap_settings, is_oauth, pinned_address, smtp_settings
+from posta.remote.tokens import access_token
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,7 @@ def probe_account(
 
     imap_password: str | None = None  # stays None when the stored one is unreadable
     try:
-        imap_password = (
-            password if password is not None else _unseal(account.password_secret, IMAP)
-        )
+        imap_password = password if password is not None else _stored_login(account)
         _probe_imap(account, imap_password, result)
     except _Failed as failed:
         result.imap = failed.failure
@@ -124,6 +123,16 @@ def probe_account(
         result.smtp.code if result.smtp else "ok",
     )
     return result
+
+
+def _stored_login(account: Account) -> str:
+    """The stored password, or for an OAuth2 account a current access token."""
+    if not is_oauth(account):
+        return _unseal(account.password_secret, IMAP)
+    try:
+        return access_token(account)
+    except MailError as exc:
+        raise _Failed(ProbeFailure(IMAP, exc.code, exc.detail)) from exc
 
 
 def _unseal(token: str, protocol: str) -> str:

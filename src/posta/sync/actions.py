@@ -49,7 +49,8 @@ from django.utils import timezone
 
 from posta.accounts.models import Account, Folder
 from posta.core import faults
-from posta.mail import blobs, ingest
+from posta.core.leases import make_owner
+from posta.mail import blobs, identity, ingest
 from posta.mail.bulk_store import flag_values
 from posta.mail.models import Location, RemoteAction
 from posta.mailproto import errors, failures
@@ -99,11 +100,11 @@ def run_account_actions(account_id: int) -> int:
         for action_id in due:
             action_failures.retry_or_fail(action_id, exc, claimed=False)
         return 0
-    owner = claims.make_owner()
+    owner = make_owner()
     finished = 0
     tried: set[int] = set()
     try:
-        with claims.Heartbeat(owner):
+        with claims.heartbeat(owner):
             while due:
                 tried.update(due)
                 done, usable = _run_pass(session, owner, due)
@@ -271,7 +272,10 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
     loc.refresh_from_db()
     raw = blobs.get(action.blob_key)
     mid = action.message_id_header
-    uids = find_message_id(session, target, mid)
+    # Done before (a kill after the APPEND) only if the target holds *this* message:
+    # another one may carry the same Message-ID (mailers reuse them), and taking it
+    # for ours would leave ours never appended.
+    uids = _same_content(session, find_message_id(session, target, mid), raw)
     if not uids:
         appended = session.append(target.name, raw, flags=_flags_of(loc))
         faults.point("action_after_server")
@@ -283,6 +287,16 @@ def _append(session: Session, action: RemoteAction, target: Folder) -> None:
     if action.message is not None:
         ingest.do_settle_appended(action.message, raw, folder_id=target.pk)
     _finish(action, leaves=(target, uids[-1]) if uids else None)
+
+
+def _same_content(session: Session, uids: list[int], raw: bytes) -> list[int]:
+    """Those of `uids` (in the folder just searched) whose content is `raw`'s, by
+    the content hash that ignores trace fields and line ends (identity.content_hash)."""
+    if not uids:
+        return []
+    wanted = identity.content_hash(raw)
+    found = session.fetch_raw(uids)
+    return [uid for uid in uids if uid in found and identity.content_hash(found[uid]) == wanted]
 
 
 def _flags_of(loc: Location) -> list[str]:

@@ -4,7 +4,7 @@ A worker takes an action with one conditional UPDATE: pending -> running, or a
 running action whose lease has run out (its worker died). The claim names the
 worker (`claimed_by`) and lasts `lease_seconds()` (30 s unless
 POSTA_ACTION_LEASE_SECONDS says otherwise). While the worker runs an account's
-actions, a `Heartbeat` thread renews the leases it holds every third of that
+actions, a heartbeat (posta.core.leases) renews the leases it holds every third of that
 time, so a live worker keeps its claims however long one server command takes,
 and a killed worker's claims are free again well within a minute:
 
@@ -18,22 +18,14 @@ lock wait on PostgreSQL's READ COMMITTED), so two workers never hold one action.
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import socket
-import threading
 from datetime import datetime, timedelta
-from types import TracebackType
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
+from posta.core.leases import Heartbeat
 from posta.mail.models import RemoteAction
-
-log = logging.getLogger(__name__)
 
 State = RemoteAction.State
 OPEN_STATES = (State.PENDING, State.RUNNING)
@@ -48,12 +40,6 @@ def lease_seconds() -> float:
 
 def lease() -> timedelta:
     return timedelta(seconds=lease_seconds())
-
-
-def make_owner() -> str:
-    """A claim owner unique to this call: host, pid and a random part (two worker
-    threads of one process are two owners)."""
-    return f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def claimable(now: datetime) -> Q:
@@ -114,40 +100,6 @@ def held_until(account_id: int) -> datetime | None:
     return until
 
 
-class Heartbeat:
-    """Renews `owner`'s leases from a thread while the `with` block runs.
-
-    The thread has its own database connection (Django's are per thread) and
-    closes it when it stops. A failed renewal is logged and tried again at the
-    next beat: the claim stays good for a whole lease, three beats.
-    """
-
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"action-heartbeat-{owner}", daemon=True
-        )
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=lease_seconds())
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(lease_seconds() / 3):
-                try:
-                    renew(self.owner)
-                except Exception:
-                    log.exception("could not renew the action leases of %s", self.owner)
-        finally:
-            connections.close_all()
+def heartbeat(owner: str) -> Heartbeat:
+    """Renews `owner`'s claims while the `with` block runs (posta.core.leases)."""
+    return Heartbeat(lambda: renew(owner), lease_seconds=lease_seconds, name=f"actions-{owner}")

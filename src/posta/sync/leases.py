@@ -9,9 +9,6 @@ two processes never sync one account.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -22,11 +19,6 @@ from posta.accounts.models import Account
 from posta.sync.models import SyncLease
 
 LEASE_SECONDS = 45
-
-
-def make_owner() -> str:
-    """A lease owner id unique to this process: host, pid and a random part."""
-    return f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def try_claim(account_id: int, owner: str, *, now: datetime | None = None) -> bool:

@@ -44,7 +44,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from posta.accounts.models import Account
-from posta.mailproto import errors
+from posta.mailproto import errors, failures
 
 MAX_BACKOFF = 15 * 60
 HEALTHY_WINDOW = timedelta(minutes=30)
@@ -55,27 +55,28 @@ class Failure(enum.Enum):
 
     OUTAGE = "outage"  # unreachable, or the connection dropped
     THROTTLED = "throttled"  # RFC 5530: the server asks us to slow down
-    REFUSED = "refused"  # the login was refused, or the secret cannot be read
+    REFUSED = "refused"  # the settings must change: login refused, TLS, secret unreadable
     OTHER = "other"  # anything else: retrying soon would likely fail the same way
 
 
-_OUTAGE_ERRORS = (
-    errors.ConnectionRefused,
-    errors.ConnectTimeout,
-    errors.TemporaryNetworkError,
-    errors.HostNotFound,
-)
-
-
 def failure_kind(exc: BaseException) -> Failure:
-    """The kind of `exc` (see Failure)."""
-    if isinstance(exc, errors.ServerBusy):
+    """The kind of `exc` (see Failure), read from the failure table
+    (posta.mailproto.failures): what the server asked to slow down for is
+    THROTTLED, anything else retried is OUTAGE, what the account's settings must
+    fix is REFUSED, the rest (and anything not a MailError: a fault of ours) OTHER."""
+    if not isinstance(exc, errors.MailError):
+        return Failure.OTHER
+    rule = failures.rule_for_error(exc)
+    if rule.slow_down:
         return Failure.THROTTLED
-    if isinstance(exc, errors.AuthenticationFailed):
-        return Failure.REFUSED
-    if isinstance(exc, _OUTAGE_ERRORS):
-        return Failure.OUTAGE
-    return Failure.OTHER
+    return _KINDS[rule.verdict]
+
+
+_KINDS = {
+    failures.Verdict.RETRY: Failure.OUTAGE,
+    failures.Verdict.ACCOUNT: Failure.REFUSED,
+    failures.Verdict.PERMANENT: Failure.OTHER,
+}
 
 
 def is_healthy(last_success_at: datetime | None, *, now: datetime) -> bool:

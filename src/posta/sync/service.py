@@ -72,6 +72,7 @@ from django.db import close_old_connections, connection
 from imapclient import IMAPClient
 
 from posta.accounts.models import Account, Folder
+from posta.core.leases import make_owner
 from posta.mailproto import errors
 from posta.mailproto.imap.client import close_quietly, imap_errors
 from posta.mailproto.imap.session import Session
@@ -327,7 +328,7 @@ class SyncService:
         max_accounts: int = 500,
         timing: Timing | None = None,
     ) -> None:
-        self.owner = owner or leases.make_owner()
+        self.owner = owner or make_owner()
         self.tick = tick
         self.max_accounts = max_accounts
         self.timing = timing or Timing()

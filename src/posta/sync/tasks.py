@@ -16,12 +16,14 @@ below, connected in SyncConfig.ready(), turn them into queue items.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
+from posta.mail import keepers
 from posta.sync import actions, bodies, claims
 
 
@@ -50,19 +52,38 @@ def sweep_actions() -> None:
         run_actions(account_id)
 
 
+@db_periodic_task(crontab(minute="17"))  # type: ignore[untyped-decorator]  # huey ships no types
+def sweep_orphans() -> int:
+    """Let go the messages in no mailbox that nothing needs (posta.mail.keepers)."""
+    return keepers.do_sweep()
+
+
 def enqueue_account_actions(account_ids: Iterable[int]) -> None:
     """Wake a worker for each account (called after the actions' transaction)."""
     for account_id in sorted(set(account_ids)):
         run_actions(account_id)
 
 
+def schedule_account_actions(account_ids: Iterable[int], when: datetime) -> None:
+    """Wake a worker for each account at `when`, the end of the undo window its
+    new actions are held for (the sweep finds them anyway if this is lost)."""
+    wait = max((when - timezone.now()).total_seconds(), 0.0)
+    for account_id in sorted(set(account_ids)):
+        run_actions.schedule((account_id,), delay=wait + 0.5)
+
+
 def enqueue_body_fetch(account_id: int, message_ids: list[int]) -> None:
     fetch_bodies(account_id, sorted(set(message_ids)))
 
 
-def on_actions_created(sender: Any, *, account_ids: list[int], **_: Any) -> None:
+def on_actions_created(
+    sender: Any, *, account_ids: list[int], not_before: datetime | None = None, **_: Any
+) -> None:
     """Receiver of posta.mail.signals.actions_created."""
-    enqueue_account_actions(account_ids)
+    if not_before is not None and not_before > timezone.now():
+        schedule_account_actions(account_ids, not_before)
+    else:
+        enqueue_account_actions(account_ids)
 
 
 def on_body_fetch_requested(

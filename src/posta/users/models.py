@@ -32,6 +32,8 @@ class User(AbstractUser):
     show_preview = models.BooleanField(_("preview snippet in the message list"), default=True)
     thread_view = models.BooleanField(_("thread view"), default=True)
     merge_folders = models.BooleanField(_("merge the folders of all accounts"), default=True)
+    # The mail screen's "List only" switch: kept for the user, not the browser.
+    list_only = models.BooleanField(_("open messages in place of the list"), default=False)
     undo_send_seconds = models.PositiveSmallIntegerField(
         _("undo send delay (seconds)"),
         default=10,

@@ -28,13 +28,14 @@ from django.views.decorators.http import require_GET, require_POST
 from posta.accounts.models import Account, CompanySettings
 from posta.accounts.services import sender_accounts
 from posta.core.errors import PostaError
-from posta.mail import outbox, outbox_queries, outbox_sentences, replies
-from posta.mail.addresses import format_addresses
+from posta.mail import links as crm_links
+from posta.mail import outbox, outbox_queries, outbox_sentences, queries, replies
+from posta.mail.addresses import format_addresses, lenient_address_list
 from posta.mail.models import OutgoingMessage
 from posta.mail.outbox_models import new_draft_key
 from posta.mail.replies import Origin
 from posta.users.models import User
-from posta.web import params, uploads
+from posta.web import compose_frame, params, share_views, uploads
 from posta.web.forms import LocalDateTimeField, rich_text_field
 from posta.web.utils import current_user, safe_next
 
@@ -65,6 +66,13 @@ class ComposeForm(forms.Form):
         label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
     )
     plain_text = forms.BooleanField(label=gettext_lazy("Plain text"), required=False)
+    # CRM records the sent message joins ("contact:12, organization:3").
+    link_to = forms.CharField(
+        label=gettext_lazy("Link to"), required=False, max_length=2000,
+        widget=forms.TextInput(
+            attrs={"list": "record-suggestions", "autocomplete": "off", "class": "record-refs"}
+        ),
+    )  # fmt: skip
     send_at = LocalDateTimeField(
         label=gettext_lazy("Send at"),
         required=False,
@@ -106,6 +114,7 @@ def _initial(row: OutgoingMessage) -> dict[str, Any]:
         "body": row.body_html,
         "body_text": row.body_text,
         "plain_text": row.plain_text,
+        "link_to": ", ".join(row.crm_links or []),
     }
 
 
@@ -137,12 +146,26 @@ def _unsaved_editor(
     user = current_user(request)
     prepared = replies.prepare(user, origin, message_id=message_id, account=account)
     if prepared.existing is not None:
-        return redirect("compose_edit", outgoing_id=prepared.existing.pk)
+        return redirect(compose_frame.edit_url(prepared.existing, compose_frame.is_framed(request)))
+    _start_links(request, user, prepared.outgoing, message_id)
     form = ComposeForm(user=user, initial=_initial(prepared.outgoing))
     return _render_editor(
         request, user, form, prepared.outgoing, error=None,
         attachments=prepared.attachments, start=_start_fields(origin, message_id),
     )
+
+
+def _start_links(
+    request: HttpRequest, user: User, outgoing: OutgoingMessage, message_id: int | None
+) -> None:
+    """A reply to linked mail starts linked; "Write" on a record's page names the
+    record (`link`) and its address (`to`)."""
+    source = queries.access_message(user, message_id) if message_id is not None else None
+    link = params.text(request.GET, "link", max_length=60)
+    outgoing.crm_links = crm_links.starting_links(user, source=source, link=link)
+    to = params.text(request.GET, "to", max_length=320)
+    if to and not outgoing.to:
+        outgoing.to = lenient_address_list(to)[:1]
 
 
 @login_required
@@ -207,7 +230,10 @@ def compose_edit(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 
 
 def _editor(request: HttpRequest, user: User, row: OutgoingMessage) -> HttpResponse:
+    framed = compose_frame.is_framed(request)  # a bad switch is refused before any change
     if row.state != OutgoingMessage.State.DRAFT:
+        if framed:
+            return compose_frame.closed_page(request, _("This message is no longer a draft."))
         messages.info(request, _("This message is no longer a draft."))
         return redirect("compose_outbox")
     form = ComposeForm(request.POST or None, user=user, initial=_initial(row))
@@ -230,27 +256,34 @@ def _submit(
         request.POST, "action", choices=("save", "send", "schedule"), default="save"
     )
     outbox.check_save_draft(user, row, form.draft())
+    crm_links.check_set_outgoing_links(user, row, form.cleaned_data["link_to"])
+    colleagues = share_views.compose_share_people(request, user) if action != "save" else []
+    framed = compose_frame.is_framed(request)
+    sending_url = compose_frame.framed_url(reverse("compose_sending", args=[row.pk]), framed)
     if action == "send":
-        outbox.check_send(user, row)
-        return redirect("compose_sending", outgoing_id=row.pk)
+        share_views.share_sent(user, outbox.check_send(user, row), colleagues)
+        return redirect(sending_url)
     if action == "schedule":
         when = _aware(user, form.cleaned_data["send_at"]) or _quick(request, user)
         if when is None:
             raise PostaError("no_time", _("Choose when to send it."), field="send_at")
-        outbox.check_schedule(user, row, when)
+        share_views.share_sent(user, outbox.check_schedule(user, row, when), colleagues)
+        if framed:  # the panel closes and its toast says so
+            return redirect(sending_url)
         messages.success(request, _("The message is scheduled."))
         return redirect("compose_scheduled")
     messages.success(request, _("Draft saved."))
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return redirect(compose_frame.edit_url(row, framed))
 
 
-def _row_urls(row: OutgoingMessage) -> dict[str, str]:
-    """The URLs a stored draft's page posts to."""
-    return {
+def _row_urls(row: OutgoingMessage, framed: bool) -> dict[str, str]:
+    """The URLs a stored draft's page posts to (the panel's frame keeps `?frame=1`)."""
+    urls = {
         "edit": reverse("compose_edit", args=[row.pk]),
         "autosave": reverse("compose_autosave", args=[row.pk]),
         "attach": reverse("compose_attach", args=[row.pk]),
     }
+    return {name: compose_frame.framed_url(url, framed) for name, url in urls.items()}
 
 
 _START_URLS = {
@@ -264,21 +297,42 @@ def _render_editor(
     start: dict[str, str] | None = None,
 ) -> HttpResponse:
     """The editor page, of a stored draft or (with `start`) of one not stored yet."""
-    urls = {k: reverse(name) for k, name in _START_URLS.items()} if start else _row_urls(row)
+    framed = compose_frame.is_framed(request)
+    if start:
+        urls = {k: compose_frame.framed_url(reverse(n), framed) for k, n in _START_URLS.items()}
+    else:
+        urls = _row_urls(row, framed)
     context = {
+        "framed": framed,
+        "base_template": "web/compose/frame_base.html" if framed else "web/base.html",
+        "schedule_open": _schedule_open(form, error),
         "form": form,
         "row": row,
         "error": error,
+        "draft_error": outbox_sentences.draft_error_message(row),
         "urls": urls,
         "start": start or {},
         "attachments": list(row.attachments.all()) if attachments is None else attachments,
         "limit_mb": CompanySettings.load().max_attachment_mb,
         "signatures": outbox.signatures_by_account(user),
+        "linked_records": crm_links.records_named(user, row.crm_links or []),
+        "colleagues": share_views.colleague_choices(user),
         "quick_choices": [
             (label, when.isoformat()) for label, when in outbox.quick_schedule_choices(user)
         ],
     }
     return render(request, "web/compose/compose.html", context)
+
+
+_SCHEDULE_ERRORS = frozenset({"no_time", "time_in_past", "naive_time"})
+
+
+def _schedule_open(form: ComposeForm, error: PostaError | None) -> bool:
+    """The scheduling fields start open (they hide behind "Schedule send…") when the
+    form came back with a time in them or with a scheduling error."""
+    if error is not None and error.code in _SCHEDULE_ERRORS:
+        return True
+    return form.is_bound and bool(form["send_at"].value() or form.errors.get("send_at"))
 
 
 def _quick(request: HttpRequest, user: User) -> datetime | None:
@@ -293,7 +347,7 @@ def autosave(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     form = ComposeForm(request.POST, user=user)
     if not form.is_valid():
         return JsonResponse({"saved": False, "errors": form.errors}, status=400)
-    return _autosaved(user, row, form)
+    return _autosaved(request, user, row, form)
 
 
 @login_required
@@ -305,13 +359,17 @@ def autosave_start(request: HttpRequest) -> HttpResponse:
     form = ComposeForm(request.POST, user=user)
     if not form.is_valid():
         return JsonResponse({"saved": False, "errors": form.errors}, status=400)
-    return _autosaved(user, _started(request, user), form)
+    return _autosaved(request, user, _started(request, user), form)
 
 
-def _autosaved(user: User, row: OutgoingMessage, form: ComposeForm) -> HttpResponse:
+def _autosaved(
+    request: HttpRequest, user: User, row: OutgoingMessage, form: ComposeForm
+) -> HttpResponse:
     outbox.check_save_draft(user, row, form.draft())
+    crm_links.check_set_outgoing_links(user, row, form.cleaned_data["link_to"])
     saved = timezone.localtime(timezone.now(), outbox.user_timezone(user))
-    return JsonResponse({"saved": True, "at": saved.strftime("%H:%M:%S"), "urls": _row_urls(row)})
+    urls = _row_urls(row, compose_frame.is_framed(request))
+    return JsonResponse({"saved": True, "at": saved.strftime("%H:%M:%S"), "urls": urls})
 
 
 @login_required
@@ -326,9 +384,9 @@ def attach(request: HttpRequest, outgoing_id: int) -> HttpResponse:
             content_type=upload.content_type or "", data=upload.read(),
         )
         added.append({"id": attachment.pk, "name": attachment.filename, "size": attachment.size})
-    if request.headers.get("Accept", "").startswith("application/json"):
+    if compose_frame.wants_json(request):
         return JsonResponse({"added": added})
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return redirect(compose_frame.edit_url(row, compose_frame.is_framed(request)))
 
 
 @login_required
@@ -340,7 +398,7 @@ def attach_start(request: HttpRequest) -> HttpResponse:
     uploads.check_upload(request)
     row = _started(request, current_user(request))
     response = attach(request, outgoing_id=row.pk)
-    response["X-Posta-Draft-Url"] = reverse("compose_edit", args=[row.pk])
+    response["X-Posta-Draft-Url"] = compose_frame.edit_url(row, compose_frame.is_framed(request))
     return response
 
 
@@ -350,21 +408,22 @@ def detach(request: HttpRequest, outgoing_id: int, attachment_id: int) -> HttpRe
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
     outbox.do_remove_attachment(user, row, attachment_id)
-    return redirect("compose_edit", outgoing_id=row.pk)
+    return redirect(compose_frame.edit_url(row, compose_frame.is_framed(request)))
 
 
 @login_required
 def sending_page(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
-    remaining = 0.0
-    if row.state == OutgoingMessage.State.QUEUED and row.send_at and not row.error_code:
-        remaining = max(0.0, (row.send_at - timezone.now()).total_seconds())
+    if compose_frame.wants_json(request):
+        return compose_frame.status(row)
+    if compose_frame.is_framed(request):
+        return compose_frame.done_page(request, row)
     return render(
         request, "web/compose/sending.html",
         {
             "row": row,
-            "remaining": int(remaining + 0.999),
+            "remaining": compose_frame.remaining_seconds(row),
             "error": outbox_sentences.outgoing_error_message(row),
         },
     )
@@ -375,7 +434,10 @@ def sending_page(request: HttpRequest, outgoing_id: int) -> HttpResponse:
 def undo(request: HttpRequest, outgoing_id: int) -> HttpResponse:
     user = current_user(request)
     row = outbox.access_outgoing(user, outgoing_id)
-    if outbox.do_undo_send(user, row):
+    undone = outbox.do_undo_send(user, row)
+    if compose_frame.wants_json(request):
+        return compose_frame.undo_answer(row, undone)
+    if undone:
         messages.info(request, _("Sending undone: the message is back in the editor."))
         return redirect("compose_edit", outgoing_id=row.pk)
     messages.error(request, _("Too late: the message has already left."))

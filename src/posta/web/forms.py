@@ -10,6 +10,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
 from django_prose_editor.fields import ProseEditorFormField
 
+from posta.accounts import signatures as signature_fields
 from posta.accounts.models import Account, CompanySettings, Folder, MailServer
 from posta.accounts.presets import CUSTOM, PRESETS
 from posta.accounts.signatures import unknown_fields
@@ -54,7 +55,17 @@ class LocalDateTimeField(forms.DateTimeField):
 # A signature is typed as lines (name, role, phone): Enter makes a line break rather
 # than a paragraph, whose margins a receiving client would show as double spacing
 # (static posta/signature_lines.js, registered in settings.DJANGO_PROSE_EDITOR_EXTENSIONS).
-SIGNATURE_EXTENSIONS: dict[str, Any] = {**RICH_TEXT_EXTENSIONS, "SignatureLines": True}
+# Its "Insert field" menu (static posta/merge_fields.js) lists the company signature's
+# merge fields by their names for people; the labels are lazy, so they are rendered in
+# the language of the page.
+SIGNATURE_EXTENSIONS: dict[str, Any] = {
+    **RICH_TEXT_EXTENSIONS,
+    "SignatureLines": True,
+    "MergeFields": {
+        "fields": [[code, label] for code, (label, _value) in signature_fields.FIELDS.items()],
+        "title": _("Insert field"),
+    },
+}
 
 
 def rich_text_field(
@@ -133,6 +144,10 @@ class AccountForm(forms.ModelForm[Account]):
             self.fields[name].required = False
             self.fields[name].help_text = _("When left empty, the user name is used.")
         self.fields["imap_host"].required = False
+        self.fields["username"].required = False
+        self.fields["username"].help_text = _(
+            "With OAuth2, left empty: the provider names the user at sign-in."
+        )
         if not user.is_administrator:
             self.fields["is_shared_sender"].disabled = True
             self.fields["is_shared_sender"].help_text = _(
@@ -166,14 +181,20 @@ class AccountForm(forms.ModelForm[Account]):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("auth_method") == Account.AuthMethod.OAUTH2:
+        oauth = data.get("auth_method") == Account.AuthMethod.OAUTH2
+        preset = PRESETS.get(self.instance.preset)
+        if oauth and preset is not None and not preset.oauth2:
             self.add_error(
-                "auth_method",
-                _("OAuth2 sign-in is not available yet: choose Password and use an app password."),
+                "auth_method", _("This account type offers no OAuth2 sign-in: choose Password.")
             )
         if data.get("account_type") == CUSTOM and not data.get("imap_host"):
             self.add_error("imap_host", _("Enter the IMAP server."))
-        if not self.instance.pk and not data.get("password"):
+        # With OAuth2 the provider names the user and no password is typed.
+        if not oauth and not data.get("username") and "username" not in self.errors:
+            self.add_error("username", _("Enter the user name."))
+        if not oauth and not data.get("password") and (
+            not self.instance.pk or self.instance.auth_method == Account.AuthMethod.OAUTH2
+        ):
             self.add_error("password", _("Enter the password."))
         return data
 

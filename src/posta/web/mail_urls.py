@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from posta.web.mail import actions, content, pages
+from posta.web.mail import actions, content, layout, pages
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", pages.index, name="mail_index"),
@@ -23,6 +23,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("img/", content.image, {"user_id": 0, "message_id": 0}, name="mail_image_root"),
     path("img/<id:user_id>/<id:message_id>/", content.image, name="mail_image"),
     path("actions/", actions.act, name="mail_act"),
+    path("actions/undo/", actions.undo_move, name="mail_undo"),
+    path("layout/list-only/", layout.list_only, name="mail_list_only"),
     path("f/<id:folder_id>/empty/", actions.empty_folder, name="mail_empty"),
     path("accounts/<id:account_id>/sync/", actions.sync_now, name="mail_sync_now"),
 ]

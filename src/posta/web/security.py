@@ -7,6 +7,9 @@ Content-Security-Policy (CSP Level 3) on every page Posta renders:
     object-src 'none'; frame-src 'self'; base-uri 'none'; form-action 'self';
     frame-ancestors 'none'
 
+The editor's pages asked for by the mail screen's compose panel (`?frame=1`,
+posta.web.compose_frame) say `frame-ancestors 'self'` instead, and only they.
+
 No inline script and no inline style: handlers live in static files, htmx is told
 not to inject its indicator <style>. A view that serves something else (the body
 frame, attachment previews, the print page, the image proxy) sets its own,
@@ -23,6 +26,7 @@ attributes. No other <style> element and no other script is allowed by that.
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from collections.abc import Callable
 
@@ -53,6 +57,26 @@ def allow_editor(request: HttpRequest) -> str:
     return csp_nonce(request)
 
 
+def allow_same_origin_frame(request: HttpRequest) -> None:
+    """Let Posta's own pages show this page in a frame (the mail screen's compose
+    panel); every other page keeps `frame-ancestors 'none'`."""
+    request.posta_csp_frame_self = True  # type: ignore[attr-defined]
+
+
+def allow_form_action(request: HttpRequest, origins: list[str]) -> None:
+    """Let this page's forms lead to `origins` too: a form whose answer redirects
+    to a sign-in provider (CSP 3 form-action covers the redirects after a submit)."""
+    allowed: list[str] = getattr(request, "posta_csp_form_action", [])
+    request.posta_csp_form_action = allowed + [  # type: ignore[attr-defined]
+        o for o in origins if o not in allowed and _SOURCE.fullmatch(o)
+    ]
+
+
+# An origin as a CSP source expression: scheme, host, optional port; nothing that
+# could end the directive or add another.
+_SOURCE = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
 def page_policy(request: HttpRequest) -> str:
     """The policy of one of Posta's own pages, with this request's allowances."""
     nonce: str | None = getattr(request, "posta_csp_nonce", None)
@@ -74,8 +98,10 @@ def page_policy(request: HttpRequest) -> str:
             "child-src 'self'",
             "worker-src 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
+            " ".join(["form-action 'self'", *getattr(request, "posta_csp_form_action", [])]),
+            "frame-ancestors 'self'"
+            if getattr(request, "posta_csp_frame_self", False)
+            else "frame-ancestors 'none'",
         ]
     )
 

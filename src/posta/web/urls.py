@@ -1,11 +1,20 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
-from posta.web import account_views, admin_views, login, views
+from posta.web import account_views, admin_views, login, views, wizard_views
 
 urlpatterns = [
+    # The rich-text editor's words (posta/locale djangojs, and the editor's own).
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["django_prose_editor"]),
+         name="javascript_catalog"),
     path("mail/", include("posta.web.mail_urls")),
     path("compose/", include("posta.web.compose_urls")),
+    path("settings/filters/", include("posta.web.filter_urls")),
+    path("crm/", include("posta.web.crm_urls")),
+    path("shares/", include("posta.web.share_urls")),
+    path("settings/autoreply/", include("posta.web.autoreply_urls")),
+    path("", include("posta.web.oauth_urls")),
     path("", views.home, name="home"),
     path("setup/", views.setup, name="setup"),
     path("login/", login.LoginView.as_view(), name="login"),
@@ -24,8 +33,10 @@ urlpatterns = [
     ),
     path("settings/profile/", views.profile, name="profile"),
     path("settings/layout/", views.layout, name="layout"),
+    path("settings/pop3/", include("posta.web.pop3_urls")),
     path("settings/accounts/", account_views.account_list, name="accounts"),
     path("settings/accounts/new/", account_views.account_new, name="account_new"),
+    path("settings/accounts/find/", wizard_views.account_wizard, name="account_wizard"),
     path("settings/accounts/<id:account_id>/", account_views.account_edit, name="account_edit"),
     path(
         "settings/accounts/<id:account_id>/folders/",

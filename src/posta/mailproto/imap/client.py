@@ -20,17 +20,17 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from imapclient import IMAPClient
 from imapclient import exceptions as imapclient_errors
 
-from posta.mailproto import errors
+from posta.mailproto import errors, sasl
 from posta.mailproto.common import redact
 from posta.mailproto.imap import utf7
-from posta.mailproto.tls import make_context
+from posta.mailproto.tls import make_context, pinned_socket
 
 NONE = "none"
 STARTTLS = "starttls"
@@ -81,15 +81,18 @@ class FolderInfo:
 
 
 class _PinnedIMAP4(imaplib.IMAP4):
+    _implicit_tls: ssl.SSLContext | None = None
+
     def __init__(self, host: str, port: int, *, address: str | None, timeout: float | None):
         self._pinned_address = address
         self._connect_timeout = timeout
         super().__init__(host, port, timeout=timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        target = self._pinned_address or self.host
-        return socket.create_connection(
-            (target, self.port), timeout if timeout is not None else self._connect_timeout
+        return pinned_socket(
+            self.host, self.port, address=self._pinned_address,
+            timeout=timeout if timeout is not None else self._connect_timeout,
+            implicit_tls=self._implicit_tls,
         )
 
 
@@ -103,16 +106,8 @@ class _PinnedIMAP4TLS(_PinnedIMAP4):
         timeout: float | None,
         ssl_context: ssl.SSLContext,
     ):
-        self.ssl_context = ssl_context
+        self.ssl_context = self._implicit_tls = ssl_context
         super().__init__(host, port, address=address, timeout=timeout)
-
-    def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        sock = super()._create_socket(timeout)
-        try:
-            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
 
 
 class PlainExpungeRefused(RuntimeError):
@@ -220,16 +215,10 @@ def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) ->
     return errors.ProtocolError(f"{host}: {type(exc).__name__}")
 
 
-@contextlib.contextmanager
-def imap_errors(*, host: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+def imap_errors(*, host: str, secrets: tuple[str, ...] = ()) -> ContextManager[None]:
     """Turn any exception from IMAPClient/imaplib/sockets inside the block into a
     MailError (see `classify`). MailErrors pass through unchanged."""
-    try:
-        yield
-    except errors.MailError:
-        raise
-    except Exception as exc:
-        raise classify(exc, host=host, secrets=secrets) from exc
+    return errors.translated(classify, host=host, secrets=secrets)
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +231,8 @@ def connect(settings: ImapSettings) -> IMAPClient:
     security "ssl": TLS from the first byte (RFC 8314 §3.2). "starttls": the server
     must offer STARTTLS before login, else StartTlsNotOffered; we never fall back to
     plain text (RFC 3501 §6.2.1, RFC 2595 §3.1). "none": plain text.
-    With `oauth2_token` set, logs in by SASL XOAUTH2 instead of the password.
+    With `oauth2_token` set, logs in with the bearer token by SASL OAUTHBEARER
+    (RFC 7628) where announced, else XOAUTH2, instead of the password.
     Raises only MailError subclasses; the connection is closed on failure.
     """
     if settings.security not in {NONE, STARTTLS, SSL}:
@@ -272,8 +262,7 @@ def _has(client: IMAPClient, capability: str) -> bool:
 
 def _login(client: IMAPClient, settings: ImapSettings) -> None:
     if settings.oauth2_token:
-        # XOAUTH2 (Google, Microsoft): "user=U^Aauth=Bearer T^A^A", base64 by imaplib.
-        client.oauth2_login(settings.username, settings.oauth2_token)
+        _token_login(client, settings)
         return
     if _has(client, "LOGINDISABLED"):
         # RFC 3501 §6.2.3: the server forbids LOGIN on this (unencrypted) connection.
@@ -288,6 +277,33 @@ def _login(client: IMAPClient, settings: ImapSettings) -> None:
         raise errors.AuthenticationFailed(
             f"{settings.host}: the server accepts only ASCII user names and passwords"
         )
+
+
+def _token_login(client: IMAPClient, settings: ImapSettings) -> None:
+    """AUTHENTICATE with the bearer token (RFC 3501 §6.2.2, RFC 7628 §3.1).
+
+    The first continuation gets the initial response; a second one is the server's
+    error (a JSON status, RFC 7628 §3.2.2), answered as the mechanism wants so
+    that the server ends with NO, which is a refused login.
+    """
+    offered = [c.removeprefix("AUTH=") for c in capabilities(client) if c.startswith("AUTH=")]
+    mechanism = sasl.choose_mechanism(offered)
+    if mechanism is None:
+        raise errors.CapabilityMissing(f"{settings.host}: neither OAUTHBEARER nor XOAUTH2 offered")
+    first = sasl.initial_response(
+        mechanism, settings.username, settings.oauth2_token, host=settings.host, port=settings.port
+    )
+    replies = iter([first])
+
+    def respond(_challenge: bytes) -> bytes:
+        return next(replies, sasl.error_reply(mechanism))
+
+    try:
+        client._command_and_check("authenticate", mechanism, respond)
+    except imapclient_errors.IMAPClientError as exc:
+        raise errors.AuthenticationFailed(
+            f"{settings.host}: {redact(_text(exc), (settings.oauth2_token,))}"
+        ) from exc
 
 
 def capabilities(client: IMAPClient) -> frozenset[str]:

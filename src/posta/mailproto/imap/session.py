@@ -188,6 +188,36 @@ class Session:
         value = answer.get(b"UIDVALIDITY")
         return int(value) if isinstance(value, int) else None
 
+    def select_uidnext(self, name: str) -> tuple[int | None, int | None]:
+        """SELECT `name` read-write (as `select`) and return its UIDVALIDITY and
+        UIDNEXT (RFC 3501 §6.3.1), each None when the server sent none: the UID
+        the next message appended will get at the earliest."""
+        with imap_errors(host=self.host):
+            answer = self.client.select_folder(name)
+        self.selected = name
+        values = (answer.get(b"UIDVALIDITY"), answer.get(b"UIDNEXT"))
+        return tuple(int(v) if isinstance(v, int) else None for v in values)  # type: ignore[return-value]
+
+    def uids_from(self, first: int) -> list[int]:
+        """UIDs of the selected folder from `first` on, ascending (UID SEARCH)."""
+        with imap_errors(host=self.host):
+            found = self.client.search(["UID", f"{int(first)}:*"])
+        return sorted(u for u in (int(f) for f in found) if u >= first)
+
+    def fetch_raw(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole messages `uids` of the selected folder, without setting
+        \\Seen (BODY.PEEK[], RFC 3501 §6.4.5)."""
+        if not uids:
+            return {}
+        with imap_errors(host=self.host):
+            data = self.client.fetch(list(uids), ["BODY.PEEK[]"])
+        found: dict[int, bytes] = {}
+        for uid, values in data.items():
+            body = values.get(b"BODY[]")
+            if isinstance(body, bytes):
+                found[int(uid)] = body
+        return found
+
     def has_uid(self, uid: int) -> bool:
         """Whether the selected folder still holds `uid` (UID SEARCH UID)."""
         with imap_errors(host=self.host):
@@ -286,6 +316,16 @@ class Session:
                     return value
         return None
 
+    def header_block(self, uid: int) -> bytes | None:
+        """The whole raw header block of message `uid` in the selected folder,
+        without setting \\Seen (BODY.PEEK[HEADER]); None when it is gone."""
+        with imap_errors(host=self.host):
+            data = self.client.fetch([uid], ["BODY.PEEK[HEADER]"])
+        for values in data.values():
+            for key, value in values.items():
+                if isinstance(key, bytes) and key.startswith(b"BODY[") and isinstance(value, bytes):
+                    return value
+        return None
 
 
 def parse_appenduid(reply: object) -> Appended:

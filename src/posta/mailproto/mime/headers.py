@@ -250,6 +250,12 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _SPACED_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:")
 
 
+def has_obsolete_lines(header: bytes) -> bool:
+    """Whether the header block has a line repair_header_block would change."""
+    end = _BLANK_LINE.search(header)
+    return _ODD_LINE.search(header if end is None else header[: end.end()]) is not None
+
+
 def repair_header_block(header: bytes) -> bytes:
     """The header block with RFC 5322 §4.5 obsolete syntax made current, so that no
     parser ends the header early and shows the rest as body: white space between a
@@ -283,12 +289,22 @@ def split_header_block(header: bytes) -> dict[str, str]:
     """The wanted fields of a header block, decoded to text and unfolded, keyed by
     `Envelope` attribute name.
 
-    The block is decoded once: ASCII, else UTF-8 (RFC 6532), else cp1252 for the
-    whole block (8-bit headers from one mailer use one charset). The first
-    occurrence of a field wins (RFC 5322 §3.6 allows each of these once), except To
-    and Cc, whose repeated occurrences (seen in broken mail) are joined.
+    The block is decoded once: ASCII, else UTF-8 (RFC 6532); a block that is
+    neither has its fields decoded one by one (UTF-8, else cp1252), since relays
+    add fields in charsets of their own (a Latin-1 Received line above a UTF-8
+    Subject). The first occurrence of a field wins (RFC 5322 §3.6 allows each of
+    these once), except To and Cc, whose repeated occurrences (seen in broken
+    mail) are joined.
     """
-    text = header.decode("ascii") if header.isascii() else decode_bytes(header)
+    by_field = False
+    if header.isascii():
+        text = header.decode("ascii")
+    else:
+        try:
+            text = header.decode("utf-8")
+        except UnicodeDecodeError:
+            text = header.decode("ascii", "surrogateescape")
+            by_field = True
     fields: dict[str, str] = {}
     for name, value in _FIELD.findall(text):
         key = _WANTED.get(name) or _WANTED.get(name.lower())
@@ -297,6 +313,8 @@ def split_header_block(header: bytes) -> dict[str, str]:
         if "\n" in value:
             value = _FOLD.sub("", value)  # RFC 5322 §2.2.3 unfolding
         value = value.rstrip()
+        if by_field and not value.isascii():
+            value = decode_bytes(value.encode("ascii", "surrogateescape"))
         if key in fields:
             if (key == "to" or key == "cc") and value:
                 fields[key] += ", " + value

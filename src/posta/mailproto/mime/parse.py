@@ -32,6 +32,7 @@ from html.parser import HTMLParser
 
 from posta.mailproto.mime.headers import (
     Envelope,
+    codec_for,
     decode_bytes,
     decode_with_charset,
     decode_words,
@@ -209,11 +210,14 @@ def _rescued_parts(part: Message) -> list[Message]:
     """The parts of a multipart whose boundary parameter is missing or does not
     match its delimiter lines (so `email` left the body unsplit): the body is split
     again at the delimiter it really uses, the first line that looks like one and
-    occurs again, as mutt does. [] when there is none: the body is then text."""
+    occurs again, as mutt does; else at the first one that a MIME header field
+    follows (a lone part whose closing delimiter names another boundary, as bulk
+    mailers write). [] when there is none: the body is then text."""
     data = body_of(part)
     if not data:
         return []
     seen: set[bytes] = set()
+    lone = b""
     for match in _DELIMITER.finditer(data):
         boundary = match.group(1)
         if boundary.endswith(b"--") and boundary[:-2] in seen:
@@ -221,7 +225,13 @@ def _rescued_parts(part: Message) -> list[Message]:
         if boundary in seen:
             return _split_at(data, boundary)
         seen.add(boundary)
-    return []
+        if not lone and _PART_HEADER.match(data, match.end() + 1):
+            lone = boundary
+    return _split_at(data, lone) if lone else []
+
+
+# A MIME part's first header line (RFC 2045 §3: its fields start with "Content-").
+_PART_HEADER = re.compile(rb"Content-[!-9;-~]+:", re.IGNORECASE)
 
 
 def _split_at(data: bytes, boundary: bytes) -> list[Message]:
@@ -274,7 +284,7 @@ def _walk_children(part: Message, prefix: str, walk: _Walk) -> None:
                 continue
             plain_seen = True
         had_html = bool(walk.html)
-        _visit(child, part_id, walk)
+        _visit(child, part_id, walk, joined=_content_type(part) == "multipart/mixed")
         if alternative and plain_seen and walk.html and not had_html:
             walk.html_has_plain = True
         if digest and _is_message_part(child):
@@ -291,8 +301,10 @@ def _digest_entry(part: Message, part_id: str, walk: _Walk) -> None:
     walk.texts.extend(inner.texts)
 
 
-def _visit(part: Message, part_id: str, walk: _Walk) -> None:
-    """A leaf: a body text, or an attachment."""
+def _visit(part: Message, part_id: str, walk: _Walk, *, joined: bool = False) -> None:
+    """A leaf: a body text, or an attachment. `joined`: the part is one of a
+    multipart/mixed's, whose inline HTML parts are all shown, in order (Apple
+    Mail sends a text with a file in its middle as HTML, the file, HTML)."""
     content_type = _content_type(part)
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
@@ -303,6 +315,8 @@ def _visit(part: Message, part_id: str, walk: _Walk) -> None:
             walk.texts.append(text)
         elif not walk.html:
             walk.html = text
+        elif joined:
+            walk.html += "\n" + text
         return
     if shown and content_type in _REPORT_TEXT:
         walk.texts.append(_report_text(part))
@@ -310,7 +324,11 @@ def _visit(part: Message, part_id: str, walk: _Walk) -> None:
     if content_type.startswith("multipart/"):
         walk.texts.append(_decoded_text(part))
         return
+    if content_type == "application/pgp-encrypted" and not filename:
+        return  # RFC 3156 §4: PGP/MIME's control part ("Version: 1"), not content
     is_message = content_type == "message/rfc822"
+    if is_message and not filename:
+        filename = _message_name(part)
     content_id = _content_id(part)
     # RFC 2387: a part of multipart/related named by Content-ID is usually sent
     # without Content-Disposition; it is inline unless marked as an attachment.
@@ -326,6 +344,14 @@ def _visit(part: Message, part_id: str, walk: _Walk) -> None:
             is_message=is_message,
         )
     )
+
+
+def _message_name(part: Message) -> str:
+    """A forwarded message sent without a file name is named by its subject, as
+    mail clients name it when saving it ("Subject.eml"); "" without one."""
+    header, _body = split_raw(_message_bytes(part))
+    subject = " ".join(parse_envelope(header).subject.split())
+    return f"{subject[:200]}.eml" if subject else ""
 
 
 def _report_text(part: Message) -> str:
@@ -349,6 +375,10 @@ def _filename(part: Message) -> str:
     if isinstance(name, tuple):  # compat32 returns RFC 2231 triples undecoded
         name = email.utils.collapse_rfc2231_value(name)
     name = str(name)
+    if not name.isascii():
+        # 8-bit bytes in the field (surrogate escapes, see tree.Part): UTF-8
+        # (RFC 6532) or the sender's 8-bit charset.
+        name = decode_bytes(name.encode("utf-8", "surrogateescape"))
     if "=?" in name:
         name = decode_words(name)
     # Unquoted names may carry folding white space: one space between words.
@@ -403,7 +433,17 @@ def _decoded_text(part: Message) -> str:
         charset = part.get_content_charset()
     except Exception:  # noqa: BLE001 - malformed parameters
         charset = None
-    return decode_with_charset(_payload(part), charset)
+    data = _payload(part)
+    if not codec_for(charset) and _content_type(part) == "text/html":
+        # No (known) charset in the header: the document's own <meta> (HTML
+        # §4.2.5.4, read as browsers do from its first bytes), as mail clients do.
+        found = _META_CHARSET.search(data, 0, 4096)
+        if found is not None:
+            charset = found.group(1).decode("ascii")
+    return decode_with_charset(data, charset)
+
+
+_META_CHARSET = re.compile(rb"<meta[^>]*?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
 # --- attachment download ----------------------------------------------------------

@@ -17,12 +17,12 @@ import contextlib
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
-from posta.mailproto import errors
+from posta.mailproto import errors, sasl
 from posta.mailproto.common import redact, reply_text
-from posta.mailproto.tls import make_context
+from posta.mailproto.tls import make_context, pinned_socket
 
 NONE = "none"
 STARTTLS = "starttls"
@@ -71,16 +71,10 @@ class _PinnedSMTP(smtplib.SMTP):
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # The same as smtplib's own, with the pinned address as the target.
-        sock = socket.create_connection(
-            (self._pinned_address or host, port), timeout, self.source_address
+        return pinned_socket(
+            self._host, port, address=self._pinned_address or host, timeout=timeout,
+            implicit_tls=self._implicit_tls_context, source_address=self.source_address,
         )
-        if self._implicit_tls_context is None:
-            return sock
-        try:
-            return self._implicit_tls_context.wrap_socket(sock, server_hostname=self._host)
-        except BaseException:
-            sock.close()
-            raise
 
 
 # ---------------------------------------------------------------------------
@@ -138,15 +132,9 @@ def classify(exc: BaseException, *, host: str, secrets: tuple[str, ...] = ()) ->
     return errors.ProtocolError(f"{host}: {type(exc).__name__}")
 
 
-@contextlib.contextmanager
-def smtp_errors(*, host: str, secrets: tuple[str, ...] = ()) -> Iterator[None]:
+def smtp_errors(*, host: str, secrets: tuple[str, ...] = ()) -> ContextManager[None]:
     """Turn any exception from smtplib/sockets inside the block into a MailError."""
-    try:
-        yield
-    except errors.MailError:
-        raise
-    except Exception as exc:
-        raise classify(exc, host=host, secrets=secrets) from exc
+    return errors.translated(classify, host=host, secrets=secrets)
 
 
 # ---------------------------------------------------------------------------
@@ -227,10 +215,14 @@ def _authenticate(smtp: smtplib.SMTP, settings: SmtpSettings) -> None:
         raise errors.CapabilityMissing(f"{host}: the server offers no AUTH")
     mechanisms = _mechanisms(smtp)
     if settings.oauth2_token:
-        if "XOAUTH2" not in mechanisms:
-            raise errors.CapabilityMissing(f"{host}: XOAUTH2 not offered")
-        raw = f"user={settings.username}\x01auth=Bearer {settings.oauth2_token}\x01\x01"
-        _auth_command(smtp, "XOAUTH2", raw, settings)
+        # RFC 7628 OAUTHBEARER where announced, else XOAUTH2 (RFC 4954 AUTH).
+        mechanism = sasl.choose_mechanism(mechanisms)
+        if mechanism is None:
+            raise errors.CapabilityMissing(f"{host}: neither OAUTHBEARER nor XOAUTH2 offered")
+        raw = sasl.initial_response(
+            mechanism, settings.username, settings.oauth2_token, host=host, port=settings.port
+        )
+        _auth_command(smtp, mechanism, raw, settings)
         return
     if (settings.username + settings.password).isascii():
         smtp.login(settings.username, settings.password)
@@ -240,16 +232,20 @@ def _authenticate(smtp: smtplib.SMTP, settings: SmtpSettings) -> None:
         raise errors.AuthenticationFailed(
             f"{host}: the server accepts only ASCII user names and passwords"
         )
-    _auth_command(smtp, "PLAIN", f"\0{settings.username}\0{settings.password}", settings)
+    raw = f"\0{settings.username}\0{settings.password}".encode()
+    _auth_command(smtp, "PLAIN", raw, settings)
 
 
-def _auth_command(smtp: smtplib.SMTP, mechanism: str, raw: str, settings: SmtpSettings) -> None:
-    encoded = base64.b64encode(raw.encode("utf-8")).decode("ascii")
+def _auth_command(
+    smtp: smtplib.SMTP, mechanism: str, raw: bytes, settings: SmtpSettings
+) -> None:
+    encoded = base64.b64encode(raw).decode("ascii")
     code, message = smtp.docmd("AUTH", f"{mechanism} {encoded}")
     if code == 334:
-        # XOAUTH2 answers a bad token with a 334 JSON challenge; an empty line gets
-        # the final 535.
-        code, message = smtp.docmd("")
+        # A bad token is answered with a 334 JSON challenge; the mechanism's error
+        # reply (RFC 7628 §3.2.3: ^A; XOAUTH2: empty) gets the final 535.
+        reply = base64.b64encode(sasl.error_reply(mechanism)).decode("ascii")
+        code, message = smtp.docmd(reply)
     if code != 235:  # RFC 4954 §6: 235 is success
         raise classify_reply(
             code,

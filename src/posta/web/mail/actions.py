@@ -6,6 +6,8 @@ worker carries out (DESIGN §2). The page then reloads its list and folder list
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,11 +17,11 @@ from django.views.decorators.http import require_POST
 
 from posta.accounts.models import Account, Folder
 from posta.core.errors import PostaError
-from posta.mail import queries, services
+from posta.mail import queries, services, undo
 from posta.mail.models import Location, Message
 from posta.users.models import User
 from posta.web import params
-from posta.web.mail import pages, reader
+from posta.web.mail import notices, pages, reader, toasts
 from posta.web.mail.reader import is_htmx
 from posta.web.utils import current_user, safe_next
 
@@ -75,7 +77,12 @@ def source_folders(request: HttpRequest, user: User) -> list[int] | None:
 
 
 def _move_by_role(
-    user: User, message_ids: list[int], role: str, *, from_folders: list[int] | None
+    user: User,
+    message_ids: list[int],
+    role: str,
+    *,
+    from_folders: list[int] | None,
+    held: Held,
 ) -> int:
     """Move each copy to its own account's folder of `role` (Spam, Archive, Inbox)."""
     accounts = set(
@@ -91,7 +98,10 @@ def _move_by_role(
             % {"role": Folder.Role(role).label},
         )
     return sum(
-        services.do_move(user, message_ids, target, from_folders=from_folders)
+        services.do_move(
+            user, message_ids, target, from_folders=from_folders,
+            hold=held.until, moved=held.moved,
+        )
         for target in targets
     )
 
@@ -103,7 +113,18 @@ _ROLE_OF = {
 }
 
 
-def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]) -> int:
+@dataclass
+class Held:
+    """An undoable move: its intents wait until `until`; `moved` collects what
+    posta.mail.undo needs to put the copies back."""
+
+    until: datetime | None = None
+    moved: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _apply(
+    request: HttpRequest, user: User, action: str, message_ids: list[int], held: Held
+) -> int:
     """Read and flag marks apply to every copy; moves and deletes to the copies in
     the folders the user is looking at (`source_folders`)."""
     if action in ("seen", "unseen"):
@@ -112,12 +133,18 @@ def _apply(request: HttpRequest, user: User, action: str, message_ids: list[int]
         return services.do_set_flagged(user, message_ids, action == "flag")
     from_folders = source_folders(request, user)
     if action == "delete":
-        return services.do_delete(user, message_ids, from_folders=from_folders)
+        return services.do_delete(
+            user, message_ids, from_folders=from_folders, hold=held.until, moved=held.moved
+        )
     if action in _ROLE_OF:
-        return _move_by_role(user, message_ids, _ROLE_OF[action], from_folders=from_folders)
+        return _move_by_role(
+            user, message_ids, _ROLE_OF[action], from_folders=from_folders, held=held
+        )
     target_id = params.parse_id(request.POST.get("target", ""), name="target")
     target = queries.access_folder(user, target_id)
-    return services.do_move(user, message_ids, target, from_folders=from_folders)
+    return services.do_move(
+        user, message_ids, target, from_folders=from_folders, hold=held.until, moved=held.moved
+    )
 
 
 def _done(request: HttpRequest, event: dict[str, object]) -> HttpResponse:
@@ -138,8 +165,52 @@ def act(request: HttpRequest) -> HttpResponse:
     if not action:
         raise PostaError("unknown_action", _("Unknown action."))
     message_ids = selected_message_ids(request, user)
-    changed = _apply(request, user, action, message_ids) if message_ids else 0
-    return _done(request, {"action": action, "ids": message_ids[:200], "changed": changed})
+    # The page with its Undo toast asks for `undo`: the move then waits out the
+    # undo window before a worker may carry it out.
+    undoable = action in toasts.MOVING and params.flag(request.POST, "undo")
+    held = Held(until=undo.hold_until(user) if undoable else None)
+    changed = _apply(request, user, action, message_ids, held) if message_ids else 0
+    event: dict[str, object] = {"action": action, "ids": message_ids[:200], "changed": changed}
+    if action in toasts.MOVING and changed:
+        folder = _target_name(request, user)
+        event["toast"] = toasts.moved_text(action, len(message_ids), folder=folder)
+        event["undo"] = undo.ticket_for(user, held.moved) if undoable else ""
+        event["seconds"] = undo.window_seconds(user)
+        if not is_htmx(request):
+            # A plain form POST (no script): the list it returns to says what
+            # happened, with the Undo the toast would have had.
+            notices.remember(
+                request, str(event["toast"]), ticket=str(event["undo"]),
+                seconds=int(str(event["seconds"])),
+            )
+    return _done(request, event)
+
+
+def _target_name(request: HttpRequest, user: User) -> str:
+    """The folder a plain move went to, for its words (_apply checked it)."""
+    if request.POST.get("action") != "move":
+        return ""
+    target_id = params.parse_id(request.POST.get("target", ""), name="target")
+    target = Folder.objects.filter(pk=target_id, account__user=user).first()
+    return target.display_name if target else ""
+
+
+@login_required
+@require_POST
+def undo_move(request: HttpRequest) -> HttpResponse:
+    """The toast's Undo: the copies go back where they were (posta.mail.undo)."""
+    user = current_user(request)
+    moved = undo.read_ticket(user, request.POST.get("ticket", ""))
+    if not moved:
+        raise PostaError("undo_expired", _("This can no longer be undone."), status=400)
+    back = undo.do_undo_moves(user, moved)
+    event: dict[str, object] = {
+        "action": "undo", "ids": [], "changed": back,
+        "toast": toasts.undone_text(back),
+    }
+    if not is_htmx(request):
+        notices.remember(request, toasts.undone_text(back))
+    return _done(request, event)
 
 
 @login_required

@@ -6,13 +6,18 @@ The body frame is the one place mail HTML reaches a browser. It is sanitized
 
     Content-Security-Policy: default-src 'none'; img-src data: <proxy>;
         style-src 'unsafe-inline'; base-uri 'none'; form-action 'none';
-        frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox
+        frame-ancestors 'self'; script-src 'none';
+        sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox
 
-and shown in `<iframe sandbox="allow-popups allow-popups-to-escape-sandbox">`: no
-script runs even if the sanitizer missed one, no request leaves for a sender's
-server (img-src lists only `data:` for the message's own cid: images and the
-proxy), no form posts, and the frame has an opaque origin, so it cannot read the
-session or the page around it. Attachments are always downloads, with nosniff.
+and shown in `<iframe sandbox="allow-same-origin allow-popups
+allow-popups-to-escape-sandbox">`: no script runs even if the sanitizer missed
+one, no request leaves for a sender's server (img-src lists only `data:` for the
+message's own cid: images and the proxy), no form posts, and the top page cannot
+be navigated. `allow-same-origin` is there only so that the page's own script
+(static/posta/frames.js) can measure the body and size the frame to it; it is
+never combined with `allow-scripts`, which together would let a body remove its
+own sandbox. A document without script cannot use the origin it has: it reads no
+cookie and no page. Attachments are always downloads, with nosniff.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from posta.web.utils import current_user
 
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
+# The body frame's sandbox (the iframe attribute says the same): readable by the
+# page's script for its height, never with allow-scripts (see the module docstring).
+BODY_SANDBOX = f"allow-same-origin {SANDBOX}"
 # The proxy's own parameters: a remote image URL (browsers cut URLs near 64 KB
 # anyway) and the signature Posta made for it (base64 of a SHA-256 HMAC).
 MAX_IMAGE_URL = 16_384
@@ -58,13 +66,15 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 def frame_csp(request: HttpRequest, *, nonce: str = "") -> str:
-    script = f"script-src 'nonce-{nonce}'; " if nonce else ""
+    """The policy of a message body: the body frame's (no nonce: same origin for
+    its height, no script), or the print page's (its one nonce'd script, opaque
+    origin: allow-same-origin never goes with allow-scripts)."""
+    script = f"script-src 'nonce-{nonce}'" if nonce else "script-src 'none'"
+    sandbox = f"{SANDBOX} allow-scripts allow-modals" if nonce else BODY_SANDBOX
     return (
-        f"default-src 'none'; {script}img-src data: {reader.proxy_origin(request)}; "
+        f"default-src 'none'; {script}; img-src data: {reader.proxy_origin(request)}; "
         "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-        f"frame-ancestors 'self'; sandbox {SANDBOX}"
-        # The print page runs its one nonce'd script (window.print) and nothing else.
-        + (" allow-scripts allow-modals" if nonce else "")
+        f"frame-ancestors 'self'; sandbox {sandbox}"
     )
 
 
@@ -96,6 +106,13 @@ def _part_name(att: sanitize.Attachment) -> str:
     if att.is_message:
         extension = ".eml"
     return f"part-{att.part_id}{extension}"
+
+
+def download(att: sanitize.Attachment, data: bytes) -> HttpResponse:
+    """An attachment's bytes as a download, never rendered."""
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Content-Disposition"] = _disposition("attachment", _part_name(att))
+    return _no_store(response)
 
 
 def preview_csp(content_type: str) -> str:

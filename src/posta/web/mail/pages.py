@@ -20,9 +20,11 @@ from posta.accounts.models import Account, Folder
 from posta.mail import queries
 from posta.mail.models import Thread
 from posta.mail.queries import Scope
+from posta.shares import folder as share_folder
 from posta.users.models import User
 from posta.web import params
-from posta.web.mail import reader
+from posta.web.crm_imported import imported_context
+from posta.web.mail import notices, reader, shared
 from posta.web.mail.reader import is_htmx
 from posta.web.mail.rows import RowLinks, render_rows
 from posta.web.utils import current_user
@@ -150,6 +152,13 @@ def _format_dates(rows: list[queries.Row]) -> None:
             row.when = formats.date_format(local, "SHORT_DATE_FORMAT")
 
 
+def sidebar_of(user: User) -> queries.Sidebar:
+    """The folder list, with the Shared folder's unread badge."""
+    folders = queries.sidebar(user)
+    folders.shared_unread = share_folder.unread_count(user)
+    return folders
+
+
 def _several_accounts(user: User) -> bool:
     """Whether a merged list mixes accounts: only then does a row name its account
     (with one account the chip says nothing and costs the subject its room)."""
@@ -214,7 +223,7 @@ def _screen(
         return render(request, template, rows)
     context: dict[str, Any] = {
         "title": title,
-        "sidebar": queries.sidebar(user),
+        "sidebar": sidebar_of(user),
         "scope": scope,
         "scope_key": scope.key() if scope else f"special:{special}",
         "folder": folder,
@@ -222,6 +231,7 @@ def _screen(
         "poll_seconds": POLL_SECONDS,
         "query": scope.query if scope and scope.kind == "search" else "",
         "shortcuts": SHORTCUTS,
+        "notice": notices.take(request),
     }
     if scope is not None:
         context.update(_list_context(request, user, scope, cursor=cursor))
@@ -231,6 +241,10 @@ def _screen(
         context["empty_text"] = queries.special_folder_empty_text(special)
         if special == "scheduled":
             context["scheduled"] = queries.scheduled_messages(user)
+        if special == "imported":
+            context.update(imported_context(request, user))
+        if special == "shared":
+            context["shared_rows"] = share_folder.shared_rows(user)
     opened = params.optional_id(request.GET, "m")
     thread_id = params.optional_id(request.GET, "t")
     if opened is not None:
@@ -239,6 +253,8 @@ def _screen(
         )
     elif thread_id is not None:
         context["reader_thread"] = reader.thread_context(request, user, thread_id)
+    elif special == "shared" and (share_id := params.optional_id(request.GET, "share")):
+        context["reader_share"] = shared.conversation_context(request, user, share_id)
     return render(request, "web/mail/screen.html", context)
 
 
@@ -288,11 +304,12 @@ def poll(request: HttpRequest) -> HttpResponse:
         request,
         "web/mail/_poll.html",
         {
-            "sidebar": queries.sidebar(user),
+            "sidebar": sidebar_of(user),
             "scope_key": key,
             "marker": marker,
             "poll_seconds": POLL_SECONDS,
             "oob": True,
+            "share_notices": share_folder.take_notices(user),
         },
     )
     if scope is not None and marker != params.text(
@@ -310,7 +327,7 @@ def sidebar(request: HttpRequest) -> HttpResponse:
         request,
         "web/mail/_sidebar.html",
         {
-            "sidebar": queries.sidebar(user),
+            "sidebar": sidebar_of(user),
             "scope_key": params.text(request.GET, "scope", max_length=MAX_SCOPE_LENGTH),
         },
     )
@@ -326,6 +343,7 @@ SHORTCUTS: list[tuple[str, Promise]] = [
     ("#", gettext_lazy("Delete")),
     ("e", pgettext_lazy("verb", "Archive")),
     ("u", gettext_lazy("Mark as unread")),
+    ("z", gettext_lazy("Undo the last move")),
     ("/", gettext_lazy("Search")),
     ("?", gettext_lazy("Show these shortcuts")),
 ]

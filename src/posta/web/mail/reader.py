@@ -13,9 +13,11 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 
-from posta.mail import blobs, queries, sanitize, services
+from posta.mail import blobs, queries, quotes, sanitize, services
 from posta.mail.models import Message
 from posta.mail.queries import MessageDetail
+from posta.shares import conversation as share_conversation
+from posta.shares import services as share_services
 from posta.users.models import User
 from posta.web import params
 
@@ -181,6 +183,7 @@ def message_context(
     context["other_folders"] = detail.locations[1:]
     context["unread"] = any(not loc.seen for loc in detail.locations)
     context["folder_id"] = folder_id or ""
+    context["share"] = share_services.share_of_message(user, message)
     if detail.message.body_state == Message.BodyState.PENDING and not _polling(request):
         # Opened before the background download reached it: ask for it now; the
         # pane then polls until the body is in.
@@ -206,14 +209,21 @@ def thread_context(request: HttpRequest, user: User, thread_id: int) -> dict[str
             if readable is not None and not readable.html:
                 # Plain text reads inline, at its own height: escaped and linkified
                 # like the frame's (sanitize.text_to_html), so no frame is needed.
-                item["text_html"] = mark_safe(sanitize.text_to_html(readable.text))  # noqa: S308 - escaped by text_to_html
+                # The trailing quote of a reply is folded ("Show quoted text").
+                fresh, quoted = quotes.split_quoted(readable.text)
+                item["text_html"] = mark_safe(sanitize.text_to_html(fresh))  # noqa: S308 - escaped by text_to_html
+                item["quoted_html"] = mark_safe(sanitize.text_to_html(quoted)) if quoted else ""  # noqa: S308 - escaped by text_to_html
             pending = detail.message.body_state == Message.BodyState.PENDING
             if pending and not _polling(request):
                 services.request_body_fetch(user, detail.message.pk)
         items.append(item)
     unread_ids = [d.message.pk for d in details if any(not loc.seen for loc in d.locations)]
     count = len(items)
+    share = share_services.share_of_message(user, details[-1].message) if details else None
     return {
+        "share": share,
+        # Colleagues' replies written from the share: part of this conversation too.
+        "share_replies": share_conversation.reply_messages(share) if share else [],
         "thread": thread,
         # The first message's subject as its sender wrote it (Thread.subject is the
         # normalized base subject used for grouping).

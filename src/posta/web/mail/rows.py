@@ -43,6 +43,7 @@ class _Words:
     saving: str
     refused: str
     attach_icon: str
+    imported: str
 
     @classmethod
     def now(cls) -> _Words:
@@ -59,6 +60,7 @@ class _Words:
             saving=_("Saving to the server…"),
             refused=_("The server refused a change"),
             attach_icon=static("posta/icons/attachment.svg"),
+            imported=_("Imported"),
         )
 
 
@@ -112,6 +114,12 @@ def _row(
             opener = format_html(
                 '<a class="open draft" href="{}{}/">{}', links.draft_prefix, m.pk, sender
             )
+        elif row.account is None:  # kept in Imported: no folder to name
+            opener = format_html(
+                '<a class="open" href="{0}" hx-get="{1}{2}/" hx-target="#reader" '
+                'hx-push-url="{0}">{3}',
+                target, links.message_prefix, m.pk, sender,
+            )  # fmt: skip
         else:
             opener = format_html(
                 '<a class="open" href="{0}" hx-get="{1}{2}/?folder={3}" hx-target="#reader" '
@@ -119,15 +127,7 @@ def _row(
                 target, links.message_prefix, m.pk, loc.folder_id, sender,
             )  # fmt: skip
     marks = mark_safe("".join(_marks(row, words)))  # noqa: S308 - built by format_html only
-    account = (
-        format_html(
-            '<span class="acct" data-hue="{}" title="{}">{}</span>',
-            hue_class(row.account_hue), row.account.email,
-            row.account.description or row.account.email,
-        )  # fmt: skip
-        if unified
-        else ""
-    )
+    account = _account_badge(row, words) if unified or row.account is None else ""
     snippet = format_html('<span class="snippet">{}</span>', m.snippet) if show_preview else ""
     state = ""
     if row.action_state == "pending":
@@ -140,8 +140,18 @@ def _row(
         '<input type="checkbox" class="pick" aria-label="{}" tabindex="-1">'
         '{}<span class="marks">{}</span>{}<time>{}</time>'
         '<span class="subject">{}</span>{}{}</a></li>',
-        classes, m.pk, thread_attr, loc.folder_id, words.select,
+        classes, m.pk, thread_attr, loc.folder_id or "", words.select,
         opener, marks, account, row.when, m.subject or words.no_subject, snippet, state,
+    )  # fmt: skip
+
+
+def _account_badge(row: Row, words: _Words) -> SafeString:
+    if row.account is None:
+        return format_html('<span class="acct imported">{}</span>', words.imported)
+    return format_html(
+        '<span class="acct" data-hue="{}" title="{}">{}</span>',
+        hue_class(row.account_hue), row.account.email,
+        row.account.description or row.account.email,
     )  # fmt: skip
 
 

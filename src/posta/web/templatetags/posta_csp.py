@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms, template
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from js_asset import Media as AssetMedia
 
@@ -22,7 +25,13 @@ def editor_media(context: dict[str, Any], media: forms.Media) -> SafeString:
         rendered = str(media.render(attrs={"nonce": nonce}))
     else:
         rendered = str(media.render())
-    return mark_safe(rendered)  # noqa: S308 - Media's own tags, escaped by it
+    # The editor's words: Django's JavaScript catalog first (the editor reads
+    # window.gettext when it loads), then the translation of its tooltips.
+    words = format_html(
+        '<script src="{}" nonce="{}"></script><script src="{}" nonce="{}"></script>',
+        reverse("javascript_catalog"), nonce, static("posta/editor_words.js"), nonce,
+    )
+    return mark_safe(str(words) + rendered)  # noqa: S308 - escaped by format_html and Media
 
 
 MAX_DEPTH = 12

@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
+import mimetypes
+
 from django import template
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+
+from posta.accounts.presets import NONE, SECURITY_CHOICES
 
 register = template.Library()
 
@@ -43,6 +47,11 @@ FILE_KINDS: dict[str, Promise] = {
     "application/pkcs7-mime": _("Signed or encrypted content"),
     "application/x-pkcs7-signature": _("Digital signature"),
     "application/pgp-signature": _("Digital signature"),
+    "application/pgp-encrypted": _("Encryption details"),
+    "application/pgp-keys": _("Encryption key"),
+    # Outlook's rich-text wrapper (TNEF); other clients cannot open it either.
+    "application/ms-tnef": _("Outlook package (winmail.dat)"),
+    "application/vnd.ms-tnef": _("Outlook package (winmail.dat)"),
 }
 MAJOR_KINDS: dict[str, Promise] = {
     "image": _("Image"),
@@ -65,12 +74,36 @@ SPECIAL_USE_WORDS: dict[str, Promise] = {
 }
 
 
+# Types that say only "bytes": the file name says more (mailers label many PDFs and
+# Office files so, and Outlook's winmail.dat too).
+_UNTYPED = frozenset(
+    (
+        "",
+        "application/octet-stream",
+        "application/x-octet-stream",
+        "application/binary",
+        "application/unknown",
+        "application/force-download",
+        "binary/octet-stream",
+    )
+)
+
+
 @register.filter
-def file_kind(content_type: str) -> str:
-    """"PDF document" for application/pdf; "File" for what has no better name."""
+def file_kind(content_type: str, filename: str = "") -> str:
+    """"PDF document" for application/pdf; "File" for what has no better name. A
+    part sent as mere bytes is named from its file name's extension."""
     value = (content_type or "").split(";", 1)[0].strip().lower()
+    if value in _UNTYPED and filename:
+        name = filename.strip().lower()
+        value = "application/ms-tnef" if name == "winmail.dat" else _guessed_type(name, value)
     kind = FILE_KINDS.get(value) or MAJOR_KINDS.get(value.split("/", 1)[0])
     return str(kind) if kind is not None else str(_("File"))
+
+
+def _guessed_type(filename: str, fallback: str) -> str:
+    guessed, _encoding = mimetypes.guess_type(filename, strict=False)
+    return guessed or fallback
 
 
 @register.filter
@@ -90,3 +123,12 @@ def folder_label(name: str, display_name: str = "") -> str:
     if name.upper() == "INBOX":
         return str(_("Inbox"))
     return display_name or name
+
+
+@register.filter
+def security_words(value: str) -> str:
+    """A connection's security as people read it: "SSL/TLS", "STARTTLS", or
+    "not encrypted" (never the stored token, such as NONE)."""
+    if value == NONE:
+        return str(_("not encrypted"))
+    return str(dict(SECURITY_CHOICES).get(value, value))

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from posta.core.leases import make_owner
 from posta.mailproto.errors import MailError
 from posta.sync.account_pass import sync_account_once
-from posta.sync.leases import candidate_accounts, make_owner, release, try_claim
+from posta.sync.leases import candidate_accounts, release, try_claim
 from posta.sync.service import SyncService
 
 

@@ -5,6 +5,9 @@
   const form = document.getElementById("account-form");
   if (!form) return;
   const presets = JSON.parse(document.getElementById("presets-data").textContent);
+  const oauthData = JSON.parse(document.getElementById("oauth-data").textContent);
+  const save = document.getElementById("account-save");
+  const saveLabel = save.textContent;
   const type = form.elements["account_type"];
   const smtpCustom = form.elements["smtp_custom"];
   const auth = form.elements["auth_method"];
@@ -49,9 +52,22 @@
       p.textContent = text;
       return p;
     }));
+    // OAuth2: Gmail and Office365 sign in with Google and Microsoft, every other
+    // type that offers it with the administrator's custom provider.
     const oauthOption = auth && auth.querySelector('option[value="oauth2"]');
-    if (oauthOption) oauthOption.disabled = !(preset && preset.oauth2);
-    document.getElementById("oauth-notice").hidden = !(auth && auth.value === "oauth2");
+    const offersOauth = !preset || preset.oauth2;
+    if (oauthOption) oauthOption.disabled = !offersOauth;
+    const oauth = Boolean(auth && auth.value === "oauth2" && offersOauth);
+    const provider = oauthData.providers[(preset && preset.oauth_kind) || "custom"];
+    document.getElementById("oauth-notice").hidden = !oauth;
+    document.getElementById("oauth-ready").hidden = !(oauth && provider.configured);
+    document.getElementById("oauth-unconfigured").hidden = !(oauth && !provider.configured);
+    for (const name of ["password", "smtp_password"]) {
+      const field = document.getElementById("field-" + name);
+      if (field) field.hidden = oauth;
+    }
+    save.textContent = oauth ? save.dataset.signinLabel.replace("{provider}", provider.name) : saveLabel;
+    save.disabled = oauth && !provider.configured;
   }
 
   // Locked selects and checkboxes ignore changes made by the user.
@@ -60,7 +76,6 @@
   // The save tests IMAP and SMTP logins (seconds): show that it works, and keep a
   // second click from starting a second test. The page that answers replaces this
   // one, so nothing re-enables the button.
-  const save = document.getElementById("account-save");
   const progress = document.getElementById("account-progress");
   form.addEventListener("submit", (e) => {
     if (save.disabled) { e.preventDefault(); return; }

@@ -1,5 +1,7 @@
-/* The compose page: signature follows the From, plain-text switch, autosave,
-   address suggestions, attachments with a size check before upload and progress. */
+/* The compose page (and the mail screen's compose panel, which shows it in a frame):
+   signature follows the From, plain-text switch, autosave, address suggestions,
+   attachments dropped anywhere on the page with a size check before upload and
+   progress, scheduling behind the Send button's menu. */
 (function () {
   "use strict";
   var form = document.getElementById("compose-form");
@@ -11,8 +13,10 @@
   var from = document.getElementById("id_account");
   var preview = document.getElementById("signature-preview");
   function showSignature() {
-    // Trusted HTML: the user's own or the administrator's signature, sanitized on save.
-    preview.innerHTML = signatures[from.value] || "";
+    // Trusted HTML: the user's own or the administrator's signature, sanitized on save;
+    // shown under the text after the "-- " line, as the server adds it (RFC 3676 §4.3).
+    var signature = signatures[from.value] || "";
+    preview.innerHTML = signature ? '<div class="signature-separator">-- </div>' + signature : "";
   }
   from.addEventListener("change", showSignature);
   showSignature();
@@ -141,14 +145,49 @@
     xhr.send(data);
   }
   fileInput.addEventListener("change", function () { if (fileInput.files.length) upload(fileInput.files); });
-  var drop = attachForm.querySelector(".drop");
+  // Files dropped anywhere on the page (the whole panel in the mail screen) attach;
+  // caught before the editor sees them, which would otherwise ignore or open them.
+  var drop = document.querySelector(".compose .drop");
+  function carriesFiles(e) {
+    return e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types || [], "Files") >= 0;
+  }
   ["dragover", "dragenter"].forEach(function (name) {
-    drop.addEventListener(name, function (e) { e.preventDefault(); drop.classList.add("over"); });
+    document.addEventListener(name, function (e) {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      drop.classList.add("over");
+    }, true);
   });
-  drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
-  drop.addEventListener("drop", function (e) {
+  document.addEventListener("dragleave", function (e) {
+    if (!e.relatedTarget) drop.classList.remove("over");
+  }, true);
+  document.addEventListener("drop", function (e) {
+    if (!carriesFiles(e)) return;
     e.preventDefault();
+    e.stopPropagation();
     drop.classList.remove("over");
     if (e.dataTransfer.files.length) upload(e.dataTransfer.files);
+  }, true);
+
+  // --- "Schedule send…" in the Send button's menu shows the scheduling fields
+  var schedule = document.getElementById("schedule-fields");
+  var scheduleOpen = document.getElementById("schedule-open");
+  function showSchedule(open) {
+    schedule.hidden = !open;
+    scheduleOpen.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  showSchedule(schedule.dataset.open === "1");
+  scheduleOpen.addEventListener("click", function () {
+    document.getElementById("send-menu").open = false;
+    showSchedule(true);
+    document.getElementById("id_quick").focus();
   });
+
+  // For the compose panel (compose_panel.js, through the frame): save before the
+  // panel closes, files dropped on the panel's own header.
+  window.PostaCompose = {
+    save: function () { return save(); },
+    dirty: function () { return dirty && !submitting; },
+    upload: upload
+  };
 })();

@@ -86,10 +86,51 @@
         if (current.dataset.thread) { values.threads = current.dataset.thread; }
       }
     }
+    // A move is held for the undo window, so the toast's Undo can call it back.
+    if (MOVING[action]) { values.undo = "1"; }
     post(values);
   }
 
   var MOVING = { move: 1, "delete": 1, archive: 1, spam: 1, notspam: 1 };
+
+  // --- The toast after a move, with Undo ----------------------------------------
+  var toastTimer = null;
+  var reopenUrl = "";  // the reader's message before the move, reopened by Undo
+
+  function toast() { return document.getElementById("mail-toast"); }
+  function hideToast() {
+    var t = toast();
+    if (t) { t.hidden = true; t.dataset.ticket = ""; }
+    if (toastTimer) { window.clearTimeout(toastTimer); toastTimer = null; }
+  }
+  function showToast(text, ticket, seconds) {
+    var t = toast();
+    if (!t) { return; }
+    document.getElementById("mail-toast-text").textContent = text;
+    t.dataset.ticket = ticket || "";
+    document.getElementById("mail-toast-undo").hidden = !ticket;
+    t.hidden = false;
+    if (toastTimer) { window.clearTimeout(toastTimer); }
+    toastTimer = window.setTimeout(hideToast, Math.max(seconds || 0, 6) * 1000);
+  }
+  function undoLast() {
+    var t = toast();
+    if (!t || t.hidden || !t.dataset.ticket || !window.htmx) { return false; }
+    window.htmx.ajax("POST", t.dataset.undoUrl, { source: document.body, values: { ticket: t.dataset.ticket }, swap: "none" });
+    t.dataset.ticket = "";
+    document.getElementById("mail-toast-undo").hidden = true;
+    return true;
+  }
+
+  // Gmail's "auto-advance": after the open message moves away, the reader shows
+  // the next one in the list (the previous one at the end), not an empty pane.
+  function neighbourOf(row, gone) {
+    var list = rows(), at = list.indexOf(row);
+    var keep = function (r) { return !gone.has(r.dataset.id); };
+    for (var i = at + 1; i < list.length; i++) { if (keep(list[i])) { return list[i]; } }
+    for (var j = at - 1; j >= 0; j--) { if (keep(list[j])) { return list[j]; } }
+    return null;
+  }
 
   document.addEventListener("click", function (event) {
     var target = event.target;
@@ -110,14 +151,20 @@
       return;
     }
     if (target.closest("#back-to-list")) { backToList(); return; }
+    if (target.closest("#mail-toast-undo")) { undoLast(); return; }
+    if (target.closest("#mail-toast-close")) { hideToast(); return; }
     if (target.closest("#drawer-toggle")) { setDrawer(!screen().classList.contains("drawer-open")); return; }
     if (screen() && screen().classList.contains("drawer-open") && !target.closest("#mail-folders")) {
       setDrawer(false); event.preventDefault(); event.stopPropagation(); return;
     }
+    var menu = target.closest("details.menu");
+    if (menu && !target.closest("summary")) { menu.open = false; }
+    document.querySelectorAll("details.menu[open]").forEach(function (m) { if (m !== menu) { m.open = false; } });
     var tool = target.closest("[data-action]");
     if (tool) { act(tool.dataset.action); return; }
     var readerTool = target.closest("[data-act]");
     if (readerTool) {
+      event.preventDefault();  // the plain form (for pages without script) is not sent
       var values = {};
       if (readerTool.dataset.ids) { values.ids = readerTool.dataset.ids; }
       if (readerTool.dataset.threads) { values.threads = readerTool.dataset.threads; }
@@ -175,25 +222,77 @@
     if (ids) { act("move", { ids: ids, target: drop.dataset.folder }); }
   });
 
+  // The order of the list's rows before its last reload: a reload (the live poll's,
+  // or the one the change itself triggers) may replace the rows before the change's
+  // event is handled, and the next message is then found in this order.
+  var previousOrder = [];
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && (target.id === "list" || (target.closest && target.closest("#list")))) {
+      previousOrder = rows().map(function (r) { return r.dataset.id; });
+    }
+  });
+  function neighbourById(id, gone) {
+    var at = previousOrder.indexOf(id);
+    if (at < 0) { return null; }
+    var present = {};
+    rows().forEach(function (r) { present[r.dataset.id] = r; });
+    var pick = function (i) { var other = previousOrder[i]; return !gone.has(other) && present[other] ? present[other] : null; };
+    for (var i = at + 1; i < previousOrder.length; i++) { if (pick(i)) { return pick(i); } }
+    for (var j = at - 1; j >= 0; j--) { if (pick(j)) { return pick(j); } }
+    return null;
+  }
+
   // After a change: the list reloads itself (hx-trigger); the reader follows.
   document.body.addEventListener("mail-changed", function (event) {
     var detail = event.detail || {};
-    var open = openMessageId();
-    var ids = (detail.ids || []).map(String);
-    if (!open || ids.indexOf(open) < 0) { return; }
-    var reader = document.getElementById("reader");
-    if (MOVING[detail.action]) {
-      reader.innerHTML = "";
-      if (phone.matches && screen().classList.contains("reading")) { backToList(); }
+    if (detail.toast) { showToast(detail.toast, detail.undo, detail.seconds); }
+    if (detail.action === "undo" && reopenUrl && window.htmx) {
+      window.htmx.ajax("GET", reopenUrl, { target: "#reader", swap: "innerHTML" });
+      reopenUrl = "";
       return;
     }
-    if (detail.action !== "seen" && window.htmx) {
+    var open = openMessageId();
+    var ids = (detail.ids || []).map(String);
+    var active = document.querySelector("#msglist li.msg.active");
+    var shown = open || (document.getElementById("reader-thread") && active ? active.dataset.id : "");
+    if (!shown || ids.indexOf(shown) < 0) { return; }
+    var reader = document.getElementById("reader");
+    if (MOVING[detail.action]) {
+      // The list reloads itself after this event: its rows are still the old ones
+      // (a reload of a moment ago may have replaced them, so find the row again).
+      var gone = new Set(ids);
+      var still = rows().filter(function (r) { return r.dataset.id === shown; })[0];
+      var link = still ? still.querySelector("a.open") : null;
+      reopenUrl = link ? (link.getAttribute("hx-get") || "") : "/mail/m/" + shown + "/";
+      var next = still ? neighbourOf(still, gone) : neighbourById(shown, gone);
+      var nextLink = next ? next.querySelector("a.open[hx-get]") : null;
+      if (nextLink && window.htmx) {
+        // Loaded here rather than by a click: the row may be one htmx has not
+        // processed yet (the list was just replaced), and a click would leave the page.
+        rows().forEach(function (r) { r.classList.toggle("active", r === next); });
+        anchor = next;
+        window.htmx.ajax("GET", nextLink.getAttribute("hx-get"), { target: "#reader", swap: "innerHTML" });
+        var state = window.history.state;
+        if (nextLink.getAttribute("hx-push-url")) { window.history.replaceState(state, "", nextLink.getAttribute("hx-push-url")); }
+        return;
+      }
+      reader.innerHTML = "";
+      if (singlePane() && screen().classList.contains("reading")) { backToList(); }
+      return;
+    }
+    // Not after "Mark as unread": reloading the open message would mark it read again.
+    if (detail.action !== "seen" && detail.action !== "unseen" && window.htmx) {
       window.htmx.ajax("GET", "/mail/m/" + open + "/", { target: "#reader", swap: "innerHTML" });
     }
   });
 
   document.body.addEventListener("htmx:afterSettle", function (event) {
     var target = event.target;
+    if (target && target.id === "reader") {
+      var shownId = openMessageId();
+      if (shownId) { rows().forEach(function (r) { r.classList.toggle("active", r.dataset.id === shownId); }); }
+    }
     if (target && (target.id === "list" || target.closest && target.closest("#list"))) {
       var present = new Set(rows().map(function (r) { return r.dataset.id; }));
       selected.forEach(function (id) { if (!present.has(id)) { selected.delete(id); } });
@@ -236,6 +335,7 @@
     else if (key === "#") { act("delete"); }
     else if (key === "e") { act("archive"); }
     else if (key === "u") { act("unseen"); }
+    else if (key === "z") { handled = undoLast(); }
     else if (key === "r" || key === "a" || key === "f") {
       var link = document.querySelector('#reader [data-key="' + key + '"]');
       if (link) { link.click(); } else { handled = false; }
@@ -257,6 +357,32 @@
   var phone = window.matchMedia("(max-width: 800px)");
   var SCROLL_KEY = "posta-list-scroll:";
   var BACK_KEY = "posta-opened-from:";
+
+  // The same single pane on wide screens when the user picks "List only". The page
+  // switches at once; the choice is kept on the server for the user (it follows
+  // them to another browser) and the server renders the next page with it.
+  var listOnlyNow = null;
+  function listOnly() { var s = screen(); return !!s && s.classList.contains("list-only"); }
+  function singlePane() { return phone.matches || listOnly(); }
+  function applyLayout(on, save) {
+    var s = screen(), button = document.getElementById("layout-switch");
+    if (!s) { return; }
+    s.classList.toggle("list-only", on);
+    listOnlyNow = on;
+    if (button) { button.setAttribute("aria-pressed", on ? "true" : "false"); }
+    if (save && window.htmx && s.dataset.listOnlyUrl) {
+      window.htmx.ajax("POST", s.dataset.listOnlyUrl, { source: document.body, values: { on: on ? "1" : "0" }, swap: "none" });
+    }
+  }
+  function restoreLayout() {
+    // A page from htmx's history was rendered before a later switch.
+    if (listOnlyNow !== null) { applyLayout(listOnlyNow, false); }
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("#layout-switch") : null;
+    if (button) { applyLayout(!listOnly(), true); }
+  });
+  document.body.addEventListener("htmx:historyRestore", restoreLayout);
 
   function listBody() { return document.getElementById("list"); }
   function listPath(url) {
@@ -389,5 +515,5 @@
     applySplit(next, true);
   }, true);
 
-  document.addEventListener("DOMContentLoaded", function () { updateTitle(); paint(); restoreSplit(); followLocation({ restoreScroll: false }); });
+  document.addEventListener("DOMContentLoaded", function () { updateTitle(); paint(); restoreSplit(); restoreLayout(); followLocation({ restoreScroll: false }); });
 })();

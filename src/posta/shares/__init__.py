@@ -1,0 +1,1 @@
+"""Shared conversations: the Shared special folder (DESIGN §5, §9)."""
