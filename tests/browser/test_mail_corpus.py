@@ -39,7 +39,10 @@ RESET = (
     "\n<!-- -->\"'></title></textarea></style></script></xmp></noembed></noframes>"
     "</noscript></iframe></template></select></option></table></svg></math>\n<hr>\n"
 )
-HOST = re.compile(r"(?i)(?<=//)[a-z0-9.-]+\.[a-z]{2,}(?::\d+)?")
+# A named host, with its scheme if it has one: the counting server speaks plain HTTP,
+# so an https address is pointed at it as http (else the proxy's fetch fails and the
+# frame logs the proxy's 404, which says nothing about the sanitizer).
+HOST = re.compile(r"(?i)(https?:)?//[a-z0-9.-]+\.[a-z]+(?::\d+)?")
 FOREIGN = ("<svg", "<math", "<template", "<noscript", "<style", "<script", "<plaintext")
 
 
@@ -55,7 +58,10 @@ def vectors() -> list[str]:
 def batches(local: str) -> list[str]:
     """The vectors, every host pointed at `local`, in batches; `<plaintext>` (which
     nothing closes) only at the end of a batch."""
-    chosen = [HOST.sub(local, payload) for payload in vectors()]
+    def point(match: re.Match[str]) -> str:
+        return ("http:" if match.group(1) else "") + "//" + local
+
+    chosen = [HOST.sub(point, payload) for payload in vectors()]
     chosen.sort(key=lambda payload: "<plaintext" in payload.lower())
     out = []
     for start in range(0, len(chosen), BATCH):

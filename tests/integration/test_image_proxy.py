@@ -162,6 +162,21 @@ def test_fetch_image_names_why_it_refused(counting_server: CountingServer) -> No
     assert counting_server.hits == ["/x.png"]
 
 
+def test_an_image_address_is_sent_encoded_as_a_browser_would(
+    counting_server: CountingServer,
+) -> None:
+    """Mail names images with spaces and accents in their paths; the proxy asks for
+    them percent-encoded, and leaves an address already encoded as it is."""
+    allowed = ProxyRule(allowed_hosts=("127.0.0.0/8",), ports=frozenset({counting_server.port}))
+    for path in ("/my logo.png?v=1 2", "/caf\u00e9.png", "/ready%20made.png"):
+        assert fetch_image(counting_server.url(path), rule=allowed).data == PNG
+    assert counting_server.hits == [
+        "/my%20logo.png?v=1%202",
+        "/caf%C3%A9.png",
+        "/ready%20made.png",
+    ]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("language", "text"),

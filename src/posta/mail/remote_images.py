@@ -31,13 +31,16 @@ import http.client
 import socket
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from posta.core.netguard import GuardError, resolve_allowed
 
 MAX_BYTES = 5 * 1024 * 1024
 TIMEOUT = 8.0
 MAX_REDIRECTS = 3
+# What a path or query keeps as it is when sent (RFC 3986 reserved and unreserved
+# characters, and "%" so that an encoded address is not encoded twice).
+URL_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 IMAGE_TYPES = frozenset(
     {
         "image/png",
@@ -149,9 +152,9 @@ def _open(
         raise ImageFetchError(exc.code) from exc
     cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = cls(parts.hostname, port, address, TIMEOUT)
-    path = parts.path or "/"
+    path = _encoded(parts.path) or "/"
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + _encoded(parts.query)
     try:
         connection.request(
             "GET",
@@ -163,3 +166,10 @@ def _open(
         connection.close()
         raise ImageFetchError("network") from exc
     return response, connection
+
+
+def _encoded(part: str) -> str:
+    """A path or query as a browser sends it: spaces, controls and non-ASCII
+    percent-encoded (UTF-8), what is already encoded left alone. Mail often names an
+    image with a space in it, which http.client would refuse."""
+    return quote(part, safe=URL_SAFE)

@@ -240,10 +240,11 @@ def _image_proxy_rule() -> remote_images.ProxyRule:
 
 @require_GET
 def image(request: HttpRequest, user_id: int, message_id: int) -> HttpResponse:
-    """The image proxy. The frame asks for images from an opaque origin, so its
-    requests may come without the session cookie: the URL's signature (made when
-    Posta showed the message to that user, over user, message and URL) is what
-    admits it. A signed-in user other than the one signed for gets 404."""
+    """The image proxy. The URL's signature (made when Posta showed the message to
+    that user, over user, message and URL) is what admits a request, so a frame that
+    sends no cookie (a print page's opaque origin) still gets its images. A signed-in
+    user other than the one signed for gets 404, and so does an image the remote
+    server would not give."""
     if request.user.is_authenticated and request.user.pk != user_id:
         raise Http404
     url = params.text(request.GET, "u", max_length=MAX_IMAGE_URL, strip=False)
