@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 RUN_DEBS := python3 python3-venv gettext ca-certificates
 TEST_DEBS := $(RUN_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve \
 	dovecot-managesieved chromium fonts-dejavu-core isync
-PYTEST_ARGS ?=
+# The slowest tests are listed at the end of each run, to keep the suite short.
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: run test system-run system-test venv venv-test lint messages clean
 

@@ -43,8 +43,22 @@ def _received_unread(user: User) -> QuerySet[Share]:
     )
 
 
-def unread_count(user: User) -> int:
-    """Shares with something I have not seen: the Shared folder's badge."""
+def takes_part(user: User) -> bool:
+    """Whether any share concerns `user` (theirs, shared with them, or with
+    everyone): one small query that spares the poll the badge's and the notices'
+    queries for the many users who share nothing."""
+    return Share.objects.filter(
+        Q(owner=user)
+        | Q(everyone=True)
+        | Q(pk__in=ShareRecipient.objects.filter(user=user).values("share_id"))
+    ).exists()
+
+
+def unread_count(user: User, *, involved: bool | None = None) -> int:
+    """Shares with something I have not seen: the Shared folder's badge.
+    `involved` is `takes_part(user)` when the caller knows it already."""
+    if not (takes_part(user) if involved is None else involved):
+        return 0
     received = _received_unread(user).count()
     owned = (
         Share.objects.filter(owner=user)
@@ -106,9 +120,13 @@ def _notice_text(share: Share) -> str:
     return _("%(who)s shared “%(subject)s” with you.") % {"who": who, "subject": subject}
 
 
-def take_notices(user: User, *, now: datetime | None = None) -> list[Notice]:
+def take_notices(
+    user: User, *, now: datetime | None = None, involved: bool | None = None
+) -> list[Notice]:
     """What happened on my shares since the last notice (by others), once: the live
     poll shows each in the page."""
+    if not (takes_part(user) if involved is None else involved):
+        return []
     now = now or timezone.now()
     notices: list[Notice] = []
     received = list(

@@ -152,10 +152,11 @@ def _format_dates(rows: list[queries.Row]) -> None:
             row.when = formats.date_format(local, "SHORT_DATE_FORMAT")
 
 
-def sidebar_of(user: User) -> queries.Sidebar:
-    """The folder list, with the Shared folder's unread badge."""
+def sidebar_of(user: User, *, involved: bool | None = None) -> queries.Sidebar:
+    """The folder list, with the Shared folder's unread badge (`involved`: whether
+    any share concerns the user, when the caller knows)."""
     folders = queries.sidebar(user)
-    folders.shared_unread = share_folder.unread_count(user)
+    folders.shared_unread = share_folder.unread_count(user, involved=involved)
     return folders
 
 
@@ -300,16 +301,17 @@ def poll(request: HttpRequest) -> HttpResponse:
     key = params.text(request.GET, "scope", max_length=MAX_SCOPE_LENGTH)
     scope = parse_scope(user, request.GET)
     marker = queries.newest_marker(user, scope) if scope else ""
+    involved = share_folder.takes_part(user)
     response = render(
         request,
         "web/mail/_poll.html",
         {
-            "sidebar": sidebar_of(user),
+            "sidebar": sidebar_of(user, involved=involved),
             "scope_key": key,
             "marker": marker,
             "poll_seconds": POLL_SECONDS,
             "oob": True,
-            "share_notices": share_folder.take_notices(user),
+            "share_notices": share_folder.take_notices(user, involved=involved),
         },
     )
     if scope is not None and marker != params.text(
